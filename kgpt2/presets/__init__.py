@@ -1,0 +1,32 @@
+"""GPT-2 presets: the official KerasHub ones and built-in offline ones.
+
+Example:
+```python
+import kgpt2
+
+for info in kgpt2.presets.list():
+    print(info.name, info.params, info.source)
+```
+"""
+
+from kgpt2.presets.catalog import OFFICIAL_PRESETS
+from kgpt2.presets.catalog import RANDOM_PRESETS
+from kgpt2.presets.catalog import PresetInfo
+from kgpt2.presets.catalog import list_presets as list  # noqa: A001
+from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
+from kgpt2.presets.loading import PresetError
+from kgpt2.presets.loading import load
+from kgpt2.presets.loading import save
+from kgpt2.presets.tokenizer import gpt2_tokenizer
+
+__all__ = [
+    "MAX_SEQUENCE_LENGTH",
+    "OFFICIAL_PRESETS",
+    "RANDOM_PRESETS",
+    "PresetError",
+    "PresetInfo",
+    "gpt2_tokenizer",
+    "list",
+    "load",
+    "save",
+]

@@ -1,0 +1,56 @@
+import subprocess
+import sys
+
+import pytest
+
+from kgpt2.cli import main
+
+
+def test_presets_lists_all_seven(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in [
+        "gpt2_base_en", "gpt2_medium_en", "gpt2_large_en", "gpt2_extra_large_en",
+        "gpt2_base_en_cnn_dailymail", "gpt2_tiny_random", "gpt2_base_random",
+    ]:
+        assert name in out
+    assert "124,439,808" in out
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "presets" in out and "demo" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: kgpt2" in capsys.readouterr().out
+
+
+def test_demo_bad_preset_is_a_clear_error(capsys):
+    assert main(["demo", "--preset", "gpt3_huge", "--steps", "1"]) == 1
+    assert "Unknown preset 'gpt3_huge'" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "kgpt2", "presets"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gpt2_tiny_random" in result.stdout
+
+
+def test_demo_runs_and_loss_falls(capsys):
+    from kgpt2.demo import run
+
+    lines = []
+    result = run(steps=30, batch_size=4, sequence_length=48, max_length=24, print_fn=lines.append)
+    assert result["losses"][-1] < result["losses"][0]
+    assert set(result["samples"]) == {"greedy", "top_k"}
+    assert all(text.startswith("春眠不觉晓") for text in result["samples"].values())
+    assert all(speed > 0 for speed in result["tokens_per_second"].values())
+    assert any("tokens/s" in line for line in lines)

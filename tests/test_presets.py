@@ -1,0 +1,140 @@
+import json
+
+import numpy as np
+import pytest
+
+import kgpt2
+from kgpt2.presets import OFFICIAL_PRESETS
+from kgpt2.presets import PresetError
+
+
+def test_tokenizer_is_real_gpt2(tiny_lm):
+    tokenizer = tiny_lm.preprocessor.tokenizer
+    assert list(np.asarray(tokenizer("Hello world"))) == [15496, 995]
+    assert list(np.asarray(tokenizer(" tokenization"))) == [11241, 1634]
+    assert tokenizer.vocabulary_size() == 50257
+    assert tokenizer.token_to_id("<|endoftext|>") == 50256
+
+
+def test_load_returns_causal_lm_with_preprocessor(tiny_lm):
+    import keras_hub
+
+    assert isinstance(tiny_lm, keras_hub.models.GPT2CausalLM)
+    assert isinstance(tiny_lm.preprocessor, keras_hub.models.GPT2CausalLMPreprocessor)
+    assert tiny_lm.preprocessor.sequence_length == 64
+
+
+def test_random_presets_are_seeded():
+    a = kgpt2.load("gpt2_tiny_random", seed=3).get_weights()
+    b = kgpt2.load("gpt2_tiny_random", seed=3).get_weights()
+    c = kgpt2.load("gpt2_tiny_random", seed=4).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_save_load_round_trip(tiny_lm, tmp_path):
+    import keras_hub
+
+    folder = kgpt2.save(tiny_lm, tmp_path / "preset")
+    for loaded in (
+        kgpt2.load(folder),
+        keras_hub.models.GPT2CausalLM.from_preset(str(folder)),
+    ):
+        assert all(
+            np.array_equal(x, y)
+            for x, y in zip(tiny_lm.get_weights(), loaded.get_weights())
+        )
+        assert loaded.preprocessor.sequence_length == 64
+        assert list(np.asarray(loaded.preprocessor.tokenizer("Hello world"))) == [15496, 995]
+    # Saving again over the same folder replaces it and leaves no staging dirs.
+    kgpt2.save(tiny_lm, folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preset"]
+
+
+def test_load_overrides_sequence_length_of_saved_preset(tiny_lm, tmp_path):
+    folder = kgpt2.save(tiny_lm, tmp_path / "preset")
+    assert kgpt2.load(folder, sequence_length=128).preprocessor.sequence_length == 128
+
+
+def test_base_random_has_gpt2_base_shape():
+    from kgpt2.presets.catalog import backbone_config, count_parameters
+
+    config = backbone_config("gpt2_base_random")
+    assert (config["num_layers"], config["num_heads"], config["hidden_dim"]) == (12, 12, 768)
+    assert config["intermediate_dim"] == 3072
+    assert count_parameters(config) == 124439808
+
+
+def test_parameter_count_matches_a_built_model(tiny_lm):
+    from kgpt2.presets.catalog import backbone_config, count_parameters
+
+    assert count_parameters(backbone_config("gpt2_tiny_random")) == tiny_lm.backbone.count_params()
+
+
+def test_catalog_matches_keras_hub_metadata():
+    import keras_hub
+
+    rows = {row.name: row for row in kgpt2.presets.list()}
+    assert set(rows) == {*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"}
+    for name in OFFICIAL_PRESETS:
+        expected = keras_hub.models.GPT2Backbone.presets[name]["metadata"]["params"]
+        assert rows[name].params == expected, name
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PRESETS))
+def test_official_presets_fail_offline_with_clear_message(name, tmp_path, monkeypatch):
+    # An empty kagglehub cache forces a real download attempt.
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
+    with pytest.raises(PresetError) as info:
+        kgpt2.load(name)
+    message = str(info.value)
+    assert name in message
+    assert "kaggle://keras/gpt2/keras/" in message
+    assert "gpt2_tiny_random" in message and "gpt2_base_random" in message
+
+
+def test_hf_handle_fails_offline_with_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(PresetError, match="hf://someone/gpt2-thing.*gpt2_tiny_random"):
+        kgpt2.load("hf://someone/gpt2-thing")
+
+
+def test_unknown_name_lists_known_presets():
+    with pytest.raises(PresetError, match="Unknown preset 'gpt3_huge'.*gpt2_base_en"):
+        kgpt2.load("gpt3_huge")
+
+
+def test_missing_directory_is_named(tmp_path):
+    with pytest.raises(PresetError, match="does not exist"):
+        kgpt2.load(str(tmp_path / "nope"))
+
+
+def test_directory_without_config_is_refused(tmp_path):
+    with pytest.raises(PresetError, match="no config.json"):
+        kgpt2.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["gpt2_tiny_random", "gpt2_base_en"])
+def test_sequence_length_above_1024_refused_before_any_work(name, monkeypatch):
+    import keras_hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("must not start loading")
+
+    monkeypatch.setattr(keras_hub.models.GPT2CausalLM, "from_preset", no_download)
+    with pytest.raises(PresetError, match="1025.*1024"):
+        kgpt2.load(name, sequence_length=1025)
+
+
+def test_sequence_length_checked_against_local_preset(tiny_lm, tmp_path):
+    folder = kgpt2.save(tiny_lm, tmp_path / "preset")
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["max_sequence_length"] = 128
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PresetError, match="129.*128 positions"):
+        kgpt2.load(folder, sequence_length=129)
+
+
+def test_sequence_length_must_be_an_integer():
+    with pytest.raises(PresetError, match="integer"):
+        kgpt2.load("gpt2_tiny_random", sequence_length="64")
