@@ -81,6 +81,15 @@ def test_packed_windows_are_the_separated_token_stream(tokenizer):
     np.testing.assert_array_equal(np.concatenate(got_x), expected[:, :-1])
     np.testing.assert_array_equal(np.concatenate(got_y), expected[:, 1:])
     assert np.concatenate(got_mask).all() and np.concatenate(got_w).all()
+    assert len(data) == -(-windows // 3)  # Known cardinality: progress bars, schedules.
+
+
+def test_packed_take_bounds_the_windows(tokenizer):
+    data = kgpt2.data.from_texts(
+        ["Some words to pack."] * 1000, batch_size=3, take=2, pack=True,
+        sequence_length=8, tokenizer=tokenizer,
+    )
+    assert len(data) == 2 and [x["token_ids"].shape[0] for x, _, _ in data] == [3, 3]
 
 
 def test_packed_output_has_the_preprocessor_structure(tiny_lm):
@@ -100,13 +109,15 @@ def test_token_stats_counts_padding(tiny_lm, tokenizer):
     data = kgpt2.data.from_texts(["Hello world"] * 10, batch_size=4)
     stats = kgpt2.data.token_stats(data, tiny_lm.preprocessor)
     # [start] Hello world [end], then padding up to 64 positions.
-    assert stats == {"sequences": 10, "positions": 640, "tokens": 40,
+    # The labels are the inputs shifted by one: [start] is never a target.
+    assert stats == {"sequences": 10, "positions": 640, "tokens": 40, "targets": 30,
                      "padding_fraction": pytest.approx(1 - 40 / 640)}
     packed = kgpt2.data.from_texts(
         ["Hello world"] * 100, pack=True, sequence_length=16, tokenizer=tokenizer
     )
     stats = kgpt2.data.token_stats(packed)
     assert stats["sequences"] == 300 // 17 and stats["padding_fraction"] == 0
+    assert stats["tokens"] == stats["targets"] == stats["sequences"] * 16
 
 
 @pytest.mark.parametrize(

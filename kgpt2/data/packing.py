@@ -26,35 +26,44 @@ def _token_rows(tokenizer, batch):
     return rows  # Other backends: a list of lists of ints.
 
 
-def _windows(texts, tokenizer, window):
-    """Yield `[n, window]` int32 arrays of consecutive full windows."""
+def pack_tokens(texts, tokenizer, window, max_windows=None):
+    """Return a `[n, window]` int32 array: the separated token stream, cut.
+
+    Tokenizes `TOKENIZE_BATCH` texts at a time and stops as soon as
+    `max_windows` windows are full, so `take` bounds the work.
+    """
     import numpy as np
 
     separator = np.array([END_OF_TEXT_ID], np.int32)
-    carry = np.zeros([0], np.int32)
+    pieces, length = [], 0
     for batch in texts.batch(TOKENIZE_BATCH):
-        pieces = [carry]
         for row in _token_rows(tokenizer, batch):
             pieces += [separator, np.asarray(row, np.int32)]
-        stream = np.concatenate(pieces)
-        full = len(stream) // window * window
-        yield stream[:full].reshape(-1, window)
-        carry = stream[full:]
+            length += 1 + len(row)
+        if max_windows is not None and length >= max_windows * window:
+            break
+    stream = np.concatenate(pieces) if pieces else np.zeros([0], np.int32)
+    count = len(stream) // window
+    if max_windows is not None:
+        count = min(count, max_windows)
+    return stream[: count * window].reshape(count, window)
 
 
-def pack(texts, tokenizer, sequence_length):
+def pack(texts, tokenizer, sequence_length, max_windows=None):
     """Turn a `tf.data.Dataset` of strings into packed training windows.
 
-    Tokenization runs eagerly, a batch of texts at a time: for KerasHub's
-    BPE tokenizer that is several times faster than inside a `tf.data` map
-    on a first pass, and it skips the seconds that tracing costs. Cache the
-    result (the pipelines do by default) so that it runs once.
+    The texts are tokenized when the pipeline is built, eagerly, a batch at
+    a time: for KerasHub's BPE tokenizer that is several times faster than
+    inside a `tf.data` map on a first pass, and the windows' number is then
+    known, so `len(dataset)`, progress bars and learning-rate schedules work.
+    The windows are held in memory (4 bytes a token).
 
     Args:
         texts: a dataset of scalar strings, in the order to concatenate.
         tokenizer: the model's tokenizer, e.g. `lm.preprocessor.tokenizer`.
         sequence_length: the model input length; windows hold one more
             token so that inputs and labels are the same window shifted.
+        max_windows: stop after this many windows (None: use every text).
 
     Returns:
         An unbatched dataset of `(x, y, sample_weight)` triples with the
@@ -74,18 +83,14 @@ def pack(texts, tokenizer, sequence_length):
     """
     import tensorflow as tf
 
-    window = sequence_length + 1
+    windows = pack_tokens(texts, tokenizer, sequence_length + 1, max_windows)
 
     def to_inputs(tokens):
         mask = tf.ones([sequence_length], tf.bool)
         x = {"token_ids": tokens[:-1], "padding_mask": mask}
         return x, tokens[1:], mask
 
-    windows = tf.data.Dataset.from_generator(
-        lambda: _windows(texts, tokenizer, window),
-        output_signature=tf.TensorSpec([None, window], tf.int32),
-    )
-    return windows.unbatch().map(to_inputs)
+    return tf.data.Dataset.from_tensor_slices(windows).map(to_inputs)
 
 
 def is_preprocessed(dataset):

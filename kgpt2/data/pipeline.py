@@ -17,8 +17,8 @@ them accept the same keywords with the same defaults:
   ones when `shuffle=False`), and a `(train, validation)` pair is returned.
   The validation set is never shuffled; `take` caps it too.
 - `pack=False`, `sequence_length=None`, `tokenizer=None`: with `pack=True`
-  the texts are tokenized and packed into full windows (see
-  `kgpt2.data.packing`); both other options are then required.
+  the texts are tokenized and packed into full windows when the pipeline is
+  built (see `kgpt2.data.packing`); both other options are then required.
 
 Unpacked pipelines yield batches of strings, what `GPT2CausalLM.fit` with
 its preprocessor attached expects. Packed pipelines yield `(x, y,
@@ -31,10 +31,8 @@ import numbers
 from kgpt2.data.errors import DataError
 from kgpt2.data.packing import pack as pack_windows
 
-# Shuffle buffers when the number of elements is unknown (streamed TFDS
-# texts, packed windows): about 64 MB of int32 tokens for packed windows.
+# The shuffle buffer when the number of texts is unknown (a streamed dataset).
 TEXT_SHUFFLE_BUFFER = 10_000
-TOKEN_SHUFFLE_BUFFER = 2**24
 
 
 def _positive_int(value, name, allow_none=False):
@@ -116,7 +114,7 @@ def _split(dataset, count, fraction, shuffle, seed, source):
 
 
 def _require_examples(dataset, count, source, pack, sequence_length, part):
-    """Raise if `dataset` is empty; a peek costs one element, before caching."""
+    """Raise if `dataset` is empty; a peek reads one element, before caching."""
     if count is not None:
         empty = count == 0
     else:
@@ -137,8 +135,9 @@ def _finish(dataset, count, training, source, options):
 
     batch_size, take = options["batch_size"], options["take"]
     if options["pack"]:
-        dataset = pack_windows(dataset, options["tokenizer"], options["sequence_length"])
-        count = None
+        wanted = None if take is None else take * batch_size
+        dataset = pack_windows(dataset, options["tokenizer"], options["sequence_length"], wanted)
+        count = int(dataset.cardinality())
     if take is not None:
         dataset = dataset.take(take * batch_size)
         count = None if count is None else min(count, take * batch_size)
@@ -150,12 +149,8 @@ def _finish(dataset, count, training, source, options):
             str(cache) + ("" if training else ".validation")
         )
     if options["shuffle"] and training:
-        if count is not None:
-            buffer = count  # Everything is cached in memory anyway.
-        elif options["pack"]:
-            buffer = max(1, TOKEN_SHUFFLE_BUFFER // (options["sequence_length"] + 1))
-        else:
-            buffer = TEXT_SHUFFLE_BUFFER
+        # Known counts are in memory anyway (cached, or packed windows).
+        buffer = count if count is not None else TEXT_SHUFFLE_BUFFER
         if take is not None:
             buffer = min(buffer, take * batch_size)
         dataset = dataset.shuffle(buffer, seed=options["seed"], reshuffle_each_iteration=True)

@@ -12,8 +12,9 @@ def token_stats(dataset, preprocessor=None):
 
     Returns:
         A dict: `sequences`, `positions` (sequences x sequence_length),
-        `tokens` (non-padding positions of `padding_mask`) and
-        `padding_fraction` (1 - tokens / positions).
+        `tokens` (non-padding input positions, from `padding_mask`),
+        `targets` (label positions the loss counts, from `sample_weight`)
+        and `padding_fraction` (1 - tokens / positions).
 
     Example:
     ```python
@@ -26,22 +27,25 @@ def token_stats(dataset, preprocessor=None):
     """
     import numpy as np
 
+    from kgpt2.data.errors import DataError
     from kgpt2.data.packing import is_preprocessed
 
     preprocessed = is_preprocessed(dataset)
     if not preprocessed and preprocessor is None:
         raise ValueError("token_stats() needs the preprocessor for a dataset of strings.")
-    sequences = positions = tokens = 0
+    sequences = positions = tokens = targets = 0
     for batch in dataset:
         # Called eagerly, batch by batch: no graph to trace.
-        x, _, _ = batch if preprocessed else preprocessor(batch)
+        x, _, weights = batch if preprocessed else preprocessor(batch)
         mask = np.asarray(x["padding_mask"])
         sequences += mask.shape[0]
         positions += mask.size
         tokens += int(mask.sum())
+        targets += int(np.asarray(weights).sum())
     return {
         "sequences": sequences,
         "positions": positions,
         "tokens": tokens,
+        "targets": targets,
         "padding_fraction": 1 - tokens / positions if positions else 0.0,
     }
