@@ -110,16 +110,19 @@ def _load_arrays(path, variables, what, checkpoint):
 
 
 def _save_preset(lm, folder):
-    policy = lm.backbone.dtype_policy
-    # KerasHub can't load a preset whose config names a mixed policy, so a
-    # mixed-precision model is saved as its (float32) variable dtype; the
-    # weights are float32 either way.
-    if policy.compute_dtype != policy.variable_dtype:
-        lm.backbone.dtype_policy = policy.variable_dtype
+    # Save a mixed-precision model as float32 (its weights' dtype): KerasHub
+    # can't load a preset whose config names a mixed policy, and Keras would
+    # merge LoRA weights in the half-precision compute dtype.
+    layers = [lm, *lm.backbone._flatten_layers(include_self=True)]
+    policies = [layer.dtype_policy for layer in layers]
     try:
+        for layer, policy in zip(layers, policies):
+            if policy.compute_dtype != policy.variable_dtype:
+                layer.dtype_policy = policy.variable_dtype
         lm.save_to_preset(str(folder))
     finally:
-        lm.backbone.dtype_policy = policy
+        for layer, policy in zip(layers, policies):
+            layer.dtype_policy = policy
 
 
 def _check_same_architecture(lm, preset):

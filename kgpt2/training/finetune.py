@@ -141,9 +141,9 @@ def finetune(
 
     Args:
         lm: a `GPT2CausalLM` (e.g. `kgpt2.load("gpt2_base_en")`).
-        train_ds: a batched `tf.data.Dataset` of strings, or of tokenized
-            `(x, y, sample_weight)` batches (e.g. from `kgpt2.data`); the
-            preprocessor is detached from `lm` while fitting those.
+        train_ds: a batched `tf.data.Dataset` of strings (tokenized with
+            `lm.preprocessor`), or of tokenized `(x, y, sample_weight)`
+            batches (e.g. packed ones from `kgpt2.data`).
         val_ds: an optional validation dataset of the same kind, evaluated
             after each epoch (val_loss and val_perplexity in metrics.csv).
         epochs: passes over `train_ds`; with `steps`, the number of epochs
@@ -200,6 +200,7 @@ def finetune(
     from kgpt2.training.callbacks import TokensPerSecond
     from kgpt2.training.callbacks.metrics_csv import truncate_metrics
     from kgpt2.training.checkpoints import RunDirectory
+    from kgpt2.training.batches import RunBatches
     from kgpt2.training.plot import plot_loss_curve
     from kgpt2.training.preprocessing import detached_preprocessor
 
@@ -305,32 +306,40 @@ def finetune(
             )
         all_callbacks.extend(extra_callbacks)
 
-        import tensorflow as tf
-
-        # One stream of batches over all epochs: step k of the run is always
-        # batch k of it, so a resumed run skips exactly what was trained.
-        stream = train_ds if train_ds.cardinality() == tf.data.INFINITE_CARDINALITY else train_ds.repeat()
         print_fn(
             f"Fine-tuning {run.path}: steps {start_step + 1}-{total_steps} "
             f"({steps_per_epoch} per epoch), learning rate {learning_rate:g}, "
             f"Keras backend {keras.config.backend()}"
         )
+        # kgpt2 feeds model inputs itself (text is tokenized here), so the
+        # preprocessor stays detached during fit: KerasHub would apply it again.
+        text_preprocessor = None if tokenized else preprocessor
+        batches = RunBatches(train_ds, start_step, text_preprocessor)
+        if val_ds is not None and not tokenized:
+            val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
         history = {}
-        with detached_preprocessor(lm, detach=tokenized), interrupt:
+        with detached_preprocessor(lm), interrupt:
             for segment in fit_segments(start_step, total_steps, steps_per_epoch):
-                segment_history = lm.fit(
-                    stream.skip(segment.first_step),
+                step_before = checkpointer.step
+                # The batches are model inputs already: skip KerasHub's
+                # fit, which would only add preprocessing (and can't take
+                # a generator), for Keras's own.
+                segment_history = keras.Model.fit(
+                    lm,
+                    batches.generator(),
                     initial_epoch=segment.initial_epoch,
                     epochs=segment.epochs,
                     steps_per_epoch=segment.steps_per_epoch,
                     validation_data=val_ds,
                     callbacks=all_callbacks,
+                    shuffle=False,  # the dataset's own order, resumable
                     verbose=0,
                 )
                 for key, values in segment_history.history.items():
                     history.setdefault(key, []).extend(values)
                 if lm.stop_training:
                     break
+                batches.keep_unused(trained=checkpointer.step - step_before)
 
         if nan_stop.stopped_step is not None:
             stop_reason, message = "nan", nan_stop.message

@@ -1,9 +1,10 @@
-"""Train on tokenized datasets: detach the preprocessor from `lm` during fit.
+"""Fit with the preprocessor detached from `lm`, and reattach it when needed.
 
-KerasHub's `fit` maps `lm.preprocessor` over every dataset it is given, so a
-dataset that already yields `(x, y, sample_weight)` token batches would be
-tokenized twice and fail. These context managers detach the preprocessor for
-such datasets and always reattach it, also when training raises.
+KerasHub's `fit` maps `lm.preprocessor` over every dataset it is given, so
+batches that are already model inputs (tokenized datasets, or text that
+kgpt2 tokenized itself) would be tokenized again and fail. These context
+managers detach the preprocessor and always reattach it, also when
+training raises; callbacks reattach it briefly to save or generate.
 """
 
 import contextlib
@@ -28,8 +29,8 @@ def is_tokenized(dataset):
 
 
 @contextlib.contextmanager
-def detached_preprocessor(lm, detach=True):
-    """Set `lm.preprocessor = None` inside the block (if `detach`), then restore it.
+def detached_preprocessor(lm):
+    """Set `lm.preprocessor = None` inside the block, then restore it.
 
     Example:
     ```python
@@ -43,13 +44,11 @@ def detached_preprocessor(lm, detach=True):
     ```
     """
     preprocessor = lm.preprocessor
-    if detach:
-        lm.preprocessor = None
+    lm.preprocessor = None
     try:
         yield preprocessor
     finally:
-        if detach:
-            lm.preprocessor = preprocessor
+        lm.preprocessor = preprocessor
 
 
 @contextlib.contextmanager
