@@ -21,6 +21,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kgpt2 import presets  # noqa: E402
+from kgpt2 import data  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
