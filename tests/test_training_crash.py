@@ -118,28 +118,39 @@ def test_ctrl_c_saves_the_current_step_before_exiting(tmp_path, tokens, jax_cach
     assert loaded.preprocessor.sequence_length == SEQUENCE_LENGTH
 
 
-@pytest.mark.parametrize("pause_in", ["staging", "pointer"])
-def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, pause_in, jax_cache):
-    checkpoints = tmp_path / "checkpoint"
-    child = Child("save", dict(checkpoint_dir=str(checkpoints), pause_in=pause_in, jax_cache=jax_cache), tmp_path)
-    child.wait_for("SAVED step 1")
-    child.wait_for("PAUSED")
-    child.process.send_signal(signal.SIGKILL)
-    returncode, output = child.finish()
-    assert returncode == -signal.SIGKILL and "SAVED step 2" not in output
-    run_dir = checkpoints / "run1"
-    leftovers = {"staging": ".staging-ckpt-00000002-", "pointer": "ckpt-00000002-"}[pause_in]
-    assert any(name.startswith(leftovers) for name in os.listdir(run_dir))
-
-    # The run loads, as step 1 (the seed-0 weights, before the child changed them).
-    loaded = kgpt2.load(run_dir)
+def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, jax_cache):
+    # Two kill points, in two children started together: while the new
+    # checkpoint is being written, and after it is complete but before
+    # LATEST names it.
+    children = {
+        pause_in: Child(
+            "save",
+            dict(checkpoint_dir=str(tmp_path / pause_in), pause_in=pause_in, jax_cache=jax_cache),
+            tmp_path / pause_in,
+        )
+        for pause_in in ["staging", "pointer"]
+        if (tmp_path / pause_in).mkdir() is None
+    }
     original = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), original.get_weights()))
-    # Training resumes from it, and the next save clears the leftovers.
     kgpt2.compile(original, steps=10)
-    with RunDirectory.open(checkpoints, "run1") as run:
-        assert run.latest().step == 1
-        run.restore(original, run.latest())
-        run.save(original, step=3, state={})
-    assert sorted(name for name in os.listdir(run_dir) if "ckpt" in name)[0].startswith("ckpt-00000003-")
-    assert len([name for name in os.listdir(run_dir) if "ckpt" in name]) == 1
+    for pause_in, child in children.items():
+        child.wait_for("SAVED step 1")
+        child.wait_for("PAUSED")
+        child.process.send_signal(signal.SIGKILL)
+        returncode, output = child.finish()
+        assert returncode == -signal.SIGKILL and "SAVED step 2" not in output
+        run_dir = tmp_path / pause_in / "run1"
+        leftover = {"staging": ".staging-ckpt-00000002-", "pointer": "ckpt-00000002-"}[pause_in]
+        assert any(name.startswith(leftover) for name in os.listdir(run_dir))
+
+        # The run loads, as step 1: the seed-0 weights the child saved
+        # before changing them.
+        loaded = kgpt2.load(run_dir)
+        assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), original.get_weights()))
+        # Training resumes from it, and the next save clears the leftovers.
+        with RunDirectory.open(tmp_path / pause_in, "run1") as run:
+            assert run.latest().step == 1
+            run.restore(original, run.latest())
+            run.save(original, step=3, state={})
+        remaining = [name for name in os.listdir(run_dir) if "ckpt" in name]
+        assert len(remaining) == 1 and remaining[0].startswith("ckpt-00000003-"), remaining

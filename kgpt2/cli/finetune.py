@@ -51,8 +51,9 @@ def register(subparsers):
 
 def run(args):
     import kgpt2
-    import kgpt2.data
+    from kgpt2.training import validate_run_name
 
+    validate_run_name(args.run_name)  # before loading a large model
     lm = kgpt2.load(args.preset, sequence_length=args.sequence_length)
     data = kgpt2.data.from_spec(
         args.data,

@@ -64,9 +64,10 @@ def _check_count(value, label, allow_zero=True):
 
 
 def _check_dataset(dataset, label):
+    """Return whether `dataset` is tokenized; raise if it isn't usable."""
     import tensorflow as tf
 
-    from kgpt2.training.preprocessing import is_tokenized
+    from kgpt2.data import is_preprocessed
 
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(
@@ -74,17 +75,19 @@ def _check_dataset(dataset, label):
             f"tokenized (x, y, sample_weight) batches, got {type(dataset).__name__}."
         )
     spec = dataset.element_spec
-    first = spec[0] if isinstance(spec, tuple) else spec
-    if isinstance(first, dict):
-        first = first.get("token_ids", next(iter(first.values())))
-    rank = first.shape.rank
-    unbatched = rank == 0 if not is_tokenized(dataset) else rank == 1
-    if unbatched:
+    tokenized = is_preprocessed(dataset)
+    first = spec[0]["token_ids"] if tokenized else spec
+    if not tokenized and not (isinstance(first, tf.TensorSpec) and first.dtype == tf.string):
+        raise ValueError(
+            f"{label} yields {spec}, neither batches of strings nor "
+            "tokenized ({'token_ids', 'padding_mask'}, y, sample_weight) batches."
+        )
+    if first.shape.rank == (2 if tokenized else 1) - 1:
         raise ValueError(
             f"{label} yields single examples, not batches: batch it first, "
             f"e.g. {label}.batch(8)."
         )
-    return is_tokenized(dataset)
+    return tokenized
 
 
 def _tokens_per_example(lm, dataset, tokenized):

@@ -10,24 +10,6 @@ training raises; callbacks reattach it briefly to save or generate.
 import contextlib
 
 
-def is_tokenized(dataset):
-    """True when `dataset` yields model inputs rather than raw text.
-
-    Example:
-    ```python
-    import tensorflow as tf
-    from kgpt2.training.preprocessing import is_tokenized
-
-    print(is_tokenized(tf.data.Dataset.from_tensor_slices(["a b"]).batch(1)))  # False
-    ```
-    """
-    import tensorflow as tf
-
-    spec = dataset.element_spec
-    first = spec[0] if isinstance(spec, tuple) else spec
-    return not (isinstance(first, tf.TensorSpec) and first.dtype == tf.string)
-
-
 @contextlib.contextmanager
 def detached_preprocessor(lm):
     """Set `lm.preprocessor = None` inside the block, then restore it.
