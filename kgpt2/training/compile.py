@@ -147,9 +147,9 @@ def compile(
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
     texts = tf.data.Dataset.from_tensor_slices(["a poem", "another one"]).batch(2)
     kgpt2.compile(lm, learning_rate=1e-3, dataset=texts, epochs=4)
-    print(float(lm.optimizer.learning_rate))  # 0.001
+    print(round(float(lm.optimizer.learning_rate), 6))  # 0.001
     lm.fit(texts, epochs=4, verbose=0)
-    print(float(lm.optimizer.learning_rate))  # 0.0
+    print(round(float(lm.optimizer.learning_rate), 6))  # 0.0
     ```
     """
     import keras

@@ -12,9 +12,12 @@ def plot_loss_curve(metrics_csv, png_path):
 
     Example:
     ```python
+    import pathlib, tempfile
     from kgpt2.training.plot import plot_loss_curve
 
-    plot_loss_curve("checkpoint/run1/metrics.csv", "checkpoint/run1/loss.png")
+    folder = pathlib.Path(tempfile.mkdtemp())
+    (folder / "metrics.csv").write_text("step,loss,val_loss\\n1,10.5,\\n2,9.75,9.9\\n")
+    print(plot_loss_curve(folder / "metrics.csv", folder / "loss.png").name)  # loss.png
     ```
     """
     import matplotlib

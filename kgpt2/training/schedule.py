@@ -29,8 +29,8 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     from kgpt2.training import WarmupPolynomialDecay
 
     schedule = WarmupPolynomialDecay(1e-3, decay_steps=100, warmup_steps=10)
-    print(float(schedule(5)), float(schedule(10)), float(schedule(100)))
-    # 0.0005 0.001 0.0
+    print([round(float(schedule(step)), 6) for step in (5, 10, 55, 100)])
+    # [0.0005, 0.001, 0.0005, 0.0]
     optimizer = keras.optimizers.Adam(schedule)
     ```
     """

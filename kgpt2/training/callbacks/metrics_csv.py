@@ -58,10 +58,12 @@ def read_metrics(path):
 
     Example:
     ```python
+    import pathlib, tempfile
     from kgpt2.training.callbacks.metrics_csv import read_metrics
 
-    rows = read_metrics("checkpoint/run1/metrics.csv")
-    print(rows[-1]["step"], rows[-1]["loss"])
+    path = pathlib.Path(tempfile.mkdtemp()) / "metrics.csv"
+    path.write_text("step,loss,val_loss\\n1,10.5,\\n2,9.75,9.9\\n")
+    print(read_metrics(path)[-1])  # {'step': 2.0, 'loss': 9.75, 'val_loss': 9.9}
     ```
     """
     with open(path, newline="", encoding="utf-8") as file:
