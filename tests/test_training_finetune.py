@@ -151,6 +151,8 @@ def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, tiny_lm, t
         (dict(sample_every=1.5), "sample_every"),
         (dict(steps=0), "steps"),
         (dict(callbacks=[print]), "callbacks"),
+        (dict(sample_every=5, sample_length=5000), "sample_length"),
+        (dict(lora_rank=-1), "lora_rank"),
     ]
     for options, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -172,10 +174,10 @@ def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, tiny_lm, t
     assert not (tmp_path.parent / "escape").exists()
 
 
-def test_a_run_in_use_is_locked(tmp_path, tiny_lm):
+def test_a_run_in_use_is_locked(tmp_path):
     with RunDirectory.open(tmp_path, "run1"):
         with pytest.raises(ValueError, match="being trained by another process"):
-            kgpt2.finetune(tiny_lm, text_dataset(), steps=2, checkpoint_dir=tmp_path, print_fn=quiet)
+            kgpt2.finetune(fresh_lm(), text_dataset(), steps=2, checkpoint_dir=tmp_path, print_fn=quiet)
 
 
 def test_a_corrupt_pointer_is_a_clear_load_error(tmp_path):

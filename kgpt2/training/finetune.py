@@ -3,9 +3,11 @@
 import dataclasses
 import pathlib
 
+from kgpt2.presets import MAX_SEQUENCE_LENGTH
 from kgpt2.training.compile import check_causal_lm
 from kgpt2.training.compile import compile as compile_lm
 from kgpt2.training.compile import precision_policy
+from kgpt2.training.runs import validate_run_name
 from kgpt2.training.steps import count_steps
 from kgpt2.training.steps import fit_segments
 
@@ -55,11 +57,11 @@ class FinetuneResult:
     message: str = None
 
 
-def _check_count(value, label, allow_zero=True):
+def _check_count(value, label):
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise ValueError(f"{label} must be an integer >= {0 if allow_zero else 1} or None, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{label} must be an integer >= 0 or None, got {value!r}.")
     return value
 
 
@@ -82,7 +84,7 @@ def _check_dataset(dataset, label):
             f"{label} yields {spec}, neither batches of strings nor "
             "tokenized ({'token_ids', 'padding_mask'}, y, sample_weight) batches."
         )
-    if first.shape.rank == (2 if tokenized else 1) - 1:
+    if first.shape.rank == (1 if tokenized else 0):
         raise ValueError(
             f"{label} yields single examples, not batches: batch it first, "
             f"e.g. {label}.batch(8)."
@@ -91,11 +93,8 @@ def _check_dataset(dataset, label):
 
 
 def _tokens_per_example(lm, dataset, tokenized):
-    if tokenized:
-        spec = dataset.element_spec[0]
-        token_ids = spec["token_ids"] if isinstance(spec, dict) else spec
-        if token_ids.shape[-1] is not None:
-            return int(token_ids.shape[-1])
+    if tokenized and dataset.element_spec[0]["token_ids"].shape[-1] is not None:
+        return int(dataset.element_spec[0]["token_ids"].shape[-1])
     return lm.preprocessor.sequence_length
 
 
@@ -202,8 +201,8 @@ def finetune(
     from kgpt2.training.callbacks import StopOnNaN
     from kgpt2.training.callbacks import TokensPerSecond
     from kgpt2.training.callbacks.metrics_csv import truncate_metrics
-    from kgpt2.training.checkpoints import RunDirectory
     from kgpt2.training.batches import RunBatches
+    from kgpt2.training.checkpoints import RunDirectory
     from kgpt2.training.plot import plot_loss_curve
     from kgpt2.training.preprocessing import detached_preprocessor
 
@@ -214,8 +213,11 @@ def finetune(
             "train_ds and val_ds must both be text or both be tokenized; got "
             f"{'tokenized' if tokenized else 'text'} train_ds and the other kind of val_ds."
         )
-    if tokenized is False and lm.preprocessor is None:
-        raise ValueError("train_ds yields text, but lm has no preprocessor to tokenize it.")
+    if lm.preprocessor is None:
+        raise ValueError(
+            "lm has no preprocessor: kgpt2.finetune tokenizes text and saves "
+            "the tokenizer with each checkpoint. Reattach it (lm.preprocessor = ...)."
+        )
     if restore_from not in RESTORE_FROM:
         raise ValueError(f"restore_from must be 'latest' or 'fresh', got {restore_from!r}.")
     save_every = _check_count(save_every, "save_every")
@@ -241,21 +243,32 @@ def finetune(
         keras_backend=keras.config.backend(),
     )
 
+    if sample_every and (
+        isinstance(sample_length, bool)
+        or not isinstance(sample_length, int)
+        or not 1 <= sample_length <= MAX_SEQUENCE_LENGTH
+    ):
+        raise ValueError(
+            f"sample_length must be an integer in [1, {MAX_SEQUENCE_LENGTH}], got {sample_length!r}."
+        )
+    validate_run_name(run_name)
+    # Compile first: its errors (bad options) leave no run directory behind.
+    compile_lm(
+        lm,
+        learning_rate=learning_rate,
+        steps=total_steps,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        end_learning_rate=end_learning_rate,
+        sampler=sampler,
+        mixed_precision=mixed_precision,
+        lora_rank=lora_rank,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+    )
+
     with RunDirectory.open(checkpoint_dir, run_name, keep_checkpoints) as run:
         checkpoint = run.latest() if restore_from == "latest" else None
-        compile_lm(
-            lm,
-            learning_rate=learning_rate,
-            steps=total_steps,
-            warmup_steps=warmup_steps,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            end_learning_rate=end_learning_rate,
-            sampler=sampler,
-            mixed_precision=mixed_precision,
-            lora_rank=lora_rank,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-        )
         start_step = 0
         if checkpoint is not None:
             run.restore(lm, checkpoint)
