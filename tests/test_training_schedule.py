@@ -114,6 +114,14 @@ def test_compile_sets_the_reference_recipe():
     assert schedule["class_name"] == "WarmupPolynomialDecay"
     assert schedule["config"]["decay_steps"] == 6 and schedule["config"]["peak_learning_rate"] == 1e-3
     assert isinstance(lm.loss, keras.losses.SparseCategoricalCrossentropy) and lm.loss.from_logits
+    # The loss is a mean over real tokens, whatever the padding.
+    x, y, weights = lm.preprocessor(["短", "a much longer text than the other one"])
+    padded = keras.ops.convert_to_numpy(weights).sum(axis=1)
+    assert padded[0] < padded[1]
+    logits = lm(x)
+    token_losses = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    expected = (keras.ops.convert_to_numpy(token_losses) * keras.ops.convert_to_numpy(weights)).sum() / padded.sum()
+    assert float(lm.loss(y, logits, weights)) == pytest.approx(float(expected), rel=1e-5)
     assert isinstance(lm.sampler, keras_hub.samplers.TopKSampler)
     kgpt2.compile(lm, steps=4, weight_decay=0.01, sampler="greedy")
     assert isinstance(lm.optimizer, keras.optimizers.AdamW)

@@ -104,8 +104,12 @@ def compile(
     Adam (AdamW when `weight_decay > 0`, never decaying biases and layer
     norms) on a `WarmupPolynomialDecay` schedule from `learning_rate` to
     `end_learning_rate`, `SparseCategoricalCrossentropy(from_logits=True)`
-    and `weighted_metrics=["accuracy"]` (padding is masked by the sample
-    weights the preprocessor makes).
+    and `weighted_metrics=["accuracy"]`. Padding is masked by the sample
+    weights the preprocessor makes, and the loss is the mean over the real
+    tokens (`reduction="mean_with_sample_weight"`): with Keras's default
+    (a mean over all positions, padding included) a batch of short texts
+    has a smaller loss and smaller gradients, and `exp(loss)` is not the
+    perplexity.
 
     Args:
         lm: a `GPT2CausalLM` (e.g. from `kgpt2.load`).
@@ -197,7 +201,9 @@ def compile(
         optimizer = keras.optimizers.Adam(schedule, **options)
     lm.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
         weighted_metrics=["accuracy"],
         sampler=sampler if sampler is not None else "top_k",
     )
