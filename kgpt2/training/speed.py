@@ -7,6 +7,28 @@ reports tokens/s as `TokensPerSecond` measures it during `kgpt2.finetune`
 """
 
 import argparse
+import os
+import time
+
+import keras
+
+
+class CPUTime(keras.callbacks.Callback):
+    """This process's CPU seconds over the training steps after the first."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self._step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.process_time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["loss"])  # wait for the step
+        self._step += 1
+        if self._step > 1:  # the first step compiles
+            self.seconds += time.process_time() - self._started
 
 
 def training_tokens_per_second(
@@ -25,11 +47,18 @@ def training_tokens_per_second(
         **compile_options: passed to `kgpt2.compile` (e.g. `lora_rank`,
             `mixed_precision`, `gradient_accumulation_steps`).
 
+    Returns:
+        `(tokens_per_second, tokens_per_cpu_second)`: wall-clock throughput,
+        and tokens per second of this process's CPU time (all cores summed).
+        On a machine shared with other work the second is the steadier one:
+        times the number of idle cores, it bounds what they would reach.
+
     Example:
     ```python
     from kgpt2.training.speed import training_tokens_per_second
 
-    print(training_tokens_per_second("gpt2_tiny_random", 4, 32, steps=3) > 0)  # True
+    wall, cpu = training_tokens_per_second("gpt2_tiny_random", 4, 32, steps=3)
+    print(wall > 0 and cpu > 0)  # True
     ```
     """
     import keras
@@ -54,9 +83,10 @@ def training_tokens_per_second(
     )
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
     meter = TokensPerSecond(sequence_length)
+    cpu = CPUTime()
     with detached_preprocessor(lm):
-        keras.Model.fit(lm, dataset, steps_per_epoch=steps + 1, callbacks=[meter], verbose=0)
-    return meter.tokens_per_second
+        keras.Model.fit(lm, dataset, steps_per_epoch=steps + 1, callbacks=[meter, cpu], verbose=0)
+    return meter.tokens_per_second, steps * batch_size * sequence_length / cpu.seconds
 
 
 def main(argv=None):
@@ -71,16 +101,15 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1, help="measure this many times")
     args = parser.parse_args(argv)
 
-    import keras
-
     for _ in range(args.repeats):
-        speed = training_tokens_per_second(
+        wall, cpu = training_tokens_per_second(
             args.preset, args.batch_size, args.sequence_length, args.steps
         )
         print(
             f"{args.preset} batch {args.batch_size} x {args.sequence_length}, "
-            f"Keras backend {keras.config.backend()}: {speed:,.0f} training tokens/s "
-            f"({args.steps} steps)"
+            f"Keras backend {keras.config.backend()}: {wall:,.1f} training tokens/s, "
+            f"{cpu:,.1f} tokens per CPU-second ({args.steps} steps, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
         )
 
 
