@@ -21,7 +21,7 @@ def register(subparsers):
     parser.add_argument("--validation-split", type=float, default=None,
                         help="fraction of the texts held out for validation after each epoch")
     parser.add_argument("--pack", action="store_true",
-                        help="tokenize and pack texts into full windows (needs --steps)")
+                        help="tokenize and pack texts into full sequence-length windows")
     parser.add_argument("--seed", type=int, default=0, help="data shuffling seed")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help="total training steps of the run")

@@ -204,7 +204,10 @@ class RunDirectory:
         run._acquire_lock()
         for leftover in run.path.glob(STAGING_PREFIX + "*"):
             # A save that a crash interrupted; nobody else writes here.
-            shutil.rmtree(leftover, ignore_errors=True)
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         return run
 
     def _acquire_lock(self):
