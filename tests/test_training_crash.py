@@ -149,6 +149,7 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, 
         assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), original.get_weights()))
         # Training resumes from it, and the next save clears the leftovers.
         with RunDirectory.open(tmp_path / pause_in, "run1") as run:
+            assert not [name for name in os.listdir(run_dir) if name.startswith(".staging")]
             assert run.latest().step == 1
             run.restore(original, run.latest())
             run.save(original, step=3, state={})
