@@ -24,7 +24,8 @@ from kgpt2 import presets  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
+from kgpt2.training.memory_plan import plan  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["PresetError", "load", "presets", "save", "__version__"]
+__all__ = ["PresetError", "load", "plan", "presets", "save", "__version__"]
