@@ -12,6 +12,7 @@ bytes device 0 holds (to check `kgpt2.plan` against).
 import json
 import os
 import sys
+import tempfile
 
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ["XLA_FLAGS"] = (
@@ -85,6 +86,12 @@ def train(mode):
         moments = [v for v in lm.optimizer.variables if len(v.shape) > 0]
         result["device0_adam_bytes"] = device0_bytes(moments)
         final = lm.get_weights()
+    # Saving after the scope gathers the shards into an ordinary preset.
+    with tempfile.TemporaryDirectory() as folder:
+        kgpt2.save(lm, os.path.join(folder, "preset"))
+        reloaded = kgpt2.load(os.path.join(folder, "preset")).get_weights()
+    result["save_load_round_trip"] = all(
+        np.array_equal(a, b) for a, b in zip(final, reloaded))
     result["losses"] = losses
     result["weights_changed"] = not all(
         np.array_equal(a, b) for a, b in zip(original, final))

@@ -44,8 +44,27 @@ def test_loss_matches_single_device(report, mode):
 
 
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
-def test_prepare_keeps_the_weights(report, mode):
+def test_prepare_keeps_the_weights_and_saving_gathers_them(report, mode):
     assert report[mode]["weights_preserved"]
+    assert report[mode]["save_load_round_trip"]
+
+
+def test_prepare_keeps_lora_and_dropout_seed_state(fresh_tiny_lm):
+    import keras
+    import numpy as np
+
+    from kgpt2.training.distribution import prepare
+
+    fresh_tiny_lm.backbone.enable_lora(2)
+    distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1])
+    rebuilt = prepare(fresh_tiny_lm, distribution)
+    old, new = fresh_tiny_lm.backbone, rebuilt.backbone
+    assert [v.path for v in new.trainable_weights] == [v.path for v in old.trainable_weights]
+    assert any("lora_kernel_a" in v.path for v in new.trainable_weights)
+    assert len(new.variables) > len(new.weights)  # seed states are variables too
+    for a, b in zip(old.variables, new.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert rebuilt.preprocessor is fresh_tiny_lm.preprocessor
 
 
 def test_data_parallel_replicates_weights_on_both_devices(report):
