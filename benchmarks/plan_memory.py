@@ -202,7 +202,11 @@ def main():
               f"{measured['measured_bytes'] / mib:>9.0f} {compiled['xla_bytes'] / mib:>9.0f} "
               f"{error:>+7.1%}  {'hit' if measured['cache_hit'] else 'MISS'}", flush=True)
     errors = [abs(row["error"]) for row in rows]
-    print(f"\nmean |error| {sum(errors) / len(errors):.1%}, worst {max(errors):.1%}")
+    print(f"\nvs measured: mean |error| {sum(errors) / len(errors):.1%}, "
+          f"worst {max(errors):.1%}")
+    errors = [abs(row["plan_bytes"] / row["xla_bytes"] - 1) for row in rows]
+    print(f"vs XLA plan: mean |error| {sum(errors) / len(errors):.1%}, "
+          f"worst {max(errors):.1%}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))
 

@@ -353,6 +353,7 @@ def _format_table(result):
         "",
         "* = the options asked for. micro-batch: sequences per device per "
         "forward pass. The runtime itself is not counted: keep headroom (CPU "
-        "processes measured up to 40% above, see benchmarks/plan_memory.py).",
+        "training processes peaked at 1.1-1.5x these totals, see "
+        "benchmarks/plan_memory.py).",
     ]
     return "\n".join(lines)
