@@ -27,7 +27,11 @@ from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
 from kgpt2 import samplers  # noqa: E402
 from kgpt2.training import compile, finetune  # noqa: E402, A004
+from kgpt2.training.memory_plan import plan  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["PresetError", "compile", "finetune", "load", "presets", "save", "__version__"]
+__all__ = [
+    "PresetError", "compile", "data", "finetune", "load", "plan", "presets",
+    "samplers", "save", "__version__",
+]

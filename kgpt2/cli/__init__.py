@@ -9,10 +9,11 @@ import sys
 
 from kgpt2.cli import demo
 from kgpt2.cli import finetune
+from kgpt2.cli import plan
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, demo]
+COMMANDS = [presets, finetune, plan, demo]
 
 
 def build_parser():
