@@ -8,10 +8,11 @@ import argparse
 import sys
 
 from kgpt2.cli import demo
+from kgpt2.cli import generate
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, demo]
+COMMANDS = [presets, demo, generate]
 
 
 def build_parser():
