@@ -9,11 +9,12 @@ import sys
 
 from kgpt2.cli import demo
 from kgpt2.cli import finetune
+from kgpt2.cli import generate
 from kgpt2.cli import plan
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, plan, demo]
+COMMANDS = [presets, finetune, generate, plan, demo]
 
 
 def build_parser():
