@@ -7,11 +7,12 @@ adds its parser and sets `run(args)` as the handler.
 import argparse
 import sys
 
+from kgpt2.cli import bench
 from kgpt2.cli import demo
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, demo]
+COMMANDS = [presets, demo, bench]
 
 
 def build_parser():
