@@ -24,6 +24,7 @@ from kgpt2 import presets  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
+from kgpt2 import samplers  # noqa: E402
 from kgpt2.bench import bench  # noqa: E402
 
 __version__ = "0.1.0"

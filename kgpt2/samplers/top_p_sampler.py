@@ -1,0 +1,62 @@
+"""Top-p (nucleus) sampling with min-p and repetition control."""
+
+import keras
+import keras_hub
+
+from kgpt2.samplers.min_p_filter import MinPFilter
+from kgpt2.samplers.option_checks import check_number
+from kgpt2.samplers.option_checks import check_seed
+from kgpt2.samplers.repetition_control import RepetitionControl
+
+
+@keras.saving.register_keras_serializable(package="kgpt2")
+class TopPSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopPSampler):
+    """Sample from the smallest set of tokens whose probability exceeds `p`.
+
+    A `keras_hub.samplers.TopPSampler` plus `min_p` and the repetition
+    options; with the defaults it is KerasHub's sampler exactly.
+
+    Args:
+        p: float in (0, 1].
+        k: int >= 1 or `None`: only sort the `k` most likely tokens before
+            the top-p cut (faster; KerasHub's option).
+        seed: int >= 0 or `None`.
+        temperature: float > 0.
+        min_p: float in [0, 1], `0.0` disables it.
+        repetition_penalty: float > 0, `1.0` disables it.
+        no_repeat_ngram_size: int >= 0, `0` disables it.
+
+    Example:
+    ```python
+    import kgpt2
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    lm.compile(sampler=kgpt2.samplers.TopPSampler(p=0.9, seed=1))
+    print(lm.generate("The quick brown fox", max_length=24))
+    ```
+    """
+
+    def __init__(
+        self,
+        p=0.1,
+        k=None,
+        seed=None,
+        temperature=1.0,
+        min_p=0.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+    ):
+        owner = type(self).__name__
+        check_number(owner, "p", p, minimum=0, maximum=1, exclusive_minimum=True)
+        if k is not None:
+            check_number(owner, "k", k, minimum=1, integer=True)
+        check_seed(owner, seed)
+        super().__init__(
+            p=p,
+            k=k,
+            seed=seed,
+            temperature=temperature,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+        )
