@@ -66,12 +66,13 @@ def run_hf_peer(python, script, settings, print_fn=print):
         ]
         if settings.get("train") is not None:
             command += ["--train", ",".join(str(n) for n in settings["train"])]
-        status = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-        for line in status.stdout.splitlines():
-            print_fn(f"  hf: {line}")
-        if status.returncode != 0 or not os.path.exists(output):
+        # Stream the peer's JSON lines as they come: it runs for minutes.
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as peer:
+            for line in peer.stdout:
+                print_fn(f"  hf: {line.rstrip()}")
+        if peer.returncode != 0 or not os.path.exists(output):
             raise RuntimeError(
-                f"The HF peer script failed (exit status {status.returncode}): "
+                f"The HF peer script failed (exit status {peer.returncode}): "
                 f"{' '.join(command)}"
             )
         with open(output, encoding="utf-8") as file:
