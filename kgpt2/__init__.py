@@ -25,8 +25,9 @@ from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
 from kgpt2 import samplers  # noqa: E402
+from kgpt2.training import compile, finetune  # noqa: E402, A004
 from kgpt2.bench import bench  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["PresetError", "load", "presets", "save", "__version__"]
+__all__ = ["PresetError", "compile", "finetune", "load", "presets", "save", "__version__"]

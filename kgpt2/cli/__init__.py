@@ -9,10 +9,11 @@ import sys
 
 from kgpt2.cli import bench
 from kgpt2.cli import demo
+from kgpt2.cli import finetune
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, demo, bench]
+COMMANDS = [presets, finetune, demo, bench]
 
 
 def build_parser():
