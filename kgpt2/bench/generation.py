@@ -12,8 +12,6 @@ alike and their ratio stays meaningful.
 import statistics
 import time
 
-import numpy as np
-
 from kgpt2.bench.model import detached_preprocessor
 
 # "The quick brown fox" in GPT-2's vocabulary.
@@ -47,8 +45,11 @@ def prompt_token_ids(prompt_length):
     return list(PROMPT_TOKEN_IDS * repeats)[:prompt_length]
 
 
-def make_sampler(name):
+def make_sampler(name, impl="kgpt2"):
     """Return a fresh sampler for `name`, with the benchmark's options.
+
+    The kgpt2 path gets `kgpt2.samplers.get(name, ...)`; plain KerasHub gets
+    KerasHub's own sampler class, so that it is measured as users run it.
 
     Example:
     ```python
@@ -62,13 +63,19 @@ def make_sampler(name):
             f"Unknown sampler {name!r} for the benchmark; choose from "
             f"{', '.join(SAMPLER_OPTIONS)}."
         )
-    import keras_hub
+    if impl == "keras_hub":
+        import keras_hub
 
-    return keras_hub.samplers.get({"class_name": name, "config": SAMPLER_OPTIONS[name]})
+        return keras_hub.samplers.deserialize({"class_name": name, "config": SAMPLER_OPTIONS[name]})
+    import kgpt2
+
+    return kgpt2.samplers.get(name, **SAMPLER_OPTIONS[name])
 
 
 def _keras_hub_call(lm, sampler, token_ids, max_length):
     """Plain `GPT2CausalLM.generate` on ids, as KerasHub documents it."""
+    import numpy as np
+
     batch_size, prompt_length = token_ids.shape
     padded = np.zeros((batch_size, max_length), "int32")
     padded[:, :prompt_length] = token_ids
@@ -113,6 +120,8 @@ def generation_call(lm, impl, sampler, token_ids, max_length):
     print(call().shape)  # (1, 6)
     ```
     """
+    import numpy as np
+
     calls = {"kgpt2": _kgpt2_call, "keras_hub": _keras_hub_call}
     if impl not in calls:
         raise ValueError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
@@ -170,12 +179,15 @@ def bench_generation(
     ```
     """
     import keras
+    import numpy as np
 
     impls = list(impls)
     for impl in impls:
         if impl not in IMPLS:
             raise ValueError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
-    samplers = {name: make_sampler(name) for name in samplers}
+    samplers = list(samplers)
+    for name in samplers:
+        make_sampler(name)  # fails now on a bad name, not after measuring
     if not isinstance(calls, int) or calls < 2:
         raise ValueError(f"calls must be an integer >= 2 (a first call and a steady one), got {calls!r}.")
     if not isinstance(new_tokens, int) or new_tokens < 1:
@@ -193,11 +205,14 @@ def bench_generation(
             raise ValueError(f"batch sizes must be integers >= 1, got {batch_size!r}.")
 
     rows = []
-    for sampler_name, sampler in samplers.items():
+    for sampler_name in samplers:
+        # One sampler object per impl for every batch size: both paths
+        # compile once per sampler object and reuse it across shapes.
+        sampler_of = {impl: make_sampler(sampler_name, impl) for impl in impls}
         for batch_size in batch_sizes:
             token_ids = np.array([prompt] * batch_size, "int32")
             functions = {
-                impl: generation_call(lm, impl, sampler, token_ids, max_length)
+                impl: generation_call(lm, impl, sampler_of[impl], token_ids, max_length)
                 for impl in impls
             }
             seconds = {impl: [] for impl in impls}
