@@ -24,7 +24,7 @@ def cli_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     json_path, png_path = folder / "report.json", folder / "report.png"
     argv = ["bench", *TINY, "--batch-sizes", "1,2", "--samplers", "greedy,top_k",
-            "--impl", "keras_hub", "--train", "2,8", "--train-steps", "3",
+            "--train", "2,8", "--train-steps", "3",
             "--json", str(json_path), "--plot", str(png_path)]
     terminal = io.StringIO()
     with contextlib.redirect_stdout(terminal):
@@ -63,10 +63,12 @@ def test_cli_writes_a_complete_json_report(cli_run):
     assert machine["matvec_bandwidth_gb_s"] > 0
     generation = [row for row in report["results"] if row["what"] == "generate"]
     training = [row for row in report["results"] if row["what"] == "train"]
-    measured = {(row["sampler"], row["batch"]) for row in generation}
-    assert measured == {("greedy", 1), ("greedy", 2), ("top_k", 1), ("top_k", 2)}
+    measured = sorted((row["impl"], row["sampler"], row["batch"]) for row in generation)
+    assert measured == [("kgpt2", sampler, batch) for sampler in ("greedy", "top_k")
+                        for batch in (1, 2)]
     assert all(len(row["call_s"]) == 3 and row["prompt_length"] == 4 for row in generation)
-    assert [(row["batch"], row["sequence_length"], len(row["step_s"])) for row in training] == [(2, 8, 3)]
+    assert [(row["impl"], row["batch"], row["sequence_length"], len(row["step_s"]))
+            for row in training] == [("kgpt2", 2, 8, 3)]
     model = report["backends"]["jax"]["model"]
     assert model["preset"] == "gpt2_tiny_random" and model["weight_bytes"] == 4 * model["params"]
 
@@ -143,12 +145,31 @@ def test_prompt_is_the_quick_brown_fox_repeated_or_cut():
     assert prompt_token_ids(9) == [464, 2068, 7586, 21831] * 2 + [464]
 
 
+def test_both_impls_generate_the_same_greedy_tokens(tiny_lm):
+    # The benchmark compares their speed: they must do the same work.
+    import numpy as np
+
+    from kgpt2.bench.generation import generation_call, make_sampler, prompt_token_ids
+
+    prompt = np.array([prompt_token_ids(4)] * 2)
+    outputs = [
+        generation_call(tiny_lm, impl, make_sampler("greedy", impl), prompt, max_length=12)()
+        for impl in ("kgpt2", "keras_hub")
+    ]
+    assert outputs[0].shape == (2, 12)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(outputs[0][:, :4], prompt)
+
+
 def test_samplers_match_the_hf_peer_options():
     from kgpt2.bench.generation import make_sampler
 
-    assert make_sampler("top_k").k == 5
-    assert make_sampler("top_p").p == 0.9
-    assert type(make_sampler("greedy")).__name__ == "GreedySampler"
+    for impl, module in [("kgpt2", "kgpt2.samplers"), ("keras_hub", "keras_hub")]:
+        assert make_sampler("top_k", impl).k == 5
+        assert make_sampler("top_p", impl).p == 0.9
+        greedy = make_sampler("greedy", impl)
+        assert type(greedy).__name__ == "GreedySampler"
+        assert type(greedy).__module__.startswith(module)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ import sys
 
 from kgpt2.cli import main
 
+# The default impl: kgpt2's own generation path.
 TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--batch-sizes", "1",
-        "--samplers", "greedy", "--impl", "keras_hub"]
+        "--samplers", "greedy"]
 
 
 def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
@@ -23,7 +24,8 @@ def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
     for backend in ("jax", "tensorflow"):
         assert report["backends"][backend]["machine"]["backend"] == backend
         rows = [row for row in report["results"] if row["backend"] == backend]
-        assert sorted(row["what"] for row in rows) == ["generate", "train"]
+        assert sorted((row["what"], row["impl"]) for row in rows) == [
+            ("generate", "kgpt2"), ("train", "kgpt2")]
         assert all(row["steady_tok_per_s"] > 0 for row in rows)
 
 

@@ -13,7 +13,7 @@ from kgpt2.bench.generation import IMPLS
 from kgpt2.bench.generation import SAMPLER_OPTIONS
 
 SUPPORTED_BACKENDS = ("jax", "tensorflow")
-DEFAULT_IMPLS = ("keras_hub",)
+DEFAULT_IMPLS = ("kgpt2",)
 
 
 def _check_int(name, value, low):

@@ -79,6 +79,33 @@ def matvec_bandwidth_gb_s(rows=50257, columns=768, repeats=30):
     return matrix.nbytes / min(seconds) / 1e9
 
 
+def compilation_cache_state():
+    """Return JAX's persistent compilation cache folder and its file count.
+
+    kgpt2's generation turns the cache on (see
+    `kgpt2.generation.enable_compilation_cache`); with files in it, a first
+    call may load its program from disk instead of compiling, so a report
+    says which case its first-call figures are. None when off or not JAX.
+
+    Example:
+    ```python
+    from kgpt2.bench.machine import compilation_cache_state
+
+    print(compilation_cache_state())  # e.g. {'folder': '~/.cache/kgpt2/jax', 'files_at_start': 12}
+    ```
+    """
+    import pathlib
+
+    from kgpt2.generation import enable_compilation_cache
+
+    folder = enable_compilation_cache()
+    if folder is None:
+        return None
+    path = pathlib.Path(folder)
+    files = sum(1 for entry in path.rglob("*") if entry.is_file()) if path.is_dir() else 0
+    return {"folder": str(folder), "files_at_start": files}
+
+
 def machine_info(bandwidth=True):
     """Return a dict describing this machine and software, for a report.
 
@@ -108,6 +135,7 @@ def machine_info(bandwidth=True):
         "versions": {package: _version(package) for package in VERSIONED_PACKAGES},
     }
     info["versions"]["kgpt2"] = _kgpt2_version()
+    info["compilation_cache"] = compilation_cache_state()
     if bandwidth:
         info["matvec_bandwidth_gb_s"] = matvec_bandwidth_gb_s()
     return info

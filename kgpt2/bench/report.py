@@ -206,6 +206,14 @@ def format_report(report):
         f"Machine: {machine['cpu']}, {machine['usable_cores']} usable cores, "
         f"load {machine['load_average_1min']:.2f} at start; {versions}"
     ]
+    for backend, part in report["backends"].items():
+        cache = part["machine"].get("compilation_cache")
+        if cache:
+            sections[0] += (
+                f"\n{backend} compilation cache {cache['folder']}: {cache['files_at_start']} "
+                "files at start (first calls may load programs instead of compiling; "
+                "KGPT2_COMPILATION_CACHE=off measures cold)"
+            )
     if generation:
         sections.append(_generation_table(generation, report["settings"]))
     if training:
