@@ -26,6 +26,7 @@ from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
 from kgpt2 import samplers  # noqa: E402
 from kgpt2.training import compile, finetune  # noqa: E402, A004
+from kgpt2.generation.text import generate  # noqa: E402
 from kgpt2.bench import bench  # noqa: E402
 
 __version__ = "0.1.0"

@@ -10,10 +10,11 @@ import sys
 from kgpt2.cli import bench
 from kgpt2.cli import demo
 from kgpt2.cli import finetune
+from kgpt2.cli import generate
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, demo, bench]
+COMMANDS = [presets, finetune, generate, demo, bench]
 
 
 def build_parser():

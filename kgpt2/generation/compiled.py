@@ -3,8 +3,9 @@
 Like `CausalLM.make_generate_function`, but shared by every call with the
 same `(lm, sampler)`: on JAX it is one `jax.jit` whose weights and sampler
 state are arguments (never baked-in constants, so training the model or
-reseeding the sampler needs no recompile); on TensorFlow one XLA-compiled
-`tf.function` per prefill length; on other backends it runs eagerly.
+reseeding the sampler needs no recompile); on TensorFlow one `tf.function`
+per prefill length, XLA-compiled when `lm.jit_compile` says so; on other
+backends it runs eagerly.
 
 Example:
 ```python
@@ -96,7 +97,12 @@ def _tensorflow_function(lm_ref, sampler):
                     layout.prefill_length, stop_token_ids,
                 )
 
-            functions[key] = tf.function(kgpt2_generate, jit_compile=True)
+            # As KerasHub does: the model's setting, so that seeded samples
+            # match `lm.generate` (TensorFlow's random streams differ with and
+            # without XLA). `lm.jit_compile` resolves to False for a
+            # GPT2CausalLM because its tokenizer layer cannot be compiled.
+            jit_compile = getattr(lm_ref(), "jit_compile", True)
+            functions[key] = tf.function(kgpt2_generate, jit_compile=jit_compile)
         return functions[key](
             layout.prompt, layout.mask, tf.constant(layout.offset), tf.constant(layout.index)
         )

@@ -1,7 +1,7 @@
 """Turn `sampler=` arguments (None, a name, or an object) into one sampler object.
 
-Names go through `kgpt2.samplers.get` and the object made for a given name
-and options is reused, so that asking twice for `"top_k"` reuses the
+Names go through `kgpt2.samplers.get`, and the object made for a name and
+options is reused, so that asking twice for `"top_k"` reuses the
 compiled program instead of compiling a new one for a new object.
 
 Example:
@@ -17,18 +17,9 @@ print(resolve_sampler(lm, "greedy") is resolve_sampler(lm, "greedy"))  # True
 import keras
 import keras_hub
 
+from kgpt2 import samplers
+
 _BY_NAME = {}
-
-
-def _get_by_name(name, **options):
-    try:
-        from kgpt2.samplers import get
-    except ImportError:  # kgpt2.samplers not merged yet: KerasHub's names.
-        if options:
-            config = {"class_name": name, "config": options}
-            return keras_hub.samplers.deserialize(config)
-        return keras_hub.samplers.get(name)
-    return get(name, **options)
 
 
 def resolve_sampler(lm, sampler=None, **options):
@@ -58,9 +49,22 @@ def resolve_sampler(lm, sampler=None, **options):
     if isinstance(sampler, str):
         key = (sampler, tuple(sorted(options.items())), keras.config.backend())
         if key not in _BY_NAME:
-            _BY_NAME[key] = _get_by_name(sampler, **options)
+            _BY_NAME[key] = samplers.get(sampler, **options)
         return _BY_NAME[key]
     raise ValueError(
         f"sampler must be None, a sampler name or a keras_hub.samplers.Sampler, "
         f"got {type(sampler).__name__}: {sampler!r}."
     )
+
+
+def reseed(sampler, seed):
+    """Reset every random stream of `sampler` as if it were built with `seed`.
+
+    The compiled program takes the sampler's state as an argument, so this
+    needs no recompile. Samplers without randomness (greedy, beam) are
+    unchanged.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    for generator in getattr(sampler, "_seed_generators", []):
+        generator.state.assign(keras.random.SeedGenerator(seed).state.value)

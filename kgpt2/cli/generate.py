@@ -1,0 +1,83 @@
+"""`kgpt2 generate`: samples from a preset or a fine-tuned checkpoint."""
+
+# Flag -> kgpt2.samplers option name; flags left unset keep the default.
+SAMPLER_FLAGS = {
+    "temperature": "temperature",
+    "top_k": "k",
+    "top_p": "p",
+    "repetition_penalty": "repetition_penalty",
+    "no_repeat_ngram": "no_repeat_ngram_size",
+    "num_beams": "num_beams",
+}
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate text from a preset or a fine-tuned checkpoint",
+        description="Generate samples with a sampler and gpt-2-simple's options, "
+        "print them (each followed by a line of '='), then the tokens per "
+        "second. Works offline with gpt2_tiny_random / gpt2_base_random or a "
+        "folder written by `kgpt2 finetune` or `kgpt2.save`.",
+    )
+    parser.add_argument("--preset", required=True,
+                        help="preset name, preset folder, or finetune run folder")
+    parser.add_argument("--prompt", default=None,
+                        help="text to continue (default: unconditional, from <|endoftext|>)")
+    parser.add_argument("--sampler", default="top_k",
+                        help="greedy, random, top_k, top_p, beam or contrastive "
+                        "(default: top_k)")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-k", type=int, help="k of top_k (and top_p, contrastive)")
+    parser.add_argument("--top-p", type=float, help="p of top_p")
+    parser.add_argument("--repetition-penalty", type=float,
+                        help="CTRL/HF penalty on tokens already present, e.g. 1.2")
+    parser.add_argument("--no-repeat-ngram", type=int,
+                        help="never repeat an n-gram of this size")
+    parser.add_argument("--num-beams", type=int, help="beams of the beam sampler")
+    parser.add_argument("--seed", type=int, help="seed of the sampler's random stream")
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="tokens per sample, prompt included (default: 128)")
+    parser.add_argument("--nsamples", type=int, default=1, help="samples to generate")
+    parser.add_argument("--batch-size", type=int, default=1, help="samples per batch")
+    parser.add_argument("--truncate", default=None,
+                        help="cut each sample at the first occurrence of this text")
+    parser.add_argument("--no-include-prefix", dest="include_prefix",
+                        action="store_false", help="leave the prompt out of the samples")
+    parser.add_argument("--output", default=None,
+                        help="also write the samples to this file")
+    parser.set_defaults(handler=run)
+
+
+def run(args):
+    import kgpt2
+
+    options = {
+        option: getattr(args, flag)
+        for flag, option in SAMPLER_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    sampler = kgpt2.samplers.get(args.sampler, **options)
+    # Load with room for --max-length: a checkpoint's preprocessor keeps the
+    # (often short) training length.
+    lm = kgpt2.load(args.preset, sequence_length=args.max_length)
+    texts = kgpt2.generate(
+        lm,
+        args.prompt,
+        sampler=sampler,
+        max_length=args.max_length,
+        nsamples=args.nsamples,
+        batch_size=args.batch_size,
+        truncate=args.truncate,
+        include_prefix=args.include_prefix,
+        seed=args.seed,
+        destination_path=args.output,
+    )
+    from kgpt2.generation.samples_file import format_samples
+
+    print(format_samples(texts), end="")
+    print(
+        f"{texts.new_tokens} new tokens in {texts.seconds:.2f} s: "
+        f"{texts.tokens_per_second:.1f} tokens/s"
+        + (f" (samples also written to {args.output})" if args.output else "")
+    )

@@ -1,0 +1,270 @@
+"""`kgpt2.generate`: text in, samples out, with gpt-2-simple's options.
+
+Example:
+```python
+import kgpt2
+
+lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+texts = kgpt2.generate(lm, "The quick brown fox", sampler="top_k", seed=1,
+                       max_length=24, nsamples=4, batch_size=2)
+print(len(texts), f"{texts.tokens_per_second:.0f} tokens/s")
+```
+"""
+
+import sys
+import time
+
+import numpy as np
+
+from kgpt2.generation.samples_file import SAMPLE_DELIMITER
+from kgpt2.generation.samples_file import write_samples
+
+
+class GeneratedTexts(list):
+    """The samples (a plain list of strings) plus how fast they came.
+
+    Attributes:
+        new_tokens: tokens generated for the returned samples.
+        seconds: time spent generating (compiling included, if it happened).
+    """
+
+    new_tokens = 0
+    seconds = 0.0
+
+    @property
+    def tokens_per_second(self):
+        return self.new_tokens / self.seconds if self.seconds else 0.0
+
+
+def _check_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def _prompt_list(prompt_or_prompts):
+    if prompt_or_prompts is None:
+        return [""]
+    if isinstance(prompt_or_prompts, str):
+        return [prompt_or_prompts]
+    prompts = list(prompt_or_prompts)
+    if not prompts:
+        raise ValueError(
+            "prompt_or_prompts is an empty list: give at least one prompt, or "
+            "None for unconditional generation."
+        )
+    for position, prompt in enumerate(prompts):
+        if not isinstance(prompt, str):
+            raise ValueError(
+                f"prompt {position} is a {type(prompt).__name__}, not a string: "
+                f"{prompt!r}."
+            )
+    return prompts
+
+
+def _max_length(lm, max_length):
+    from kgpt2.generation.token_ids import model_max_length
+
+    preprocessor_length = lm.preprocessor.sequence_length
+    limit = min(preprocessor_length, model_max_length(lm))
+    if max_length is None:
+        return limit
+    _check_count("max_length", max_length)
+    if max_length > model_max_length(lm):
+        raise ValueError(
+            f"max_length={max_length} is more than the model's "
+            f"{model_max_length(lm)} positions."
+        )
+    if max_length > preprocessor_length:
+        raise ValueError(
+            f"max_length={max_length} is more than the preprocessor's "
+            f"sequence_length={preprocessor_length}. Load the model with a "
+            f"longer one, e.g. kgpt2.load(preset, sequence_length={max_length})."
+        )
+    return int(max_length)
+
+
+def _tokenize(lm, prompts, max_length):
+    """Token ids per prompt, with the start token KerasHub's generate adds."""
+    preprocessor = lm.preprocessor
+    start = [preprocessor.tokenizer.start_token_id]
+    rows = []
+    for prompt in prompts:
+        ids = list(preprocessor.tokenizer(prompt)) if prompt else []
+        ids = (start if preprocessor.add_start_token or not ids else []) + ids
+        if len(ids) >= max_length:
+            raise ValueError(
+                f"Prompt {prompt[:40]!r}{'...' if len(prompt) > 40 else ''} has "
+                f"{len(ids)} tokens (start token included), which leaves no "
+                f"room to generate within max_length={max_length}."
+            )
+        rows.append(ids)
+    return rows
+
+
+def _stop_ids(lm, stop_token_ids):
+    if stop_token_ids is None:
+        return None
+    if isinstance(stop_token_ids, str):
+        if stop_token_ids != "auto":
+            raise ValueError(
+                f"stop_token_ids must be 'auto', None or token ids, got {stop_token_ids!r}."
+            )
+        return (lm.preprocessor.tokenizer.end_token_id,)
+    return tuple(int(i) for i in np.atleast_1d(stop_token_ids))
+
+
+def _new_tokens(token_ids, prompt_length, stop_ids):
+    """A row's generated ids, up to and including its first stop token."""
+    new = np.asarray(token_ids[prompt_length:])
+    if stop_ids:
+        stops = np.flatnonzero(np.isin(new, stop_ids))
+        new = new[: stops[0] + 1] if stops.size else new
+    return new
+
+
+def _text(lm, new, stop_ids, prompt, include_prefix, truncate):
+    """One sample's text: prompt (optionally), then the generated tokens."""
+    if stop_ids and new.size and new[-1] in stop_ids:
+        new = new[:-1]  # The stop token ends the sample; it is not text.
+    text = lm.preprocessor.tokenizer.detokenize(new.tolist()) if new.size else ""
+    if truncate:
+        found = text.find(truncate)
+        text = text if found < 0 else text[:found]
+    return prompt + text if include_prefix else text
+
+
+def _progress(total_batches):
+    """A rich progress bar over batches (on stderr, so printed samples stay
+    clean), or None for a single batch."""
+    if total_batches <= 1:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(),
+        MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
+        console=Console(stderr=True),
+    )
+
+
+def generate(
+    lm,
+    prompt_or_prompts=None,
+    sampler=None,
+    max_length=None,
+    nsamples=1,
+    batch_size=1,
+    truncate=None,
+    include_prefix=True,
+    seed=None,
+    stop_token_ids="auto",
+    destination_path=None,
+    return_as_list=True,
+):
+    """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
+
+    The options are gpt-2-simple's (`prefix` is `prompt_or_prompts`,
+    `length` is `max_length`, `generate_to_file` is `destination_path`) on
+    top of KerasHub's samplers. Generation runs on the compiled fast path
+    (`kgpt2.generation.generate_token_ids`): the same tokens as
+    `lm.generate` with the same sampler, without recompiling for every
+    prompt length or `max_length`.
+
+    Args:
+        lm: a `keras_hub.models.GPT2CausalLM` with its preprocessor.
+        prompt_or_prompts: a string, a list of strings, or None for
+            unconditional samples (from `<|endoftext|>`).
+        sampler: a name (`greedy`, `random`, `top_k`, `top_p`, `beam`,
+            `contrastive`, see `kgpt2.samplers.get`), a
+            `keras_hub.samplers.Sampler`, or None for the sampler `lm` was
+            compiled with.
+        max_length: tokens per sample, prompt (and its start token)
+            included. Defaults to the preprocessor's `sequence_length`; it
+            cannot exceed it nor the model's 1024 positions.
+        nsamples: samples per prompt.
+        batch_size: rows generated at once. The last batch is padded to
+            `batch_size` rows (reusing the compiled shape) and the padding
+            dropped.
+        truncate: cut each sample's generated text at the first occurrence
+            of this string (e.g. `"<|endoftext|>"` with `stop_token_ids=None`).
+        include_prefix: keep the prompt at the start of each sample.
+        seed: reseed the sampler's random stream first, for reproducible
+            samples (the sampler object's state changes).
+        stop_token_ids: `"auto"` (stop at `<|endoftext|>`, which is left out
+            of the text), None (always generate to `max_length`), or ids.
+        destination_path: also write the samples to this file, each followed
+            by a line of twenty `=` (gpt-2-simple's format).
+        return_as_list: return the samples; with False, print them (with the
+            delimiter) unless they went to `destination_path`, and return None.
+
+    Returns:
+        A `GeneratedTexts` (a list of strings: for each prompt in order, its
+        `nsamples` samples) with `new_tokens`, `seconds` and
+        `tokens_per_second`; or None when `return_as_list=False`.
+
+    Raises:
+        ValueError: an empty prompt list, `nsamples` or `batch_size` below 1,
+            `max_length` over the limits or too short for a prompt, an unknown
+            sampler name or option.
+    """
+    # Keras loads here, not at `import kgpt2`.
+    from kgpt2.generation.sampler_lookup import reseed
+    from kgpt2.generation.sampler_lookup import resolve_sampler
+    from kgpt2.generation.token_ids import generate_token_ids
+
+    prompts = _prompt_list(prompt_or_prompts)
+    _check_count("nsamples", nsamples)
+    _check_count("batch_size", batch_size)
+    if lm.preprocessor is None:
+        raise ValueError(
+            "kgpt2.generate needs the model's preprocessor (for the tokenizer); "
+            "use kgpt2.generation.generate_token_ids with token ids instead."
+        )
+    max_length = _max_length(lm, max_length)
+    sampler = resolve_sampler(lm, sampler)
+    if seed is not None:
+        reseed(sampler, seed)
+    stop_ids = _stop_ids(lm, stop_token_ids)
+    token_rows = _tokenize(lm, prompts, max_length)
+
+    # One row per (prompt, sample), generated batch_size rows at a time.
+    jobs = [p for p in range(len(prompts)) for _ in range(nsamples)]
+    batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
+    texts = GeneratedTexts()
+    progress = _progress(len(batches))
+    task = progress.add_task("generating", total=len(batches)) if progress else None
+    if progress:
+        progress.start()
+    try:
+        for batch in batches:
+            padded = batch + [batch[-1]] * (batch_size - len(batch))
+            lengths = np.array([len(token_rows[p]) for p in padded])
+            token_ids = np.zeros((batch_size, lengths.max()), "int32")
+            for row, p in enumerate(padded):
+                token_ids[row, : lengths[row]] = token_rows[p]
+            start = time.perf_counter()
+            output = generate_token_ids(
+                lm, token_ids, max_length, sampler=sampler,
+                stop_token_ids=stop_ids, prompt_lengths=lengths,
+            )
+            texts.seconds += time.perf_counter() - start
+            for row, p in enumerate(batch):
+                new = _new_tokens(output[row], lengths[row], stop_ids)
+                texts.new_tokens += new.size
+                texts.append(
+                    _text(lm, new, stop_ids, prompts[p], include_prefix, truncate)
+                )
+            if progress:
+                progress.advance(task)
+    finally:
+        if progress:
+            progress.stop()
+    if destination_path is not None:
+        write_samples(texts, destination_path)
+    if return_as_list:
+        return texts
+    if destination_path is None:
+        for text in texts:
+            sys.stdout.write(f"{text}\n{SAMPLE_DELIMITER}\n")
+    return None

@@ -1,0 +1,84 @@
+"""`kgpt2 generate` on a preset folder written by `kgpt2.save`."""
+
+import os
+import tempfile
+
+os.environ.setdefault(
+    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
+)
+
+import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
+
+import pytest  # noqa: E402
+
+from kgpt2.cli import main  # noqa: E402
+from kgpt2.generation import SAMPLE_DELIMITER  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def preset_folder(tmp_path_factory):
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32, seed=5)
+    return str(kgpt2.save(lm, tmp_path_factory.mktemp("cli") / "preset"))
+
+
+def samples(out):
+    """The samples `kgpt2 generate` printed (the last line is the speed)."""
+    *texts, speed = out.split(f"{SAMPLE_DELIMITER}\n")
+    assert all(text.endswith("\n") for text in texts)
+    return [text[:-1] for text in texts], speed
+
+
+def test_generate_greedy_to_file(preset_folder, tmp_path, capsys):
+    output = tmp_path / "samples.txt"
+    argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
+            "--sampler", "greedy", "--max-length", "48", "--nsamples", "3",
+            "--batch-size", "2", "--output", str(output)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    texts, speed = samples(out)
+    # --max-length above the saved preprocessor's 32 works: the CLI loads
+    # the preset with room for it.
+    expected = kgpt2.generate(kgpt2.load(preset_folder, sequence_length=48), "Hello there",
+                              sampler="greedy", max_length=48)[0]
+    assert texts == [expected] * 3
+    assert "tokens/s" in speed and float(speed.split(" tokens/s")[0].split()[-1]) > 0
+    assert output.read_text("utf-8") == out[: -len(speed)]
+
+
+def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
+    argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
+            "--sampler", "top_k", "--top-k", "20", "--temperature", "0.8",
+            "--repetition-penalty", "1.3", "--no-repeat-ngram", "2", "--seed", "4",
+            "--max-length", "24", "--nsamples", "2", "--batch-size", "2",
+            "--no-include-prefix"]
+    assert main(argv) == 0
+    first, _ = samples(capsys.readouterr().out)
+    assert main(argv) == 0
+    again, _ = samples(capsys.readouterr().out)
+    assert first == again and len(first) == 2
+    assert not any(text.startswith("Hello there") for text in first)
+    word = first[0].split()[1]
+    assert main(argv + ["--truncate", word]) == 0
+    cut, _ = samples(capsys.readouterr().out)
+    assert cut[0] == first[0][: first[0].find(word)]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sampler", "greedy", "--top-p", "0.5"], "Sampler 'greedy' does not take p"),
+        (["--sampler", "nucleus"], "Unknown sampler 'nucleus'"),
+        (["--max-length", "2000"], "1024 positions"),
+        (["--nsamples", "0"], "nsamples must be an integer >= 1"),
+    ],
+)
+def test_bad_flags_are_clear_errors(preset_folder, capsys, extra, message):
+    assert main(["generate", "--preset", preset_folder, *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kgpt2 generate: error:") and message in err
+
+
+def test_help_lists_generate(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "generate" in capsys.readouterr().out

@@ -1,0 +1,116 @@
+"""`kgpt2.generate`: gpt-2-simple's options on the fast path."""
+
+import os
+import tempfile
+
+os.environ.setdefault(
+    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
+)
+
+import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
+
+import pytest  # noqa: E402
+
+from kgpt2.generation import SAMPLE_DELIMITER  # noqa: E402
+from kgpt2.generation.text import _progress  # noqa: E402
+
+PROMPT = "The quick brown fox"  # 4 tokens, 5 with the start token
+
+
+def test_same_text_as_lm_generate(tiny_lm):
+    tiny_lm.compile(sampler="greedy")
+    for prompt in [PROMPT, ""]:
+        expected = tiny_lm.generate(prompt, max_length=24)
+        assert kgpt2.generate(tiny_lm, prompt or None, sampler="greedy", max_length=24) == [
+            expected
+        ]
+
+
+def test_unconditional_samples_start_from_endoftext(tiny_lm):
+    texts = kgpt2.generate(tiny_lm, None, sampler="greedy", max_length=12, stop_token_ids=None)
+    tiny_lm.compile(sampler="greedy")
+    assert texts == [tiny_lm.generate("", max_length=12, stop_token_ids=None)]
+    # 12 slots minus the start token.
+    assert texts.new_tokens == 11
+
+
+def test_nsamples_in_batches_seeded_and_counted(tiny_lm):
+    kwargs = dict(sampler="top_k", max_length=16, nsamples=5, batch_size=2, stop_token_ids=None)
+    texts = kgpt2.generate(tiny_lm, PROMPT, seed=3, **kwargs)
+    assert len(texts) == 5 and all(text.startswith(PROMPT) for text in texts)
+    assert len(set(texts)) > 1  # batches and rows differ
+    assert kgpt2.generate(tiny_lm, PROMPT, seed=3, **kwargs) == texts
+    assert kgpt2.generate(tiny_lm, PROMPT, seed=4, **kwargs) != texts
+    assert texts.new_tokens == 5 * (16 - 5)
+    assert texts.tokens_per_second == pytest.approx(texts.new_tokens / texts.seconds)
+
+
+def test_several_prompts_keep_their_order(tiny_lm):
+    prompts = ["Hello", "The quick brown fox jumps over"]
+    texts = kgpt2.generate(tiny_lm, prompts, sampler="greedy", max_length=20, nsamples=2,
+                           batch_size=3)
+    assert [text.split(" ")[0] for text in texts] == ["Hello", "Hello", "The", "The"]
+    single = [kgpt2.generate(tiny_lm, p, sampler="greedy", max_length=20)[0] for p in prompts]
+    assert texts == [single[0], single[0], single[1], single[1]]
+
+
+def test_include_prefix_and_truncate(tiny_lm):
+    full = kgpt2.generate(tiny_lm, PROMPT, sampler="greedy", max_length=30, stop_token_ids=None)[0]
+    continuation = full[len(PROMPT):]
+    assert kgpt2.generate(
+        tiny_lm, PROMPT, sampler="greedy", max_length=30, stop_token_ids=None,
+        include_prefix=False,
+    ) == [continuation]
+    # Cut at a word from the middle of the generated text.
+    word = continuation.split()[len(continuation.split()) // 2]
+    cut = kgpt2.generate(
+        tiny_lm, PROMPT, sampler="greedy", max_length=30, stop_token_ids=None, truncate=word
+    )[0]
+    assert cut == PROMPT + continuation[: continuation.find(word)]
+    # A string that never occurs leaves the text whole.
+    assert kgpt2.generate(
+        tiny_lm, PROMPT, sampler="greedy", max_length=30, stop_token_ids=None,
+        truncate="\x00never\x00",
+    ) == [full]
+
+
+def test_destination_path_and_printing(tiny_lm, tmp_path, capsys):
+    path = tmp_path / "out" / "samples.txt"
+    texts = kgpt2.generate(tiny_lm, PROMPT, sampler="top_k", seed=1, max_length=12,
+                           nsamples=3, batch_size=3, destination_path=path)
+    written = path.read_text("utf-8")
+    assert written == "".join(f"{text}\n{SAMPLE_DELIMITER}\n" for text in texts)
+    assert written.count(SAMPLE_DELIMITER) == 3
+    assert not [p for p in path.parent.iterdir() if p.name != "samples.txt"]  # no leftovers
+    assert kgpt2.generate(tiny_lm, PROMPT, sampler="top_k", seed=1, max_length=12,
+                          nsamples=3, batch_size=3, return_as_list=False) is None
+    assert capsys.readouterr().out == written
+
+
+def test_progress_bar_only_for_several_batches():
+    assert _progress(1) is None
+    assert _progress(3) is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(prompt_or_prompts=[]), "empty list"),
+        (dict(prompt_or_prompts=["ok", 3]), "prompt 1 is a int"),
+        (dict(nsamples=0), "nsamples must be an integer >= 1"),
+        (dict(batch_size=0), "batch_size must be an integer >= 1"),
+        (dict(batch_size=2.5), "batch_size must be an integer >= 1"),
+        (dict(max_length=65), "preprocessor's sequence_length=64"),
+        (dict(max_length=2000), "1024 positions"),
+        (dict(prompt_or_prompts="one two three four five six seven", max_length=6),
+         "leaves no room"),
+        (dict(stop_token_ids="end"), "stop_token_ids must be 'auto'"),
+        (dict(sampler="nucleus"), "Unknown sampler 'nucleus'"),
+        (dict(sampler=42), "sampler must be None, a sampler name"),
+        (dict(seed="x", sampler="top_k"), "seed must be an integer"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(tiny_lm, kwargs, message):
+    kwargs = {"prompt_or_prompts": PROMPT, "max_length": 16, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        kgpt2.generate(tiny_lm, **kwargs)
