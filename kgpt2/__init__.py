@@ -29,10 +29,11 @@ from kgpt2 import samplers  # noqa: E402
 from kgpt2.training import compile, finetune  # noqa: E402, A004
 from kgpt2.training.memory_plan import plan  # noqa: E402
 from kgpt2.generation.text import generate  # noqa: E402
+from kgpt2.bench import bench  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PresetError", "compile", "data", "finetune", "generate", "load", "plan", "presets",
+    "PresetError", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
     "samplers", "save", "__version__",
 ]

@@ -7,6 +7,7 @@ adds its parser and sets `run(args)` as the handler.
 import argparse
 import sys
 
+from kgpt2.cli import bench
 from kgpt2.cli import demo
 from kgpt2.cli import finetune
 from kgpt2.cli import generate
@@ -14,7 +15,7 @@ from kgpt2.cli import plan
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, generate, plan, demo]
+COMMANDS = [presets, finetune, generate, bench, plan, demo]
 
 
 def build_parser():
