@@ -19,10 +19,12 @@ lm.fit(train, validation_data=validation, epochs=1, verbose=0)
 ```
 """
 
+from kgpt2.data.download import fetch_chinese_poetry
 from kgpt2.data.errors import DataError
 from kgpt2.data.packing import is_preprocessed
 from kgpt2.data.pipeline import from_texts
 from kgpt2.data.poetry import poetry
+from kgpt2.data.poetry import read_poems
 from kgpt2.data.spec import from_spec
 from kgpt2.data.stats import token_stats
 from kgpt2.data.text_files import text
@@ -31,10 +33,12 @@ from kgpt2.data.tfds_source import tfds_text
 
 __all__ = [
     "DataError",
+    "fetch_chinese_poetry",
     "from_spec",
     "from_texts",
     "is_preprocessed",
     "poetry",
+    "read_poems",
     "reddit_tifu",
     "tfds_text",
     "text",
