@@ -1,31 +1,7 @@
 """What the benchmark needs to know about, and do to, the model it measures."""
 
-import contextlib
-
-
-@contextlib.contextmanager
-def detached_preprocessor(lm):
-    """Run a block with `lm.preprocessor` set to None, then put it back.
-
-    KerasHub's documented way to generate from, and train on, token ids that
-    are already preprocessed is a task without a preprocessor.
-
-    Example:
-    ```python
-    import kgpt2
-    from kgpt2.bench.model import detached_preprocessor
-
-    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
-    with detached_preprocessor(lm):
-        print(lm.preprocessor)  # None
-    print(lm.preprocessor is not None)  # True
-    ```
-    """
-    preprocessor, lm.preprocessor = lm.preprocessor, None
-    try:
-        yield lm
-    finally:
-        lm.preprocessor = preprocessor
+# One context manager serves training and benchmarks: see its docstring.
+from kgpt2.training.preprocessing import detached_preprocessor  # noqa: F401
 
 
 def model_info(lm, preset):
