@@ -10,20 +10,43 @@ yields, with no padding at all:
 `({"token_ids": w[:-1], "padding_mask": all True}, w[1:], all True)`.
 """
 
+import weakref
+
 from kgpt2.presets.tokenizer import END_OF_TEXT_ID
 
 TOKENIZE_BATCH = 256
+_GRAPH_TOKENIZERS = weakref.WeakKeyDictionary()
 
 
-def _token_rows(tokenizer, batch):
-    """Tokenize a batch of strings eagerly; one int array per string."""
-    import numpy as np
+def graph_tokenizer(tokenizer):
+    """Return `tokenizer` wrapped to run KerasHub's TensorFlow workflow.
+
+    Called eagerly on a non-TensorFlow backend, KerasHub 0.32's
+    `BytePairTokenizer` runs its Python workflow (HF `tokenizers` with
+    Llama 3's split pattern), which lets a punctuation mark join the
+    letters after it: "（见" gives other ids there than in GPT-2. Inside a
+    `tf.function`, as in `fit`'s `tf.data` pipeline, it runs the TF
+    workflow with GPT-2's split pattern. Packing must produce the ids `fit`
+    would, so it tokenizes in a graph.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.data.packing import graph_tokenizer
+
+    tokenize = graph_tokenizer(kgpt2.presets.gpt2_tokenizer())
+    print(tokenize(["Hello world"]).to_list())  # [[15496, 995]]
+    ```
+    """
     import tensorflow as tf
 
-    rows = tokenizer(batch)
-    if isinstance(rows, tf.RaggedTensor):  # The TensorFlow backend.
-        return np.split(rows.flat_values.numpy(), np.cumsum(rows.row_lengths().numpy())[:-1])
-    return rows  # Other backends: a list of lists of ints.
+    # Tracing costs seconds; train and validation parts share one trace.
+    if tokenizer not in _GRAPH_TOKENIZERS:
+        _GRAPH_TOKENIZERS[tokenizer] = tf.function(
+            lambda batch: tokenizer(batch),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
+    return _GRAPH_TOKENIZERS[tokenizer]
 
 
 def pack_tokens(texts, tokenizer, window, max_windows=None):
@@ -34,12 +57,16 @@ def pack_tokens(texts, tokenizer, window, max_windows=None):
     """
     import numpy as np
 
+    tokenize = graph_tokenizer(tokenizer)
     separator = np.array([END_OF_TEXT_ID], np.int32)
     pieces, length = [], 0
     for batch in texts.batch(TOKENIZE_BATCH):
-        for row in _token_rows(tokenizer, batch):
-            pieces += [separator, np.asarray(row, np.int32)]
-            length += 1 + len(row)
+        rows = tokenize(batch)
+        ends = np.cumsum(rows.row_lengths().numpy())
+        tokens = rows.flat_values.numpy().astype(np.int32)
+        for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
+            pieces += [separator, tokens[start:end]]
+        length += len(tokens) + len(ends)
         if max_windows is not None and length >= max_windows * window:
             break
     stream = np.concatenate(pieces) if pieces else np.zeros([0], np.int32)
@@ -52,11 +79,11 @@ def pack_tokens(texts, tokenizer, window, max_windows=None):
 def pack(texts, tokenizer, sequence_length, max_windows=None):
     """Turn a `tf.data.Dataset` of strings into packed training windows.
 
-    The texts are tokenized when the pipeline is built, eagerly, a batch at
-    a time: for KerasHub's BPE tokenizer that is several times faster than
-    inside a `tf.data` map on a first pass, and the windows' number is then
-    known, so `len(dataset)`, progress bars and learning-rate schedules work.
-    The windows are held in memory (4 bytes a token).
+    The texts are tokenized when the pipeline is built, a batch at a time,
+    with the graph (TensorFlow) workflow that `fit` uses (see
+    `graph_tokenizer`). The number of windows is then known, so
+    `len(dataset)`, progress bars and learning-rate schedules work; the
+    windows are held in memory (4 bytes a token).
 
     Args:
         texts: a dataset of scalar strings, in the order to concatenate.

@@ -32,11 +32,12 @@ def token_stats(dataset, preprocessor=None):
 
     preprocessed = is_preprocessed(dataset)
     if not preprocessed and preprocessor is None:
-        raise ValueError("token_stats() needs the preprocessor for a dataset of strings.")
+        raise DataError("token_stats() needs the preprocessor for a dataset of strings.")
     sequences = positions = tokens = targets = 0
-    for batch in dataset:
-        # Called eagerly, batch by batch: no graph to trace.
-        x, _, weights = batch if preprocessed else preprocessor(batch)
+    if not preprocessed:
+        # Mapped as `fit` maps it: the graph workflow tokenizes like GPT-2.
+        dataset = dataset.map(preprocessor)
+    for x, _, weights in dataset.as_numpy_iterator():
         mask = np.asarray(x["padding_mask"])
         sequences += mask.shape[0]
         positions += mask.size

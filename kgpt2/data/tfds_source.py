@@ -96,12 +96,14 @@ def tfds_text(name, split="train", text_key=None, data_dir=None, download=True, 
         try:
             builder.download_and_prepare()
         except Exception as error:  # Network, checksum and disk errors alike.
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}" if str(error) else type(error).__name__
+            reason = type(error).__name__
+            if str(error):
+                reason += f": {str(error).splitlines()[0][:300]}"
             raise DataError(
                 f"TFDS dataset '{builder.info.full_name}' could not be downloaded "
                 f"and prepared in '{builder.data_dir}' ({reason}). Without network "
-                "access, prepare it elsewhere and pass data_dir= pointing at a "
-                "copy of that folder."
+                "access, prepare it where there is some and pass data_dir= a copy "
+                f"of that TFDS data folder (here '{builder.data_dir_root}')."
             ) from error
     elif not builder.is_prepared():
         raise DataError(
