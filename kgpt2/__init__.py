@@ -21,12 +21,19 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kgpt2 import presets  # noqa: E402
+from kgpt2 import data  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
 from kgpt2 import samplers  # noqa: E402
+from kgpt2.training import compile, finetune  # noqa: E402, A004
+from kgpt2.training.memory_plan import plan  # noqa: E402
 from kgpt2.generation.text import generate  # noqa: E402
+from kgpt2.bench import bench  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["PresetError", "load", "presets", "save", "__version__"]
+__all__ = [
+    "PresetError", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
+    "samplers", "save", "__version__",
+]

@@ -6,7 +6,6 @@ polynomial-decay Adam while printing the loss, then generate with two
 samplers and report tokens per second.
 """
 
-import json
 import time
 from importlib import resources
 
@@ -25,14 +24,6 @@ def sample_poems_path():
     ```
     """
     return resources.files("kgpt2") / "assets" / "tang_sample" / "poet.tang.sample.json"
-
-
-def _sample_texts():
-    import opencc
-
-    to_simplified = opencc.OpenCC("t2s")
-    records = json.loads(sample_poems_path().read_text("utf-8"))
-    return [to_simplified.convert("".join(r["paragraphs"])) for r in records]
 
 
 def run(
@@ -70,9 +61,9 @@ def run(
     print(result["losses"][0] > result["losses"][-1])
     ```
     """
+    import tempfile
+
     import keras
-    import keras_hub
-    import tensorflow as tf
 
     import kgpt2
 
@@ -80,44 +71,36 @@ def run(
         learning_rate = 2e-3 if preset.endswith("_random") else 5e-5
     print_fn(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
-    texts = _sample_texts()
-    print_fn(f"Fine-tuning on {len(texts)} Tang poems for {steps} steps "
-             f"(batch {batch_size} x {sequence_length} tokens)")
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(texts)
-        .shuffle(len(texts), seed=0)
-        .repeat()
-        .batch(batch_size)
-        .take(steps)
-        .prefetch(tf.data.AUTOTUNE)
+    train = kgpt2.data.poetry(
+        sample_poems_path(), to_simplified=True, batch_size=batch_size,
+        pack=True, sequence_length=sequence_length,
+        tokenizer=lm.preprocessor.tokenizer,
     )
-    schedule = keras.optimizers.schedules.PolynomialDecay(
-        learning_rate, decay_steps=steps, end_learning_rate=0.0
-    )
-    lm.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=["accuracy"],
-    )
+    print_fn(f"Fine-tuning on 400 Tang poems (Simplified, packed) for {steps} "
+             f"steps (batch {batch_size} x {sequence_length} tokens)")
     losses = []
 
-    class PrintLoss(keras.callbacks.Callback):
+    class RecordLoss(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if batch % max(1, steps // 10) == 0 or batch == steps - 1:
-                losses.append(float(logs["loss"]))
-                print_fn(f"  step {batch + 1:>4}/{steps}  loss {losses[-1]:.3f}")
+            losses.append(float(logs["loss"]))
 
-    lm.fit(dataset, epochs=1, verbose=0, callbacks=[PrintLoss()])
+    with tempfile.TemporaryDirectory() as checkpoints:
+        kgpt2.finetune(
+            lm, train.repeat(), steps=steps, learning_rate=learning_rate,
+            run_name="demo", checkpoint_dir=checkpoints, restore_from="fresh",
+            save_every=steps, print_every=max(1, steps // 10),
+            callbacks=[RecordLoss()], print_fn=print_fn,
+        )
 
     samples, speeds = {}, {}
     for name, sampler in [
-        ("greedy", keras_hub.samplers.GreedySampler()),
-        ("top_k", keras_hub.samplers.TopKSampler(k=10, seed=0)),
+        ("greedy, no 3-gram twice", kgpt2.samplers.get("greedy", no_repeat_ngram_size=3)),
+        ("top_k", kgpt2.samplers.get("top_k", k=10, seed=0)),
     ]:
-        lm.compile(sampler=sampler)
-        lm.generate(prompt, max_length=max_length)  # compile once
+        kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length)  # compile once
         start = time.perf_counter()
-        text = lm.generate(prompt, max_length=max_length)
+        text = kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length,
+                              stop_token_ids=None)[0]
         seconds = time.perf_counter() - start
         new_tokens = max_length - len(lm.preprocessor.tokenizer(prompt))
         samples[name] = text

@@ -5,7 +5,9 @@ Backend-neutral: test_samplers_tensorflow.py runs this file again with
 KERAS_BACKEND=tensorflow (XLA-compiled generate)."""
 
 import json
+import os
 
+import kgpt2  # noqa: I001 (before keras: importing kgpt2 picks the backend)
 import keras
 import keras_hub
 import numpy as np
@@ -17,7 +19,6 @@ from samplers_reference import next_token_logits
 from samplers_reference import repeated_ngrams
 from samplers_reference import repetition_penalty
 
-import kgpt2
 from kgpt2.samplers import logits_processing
 
 NAMES = ["greedy", "random", "top_k", "top_p", "beam", "contrastive"]
@@ -31,6 +32,10 @@ def lm():
 
 
 # --- registry and options -------------------------------------------------
+
+
+def test_runs_on_the_requested_backend():
+    assert keras.config.backend() == os.environ.get("KERAS_BACKEND", "jax")
 
 
 def test_import_kgpt2_stays_light():

@@ -7,12 +7,15 @@ adds its parser and sets `run(args)` as the handler.
 import argparse
 import sys
 
+from kgpt2.cli import bench
 from kgpt2.cli import demo
+from kgpt2.cli import finetune
 from kgpt2.cli import generate
+from kgpt2.cli import plan
 from kgpt2.cli import presets
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, demo, generate]
+COMMANDS = [presets, finetune, generate, bench, plan, demo]
 
 
 def build_parser():

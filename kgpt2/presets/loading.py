@@ -58,6 +58,46 @@ def _local_max_length(path):
     return config.get("config", {}).get("max_sequence_length", MAX_SEQUENCE_LENGTH)
 
 
+# A `kgpt2.finetune` run directory holds one folder per checkpoint and this
+# file, naming the latest checkpoint's preset folder relative to the run. It
+# is replaced atomically after a checkpoint is complete, so it always names a
+# whole preset, even after a crash in the middle of a save.
+RUN_POINTER_FILE = "LATEST"
+
+
+def resolve_run_pointer(run_dir):
+    """Return the preset folder that run `run_dir`'s pointer file names.
+
+    Returns None when `run_dir` has no pointer file.
+
+    Raises:
+        PresetError: the pointer is unreadable, leaves the run directory, or
+            names a folder that is not a preset.
+
+    Example:
+    ```python
+    from kgpt2.presets.loading import resolve_run_pointer
+
+    print(resolve_run_pointer("checkpoint/no_such_run"))  # None
+    ```
+    """
+    run_dir = pathlib.Path(run_dir)
+    pointer = run_dir / RUN_POINTER_FILE
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text("utf-8").strip()
+    target = run_dir / name
+    inside = pathlib.PurePosixPath(name)
+    if not name or inside.is_absolute() or ".." in inside.parts or "\\" in name:
+        raise PresetError(f"{pointer} names {name!r}, which is not a folder inside the run.")
+    if not (target / "config.json").is_file():
+        raise PresetError(
+            f"{pointer} names {name!r}, but {target} is not a preset folder "
+            "(no config.json)."
+        )
+    return target
+
+
 def _resolve_local(preset):
     """Return the preset folder inside `preset`, or None if it is not a path."""
     path = pathlib.Path(os.path.expanduser(str(preset)))
@@ -73,9 +113,14 @@ def _resolve_local(preset):
         )
     if not path.is_dir():
         raise PresetError(f"Preset '{preset}' is a file; a preset is a directory.")
-    # A training run keeps its latest model in `<run>/model`.
-    if not (path / "config.json").exists() and (path / "model" / "config.json").exists():
-        path = path / "model"
+    if not (path / "config.json").exists():
+        # A training run names its latest model in its pointer file; older
+        # layouts keep it in `<run>/model`.
+        latest = resolve_run_pointer(path)
+        if latest is not None:
+            path = latest
+        elif (path / "model" / "config.json").exists():
+            path = path / "model"
     return path
 
 

@@ -12,8 +12,9 @@ class GreedySampler(RepetitionControl, keras_hub.samplers.GreedySampler):
 
     A `keras_hub.samplers.GreedySampler` plus the repetition options of
     `RepetitionControl`; with the defaults it is KerasHub's sampler exactly.
-    Plain greedy search on GPT-2 tends to loop; `no_repeat_ngram_size=3` or
-    `repetition_penalty=1.2` breaks the loop.
+    Plain greedy search on GPT-2 tends to loop: `no_repeat_ngram_size=3`
+    rules the loop out, `repetition_penalty` only makes repeats less likely
+    (a model sure enough of its loop can overcome it).
 
     Args:
         temperature: float > 0 (no effect on which token is the most likely).

@@ -82,7 +82,18 @@ class RepetitionControl:
             )
         return logits
 
-    def __call__(self, next, prompt, **kwargs):
+    def __call__(
+        self,
+        next,
+        prompt,
+        cache=None,
+        index=0,
+        mask=None,
+        stop_token_ids=None,
+        hidden_states=None,
+        model=None,
+        **kwargs,
+    ):
         if self.controls_repetition:
             model_next = next
 
@@ -93,7 +104,17 @@ class RepetitionControl:
                 logits = self.process_logits(logits, token_ids, index)
                 return logits, hidden_states, cache
 
-        return super().__call__(next=next, prompt=prompt, **kwargs)
+        return super().__call__(
+            next=next,
+            prompt=prompt,
+            cache=cache,
+            index=index,
+            mask=mask,
+            stop_token_ids=stop_token_ids,
+            hidden_states=hidden_states,
+            model=model,
+            **kwargs,
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,272 @@
+"""`kgpt2.bench`: generation and training speed, on one or more Keras backends.
+
+One call measures everything issue 6 asks for and returns a report dict:
+the settings, the machine, every measurement as a row (`results`), and,
+when asked, the HF transformers peer's rows measured in the same session.
+Backends other than the running one are measured in a subprocess, because
+Keras picks its backend once per process.
+"""
+
+import sys
+
+from kgpt2.bench.generation import IMPLS
+from kgpt2.bench.generation import SAMPLER_OPTIONS
+
+SUPPORTED_BACKENDS = ("jax", "tensorflow")
+DEFAULT_IMPLS = ("kgpt2",)
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+
+
+def _check_choices(name, values, allowed):
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} is empty; choose one or more of {', '.join(allowed)}.")
+    for value in values:
+        if value not in allowed:
+            raise ValueError(f"Unknown {name[:-1]} {value!r}; choose from {', '.join(allowed)}.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} lists a value twice: {values}.")
+    return values
+
+
+def check_settings(settings):
+    """Validate benchmark settings before anything slow runs; return them.
+
+    Raises:
+        ValueError: naming the setting, the value and what is allowed.
+
+    Example:
+    ```python
+    from kgpt2.bench.benchmark import check_settings
+
+    check_settings(dict(preset="gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
+                        impls=["keras_hub"], prompt_length=4, new_tokens=8, calls=3,
+                        train=None, train_steps=7, train_warmup_steps=2))
+    ```
+    """
+    from kgpt2.presets import MAX_SEQUENCE_LENGTH
+
+    settings = dict(settings)
+    settings["batch_sizes"] = list(settings["batch_sizes"])
+    if not settings["batch_sizes"]:
+        raise ValueError("batch_sizes is empty; give at least one batch size, e.g. 1,8.")
+    for batch_size in settings["batch_sizes"]:
+        _check_int("each batch size", batch_size, 1)
+    settings["samplers"] = _check_choices("samplers", settings["samplers"], list(SAMPLER_OPTIONS))
+    settings["impls"] = _check_choices("impls", settings["impls"], IMPLS)
+    _check_int("prompt_length", settings["prompt_length"], 1)
+    _check_int("new_tokens", settings["new_tokens"], 1)
+    _check_int("calls", settings["calls"], 2)
+    total = settings["prompt_length"] + settings["new_tokens"]
+    if total > MAX_SEQUENCE_LENGTH:
+        raise ValueError(
+            f"prompt_length + new_tokens = {total} exceeds GPT-2's "
+            f"{MAX_SEQUENCE_LENGTH} positions."
+        )
+    if settings["train"] is not None:
+        train = list(settings["train"])
+        if len(train) != 2:
+            raise ValueError(f"train must be (batch_size, sequence_length), got {settings['train']!r}.")
+        _check_int("train batch size", train[0], 1)
+        _check_int("train sequence length", train[1], 2)
+        if train[1] > MAX_SEQUENCE_LENGTH:
+            raise ValueError(
+                f"train sequence length {train[1]} exceeds GPT-2's {MAX_SEQUENCE_LENGTH} positions."
+            )
+        settings["train"] = train
+        _check_int("train_warmup_steps", settings["train_warmup_steps"], 1)
+        _check_int("train_steps", settings["train_steps"], settings["train_warmup_steps"] + 1)
+    return settings
+
+
+def measure_backend(settings, print_fn=print):
+    """Measure generation (and training) with the running Keras backend.
+
+    `settings` are those `check_settings` accepts. Returns the part of a
+    report that belongs to this backend: `machine`, `model` and `results`.
+    """
+    import keras
+
+    import kgpt2
+    from kgpt2.bench.generation import bench_generation
+    from kgpt2.bench.machine import machine_info
+    from kgpt2.bench.model import model_info
+    from kgpt2.bench.training import bench_training
+
+    settings = check_settings(settings)
+    backend = keras.config.backend()
+    print_fn(f"Backend {backend}: measuring the machine and loading {settings['preset']}")
+    machine = machine_info()
+    lm = kgpt2.load(settings["preset"])
+    results = bench_generation(
+        lm,
+        impls=settings["impls"],
+        samplers=settings["samplers"],
+        batch_sizes=settings["batch_sizes"],
+        prompt_length=settings["prompt_length"],
+        new_tokens=settings["new_tokens"],
+        calls=settings["calls"],
+        print_fn=print_fn,
+    )
+    if settings["train"] is not None:
+        batch_size, sequence_length = settings["train"]
+        results.append(
+            bench_training(
+                lm,
+                batch_size=batch_size,
+                sequence_length=sequence_length,
+                steps=settings["train_steps"],
+                warmup_steps=settings["train_warmup_steps"],
+                print_fn=print_fn,
+            )
+        )
+    return {"machine": machine, "model": model_info(lm, settings["preset"]), "results": results}
+
+
+def bench(
+    preset="gpt2_base_random",
+    batch_sizes=(1, 8),
+    samplers=("greedy", "top_k", "top_p"),
+    impls=DEFAULT_IMPLS,
+    prompt_length=4,
+    new_tokens=128,
+    calls=3,
+    train=(8, 128),
+    train_steps=7,
+    train_warmup_steps=2,
+    backends=None,
+    compare_hf=None,
+    json_path=None,
+    plot_path=None,
+    print_fn=print,
+):
+    """Benchmark generation and training speed; print a table, return a report.
+
+    Args:
+        preset: any name `kgpt2.load` accepts; `gpt2_base_random` has GPT-2
+            124M's exact shape, so its speed is the real model's.
+        batch_sizes: generation batch sizes.
+        samplers: from "greedy", "top_k" (k=5), "top_p" (p=0.9).
+        impls: generation paths: "kgpt2" (`kgpt2.generation`) and/or
+            "keras_hub" (plain `GPT2CausalLM.generate` on token ids). Several
+            are measured call by call in turn, so their ratio survives noise.
+        prompt_length: prompt tokens ("The quick brown fox" ids, repeated).
+        new_tokens: generated tokens per sequence, no early stop.
+        calls: generation calls per measurement: one first call (compilation
+            included), then `calls - 1` steady ones.
+        train: `(batch_size, sequence_length)` of the training measurement,
+            or None to skip it.
+        train_steps, train_warmup_steps: training steps in all, and how many
+            are left out of the steady median.
+        backends: Keras backends to measure (default: the running one);
+            others run in a subprocess with `KERAS_BACKEND` set.
+        compare_hf: `(python, script)`: also run the HF transformers peer
+            script (`hf_generate.py`) with that interpreter, same settings.
+        json_path, plot_path: where to write the report as JSON and the
+            tokens/s chart as PNG (written only after every measurement).
+        print_fn: where progress lines and the final table go.
+
+    Returns:
+        The report dict: `settings`, `machine`, `backends` (per backend:
+        `machine` and `model`), `results` (every row, each tagged with its
+        `backend` and `impl`) and, with `compare_hf`, `hf_env`.
+
+    Example:
+    ```python
+    import kgpt2
+
+    report = kgpt2.bench("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
+                         new_tokens=4, train=(2, 16), train_steps=3,
+                         train_warmup_steps=1, print_fn=lambda *a: None)
+    row = report["results"][0]
+    print(row["tokens"] / row["steady_call_s"] == row["steady_tok_per_s"])  # True
+    ```
+    """
+    import keras
+
+    from kgpt2.bench.backends import measure_in_subprocess
+    from kgpt2.bench.report import check_output_path
+    from kgpt2.bench.report import format_report
+    from kgpt2.bench.report import write_json
+
+    settings = check_settings(
+        dict(
+            preset=str(preset),
+            batch_sizes=batch_sizes,
+            samplers=samplers,
+            impls=impls,
+            prompt_length=prompt_length,
+            new_tokens=new_tokens,
+            calls=calls,
+            train=train,
+            train_steps=train_steps,
+            train_warmup_steps=train_warmup_steps,
+        )
+    )
+    current = keras.config.backend()
+    backends = _check_choices("backends", backends or [current], SUPPORTED_BACKENDS)
+    hf_python, hf_script = _check_compare_hf(compare_hf, settings)
+    for path in (json_path, plot_path):
+        check_output_path(path)
+
+    report = {
+        "settings": {**settings, "backends": backends},
+        "machine": None,
+        "backends": {},
+        "results": [],
+    }
+    for backend in backends:
+        if backend == current:
+            part = measure_backend(settings, print_fn=print_fn)
+        else:
+            sys.stdout.flush()
+            part = measure_in_subprocess(backend, settings, print_fn=print_fn)
+        report["machine"] = report["machine"] or part["machine"]
+        report["backends"][backend] = {"machine": part["machine"], "model": part["model"]}
+        report["results"].extend(part["results"])
+    if hf_script is not None:
+        from kgpt2.bench.hf import run_hf_peer
+
+        print_fn(f"HF transformers peer: {hf_python} {hf_script}")
+        hf = run_hf_peer(hf_python, hf_script, settings, print_fn=print_fn)
+        report["hf_env"] = hf["env"]
+        report["results"].extend(hf["results"])
+
+    print_fn("")
+    print_fn(format_report(report))
+    if json_path is not None:
+        write_json(report, json_path)
+        print_fn(f"Wrote {json_path}")
+    if plot_path is not None:
+        from kgpt2.bench.plot import plot_report
+
+        plot_report(report, plot_path)
+        print_fn(f"Wrote {plot_path}")
+    return report
+
+
+def _check_compare_hf(compare_hf, settings):
+    import os
+
+    if compare_hf is None:
+        return None, None
+    if isinstance(compare_hf, (str, os.PathLike)) or len(compare_hf) != 2:
+        raise ValueError(
+            "compare_hf must be (python, script): the interpreter that has torch "
+            "and transformers, and the path of hf_generate.py."
+        )
+    python, script = (str(part) for part in compare_hf)
+    if not os.path.isfile(python) or not os.access(python, os.X_OK):
+        raise FileNotFoundError(f"compare_hf: '{python}' is not an executable Python interpreter.")
+    if not os.path.isfile(script):
+        raise FileNotFoundError(f"compare_hf: the HF peer script '{script}' does not exist.")
+    if settings["prompt_length"] != 4:
+        raise ValueError(
+            "compare_hf needs prompt_length=4: the HF peer script always uses the "
+            f"4-token prompt, got prompt_length={settings['prompt_length']}."
+        )
+    return python, script

@@ -1,0 +1,72 @@
+"""A benchmark report as a PNG: generation tokens/s by batch size and sampler."""
+
+import os
+import tempfile
+
+
+def plot_report(report, path):
+    """Draw steady generation tokens/s, one panel per batch size, to a PNG.
+
+    Each panel groups bars by sampler, one bar per backend/impl (HF included
+    when the report has it), so speed-ups read off directly. Written
+    atomically: the PNG appears whole or not at all.
+
+    Example:
+    ```python
+    import tempfile, kgpt2
+    from kgpt2.bench.plot import plot_report
+
+    report = kgpt2.bench("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
+                         new_tokens=4, train=None, print_fn=lambda *a: None)
+    plot_report(report, tempfile.mkdtemp() + "/bench.png")
+    ```
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from kgpt2.bench.report import series_name
+
+    rows = [row for row in report["results"] if row["what"] == "generate"]
+    if not rows:
+        raise ValueError("The report has no generation results to plot.")
+    batch_sizes = sorted({row["batch"] for row in rows})
+    samplers = list(dict.fromkeys(row["sampler"] for row in rows))
+    series = list(dict.fromkeys(series_name(row) for row in rows))
+    figure = Figure(figsize=(4 + 3 * len(batch_sizes), 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(batch_sizes), squeeze=False)[0]
+    width = 0.8 / len(series)
+    for axis, batch_size in zip(axes, batch_sizes):
+        for index, name in enumerate(series):
+            speeds = {
+                row["sampler"]: row["steady_tok_per_s"]
+                for row in rows
+                if row["batch"] == batch_size and series_name(row) == name
+            }
+            positions = [s + (index - (len(series) - 1) / 2) * width for s in range(len(samplers))]
+            values = [speeds.get(sampler, 0.0) for sampler in samplers]
+            bars = axis.bar(positions, values, width, label=name)
+            axis.bar_label(bars, fmt="%.0f", fontsize=7)
+        axis.set_xticks(range(len(samplers)), samplers)
+        axis.set_title(f"batch {batch_size}")
+        axis.set_ylabel("steady tokens/s")
+    settings = report["settings"]
+    figure.suptitle(
+        f"{settings['preset']}: {settings['prompt_length']}-token prompt + "
+        f"{settings['new_tokens']} new tokens ({report['machine']['cpu']}, "
+        f"{report['machine']['usable_cores']} cores)",
+        fontsize=9,
+    )
+    axes[-1].legend(fontsize=8)
+    path = os.fspath(path)
+    descriptor, staging = tempfile.mkstemp(
+        prefix=".bench-", suffix=".png", dir=os.path.dirname(os.path.abspath(path))
+    )
+    os.close(descriptor)
+    try:
+        figure.savefig(staging, format="png", dpi=120)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return path

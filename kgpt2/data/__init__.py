@@ -1,0 +1,46 @@
+"""Data pipelines: TFDS corpora, chinese-poetry JSON and text files.
+
+Every adapter returns a batched `tf.data.Dataset` that `GPT2CausalLM.fit`
+accepts directly, and takes the shared options of `kgpt2.data.pipeline`
+(batch_size, shuffle, seed, take, cache, prefetch, validation_split, pack,
+sequence_length, tokenizer). Packed pipelines yield token ids: fit them with
+the preprocessor detached (see `is_preprocessed`).
+
+Example:
+```python
+import kgpt2
+from kgpt2.demo import sample_poems_path
+
+lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+train, validation = kgpt2.data.poetry(
+    sample_poems_path(), batch_size=8, take=10, validation_split=0.1
+)
+lm.fit(train, validation_data=validation, epochs=1, verbose=0)
+```
+"""
+
+from kgpt2.data.download import fetch_chinese_poetry
+from kgpt2.data.errors import DataError
+from kgpt2.data.packing import is_preprocessed
+from kgpt2.data.pipeline import from_texts
+from kgpt2.data.poetry import poetry
+from kgpt2.data.poetry import read_poems
+from kgpt2.data.spec import from_spec
+from kgpt2.data.stats import token_stats
+from kgpt2.data.text_files import text
+from kgpt2.data.tfds_source import reddit_tifu
+from kgpt2.data.tfds_source import tfds_text
+
+__all__ = [
+    "DataError",
+    "fetch_chinese_poetry",
+    "from_spec",
+    "from_texts",
+    "is_preprocessed",
+    "poetry",
+    "read_poems",
+    "reddit_tifu",
+    "tfds_text",
+    "text",
+    "token_stats",
+]

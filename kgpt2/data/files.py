@@ -1,0 +1,61 @@
+"""Finding input files and reading JSON with errors that say where."""
+
+import fnmatch
+import json
+import pathlib
+import re
+
+from kgpt2.data.errors import DataError
+
+
+def existing_path(path, what):
+    """Return `path` as a `pathlib.Path`, or raise `FileNotFoundError`."""
+    resolved = pathlib.Path(path).expanduser()
+    if not resolved.exists():
+        raise FileNotFoundError(f"{what}: '{path}' does not exist.")
+    return resolved
+
+
+def natural_key(path):
+    """Sort key that puts `poet.tang.2000.json` before `poet.tang.10000.json`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def matching_files(folder, patterns, what):
+    """Files directly in `folder` matching the first pattern that matches any.
+
+    `patterns` is tried in order; the first one with matches wins, so a
+    folder holding both `poet.tang.*` and `poet.song.*` files gives only the
+    Tang ones when `poet.tang.*.json` comes first.
+    """
+    entries = [p for p in folder.iterdir() if p.is_file()]
+    if not entries:
+        raise DataError(f"{what}: the directory '{folder}' is empty.")
+    for pattern in patterns:
+        found = [p for p in entries if fnmatch.fnmatch(p.name, pattern)]
+        if found:
+            return sorted(found, key=natural_key)
+    names = ", ".join(sorted(p.name for p in entries)[:5])
+    more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+    raise DataError(
+        f"{what}: no file in '{folder}' matches {' or '.join(patterns)} "
+        f"(it holds {names}{more})."
+    )
+
+
+def json_error(path, error, line_offset=0):
+    """A `DataError` naming the file, line and column of a JSON syntax error."""
+    return DataError(
+        f"{path}: malformed JSON at line {error.lineno + line_offset}, "
+        f"column {error.colno}: {error.msg}."
+    )
+
+
+def read_json(path):
+    """Parse the JSON file at `path`; a syntax error names file and position."""
+    try:
+        return json.loads(pathlib.Path(path).read_text("utf-8"))
+    except json.JSONDecodeError as error:
+        raise json_error(path, error) from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}).") from None

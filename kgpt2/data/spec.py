@@ -1,0 +1,74 @@
+"""`kgpt2.data.from_spec`: the CLI's `--data SPEC` strings."""
+
+from kgpt2.data.errors import DataError
+from kgpt2.data.poetry import poetry
+from kgpt2.data.text_files import text
+from kgpt2.data.tfds_source import tfds_text
+
+SCHEMES = {
+    "tfds": "tfds:NAME[/CONFIG]",
+    "poetry": "poetry:PATH",
+    "text": "text:PATH",
+    "csv": "csv:PATH",
+    "jsonl": "jsonl:PATH#field",
+}
+
+
+def _allowed():
+    return ", ".join(SCHEMES.values())
+
+
+def from_spec(spec, text_key=None, **pipeline):
+    """A pipeline from a spec string, as given to `kgpt2 ... --data SPEC`.
+
+    Specs: `tfds:NAME[/CONFIG]` (`tfds_text`), `poetry:PATH` (`poetry`),
+    `text:PATH` (`text`, one example per line), `csv:PATH` (a single-column
+    CSV) and `jsonl:PATH#field` (a JSON Lines file's `field`).
+
+    Args:
+        spec: the spec string.
+        text_key: the text feature of a `tfds:` dataset, or the field of a
+            `jsonl:` file given without `#field` (the CLI's `--text-key`).
+        **pipeline: the shared options of `kgpt2.data.pipeline`, and any
+            other keyword of the adapter the spec names (e.g.
+            `to_simplified` for `poetry:`).
+
+    Raises:
+        DataError: an unknown scheme (the allowed ones are listed), a
+            `jsonl:` spec without a field, or a `text_key` for a scheme that
+            has no keys; plus whatever the adapter raises.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.demo import sample_poems_path
+
+    data = kgpt2.data.from_spec(f"poetry:{sample_poems_path()}", batch_size=8)
+    ```
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        raise DataError(f"Data spec {spec!r} has no scheme; use one of {_allowed()}.")
+    scheme, _, rest = spec.partition(":")
+    if scheme not in SCHEMES:
+        raise DataError(f"Unknown data spec scheme '{scheme}' in {spec!r}; use one of {_allowed()}.")
+    if not rest:
+        raise DataError(f"Data spec {spec!r} names nothing; the form is {SCHEMES[scheme]}.")
+    if scheme == "tfds":
+        return tfds_text(rest, text_key=text_key, **pipeline)
+    if scheme == "jsonl":
+        path, hash_sign, field = rest.rpartition("#")
+        if not hash_sign:
+            path, field = rest, None
+        if field and text_key and field != text_key:
+            raise DataError(f"Data spec {spec!r} names field '{field}' but text_key is '{text_key}'.")
+        field = field or text_key
+        if not field:
+            raise DataError(f"Data spec {spec!r} needs a field: jsonl:PATH#field (or --text-key).")
+        return text(path, field=field, format="jsonl", **pipeline)
+    if text_key is not None:
+        raise DataError(
+            f"text_key applies to tfds: and jsonl: specs only, not to {scheme}: ({spec!r})."
+        )
+    if scheme == "poetry":
+        return poetry(rest, **pipeline)
+    return text(rest, format="csv" if scheme == "csv" else "txt", **pipeline)

@@ -1,0 +1,65 @@
+"""A run's training batches: one tf.data iterator that every `fit` call continues."""
+
+import collections
+
+
+class RunBatches:
+    """The batches of steps `start_step + 1, ...` of a run, as model inputs.
+
+    A resumed run may need several `fit` calls (see `fit_segments`). Each
+    call over a `tf.data.Dataset` would start a new iterator, and a new
+    iterator reshuffles differently (seeded shuffles draw a new order per
+    iterator), so the resumed run would see other batches than an
+    uninterrupted one. Instead, all calls read from one iterator through
+    `generator()`. Keras peeks at the first batches of a generator to learn
+    their shapes; `keep_unused` puts back what a call peeked but did not
+    train on.
+
+    Args:
+        dataset: the training `tf.data.Dataset`; repeated if finite.
+        start_step: batches to skip (those trained before a resume).
+        preprocessor: mapped over the batches when they are text.
+
+    Example:
+    ```python
+    import tensorflow as tf
+    from kgpt2.training.batches import RunBatches
+
+    batches = RunBatches(tf.data.Dataset.range(5).batch(2), start_step=1)
+    feed = batches.generator()
+    print([next(feed).numpy().tolist() for _ in range(3)])  # [[2, 3], [4], [0, 1]]
+    ```
+    """
+
+    def __init__(self, dataset, start_step=0, preprocessor=None):
+        import tensorflow as tf
+
+        if dataset.cardinality() != tf.data.INFINITE_CARDINALITY:
+            dataset = dataset.repeat()
+        dataset = dataset.skip(start_step)
+        if preprocessor is not None:
+            dataset = dataset.map(
+                lambda *batch: preprocessor(*batch), num_parallel_calls=tf.data.AUTOTUNE
+            )
+        self._iterator = iter(dataset.prefetch(tf.data.AUTOTUNE))
+        self._pending = collections.deque()
+        self._handed = 0
+        self._recent = collections.deque(maxlen=16)
+
+    def generator(self):
+        """A generator over the next batches, for one `fit` call."""
+        self._handed = 0
+        self._recent.clear()
+        while True:
+            batch = self._pending.popleft() if self._pending else next(self._iterator)
+            self._handed += 1
+            self._recent.append(batch)
+            yield batch
+
+    def keep_unused(self, trained):
+        """After a `fit` call that trained `trained` batches, keep the rest."""
+        unused = self._handed - trained
+        if not 0 <= unused <= len(self._recent):
+            raise RuntimeError(f"fit took {self._handed} batches but trained {trained}.")
+        for batch in reversed(list(self._recent)[len(self._recent) - unused:]):
+            self._pending.appendleft(batch)

@@ -1,0 +1,53 @@
+"""The loss-curve PNG of a run, drawn from its `metrics.csv`."""
+
+import os
+import pathlib
+
+
+def plot_loss_curve(metrics_csv, png_path):
+    """Draw training loss (and validation loss, if any) against step.
+
+    Written beside `png_path` and renamed over it, so a reader never sees a
+    half-written image. Returns the path, or None when there are no rows.
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.training.plot import plot_loss_curve
+
+    folder = pathlib.Path(tempfile.mkdtemp())
+    (folder / "metrics.csv").write_text("step,loss,val_loss\\n1,10.5,\\n2,9.75,9.9\\n")
+    print(plot_loss_curve(folder / "metrics.csv", folder / "loss.png").name)  # loss.png
+    ```
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    from kgpt2.training.callbacks.metrics_csv import read_metrics
+
+    rows = [row for row in read_metrics(metrics_csv) if row["loss"] is not None]
+    if not rows:
+        return None
+    png_path = pathlib.Path(png_path)
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    axes.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="training loss", linewidth=1)
+    validation = [r for r in rows if r.get("val_loss") is not None]
+    if validation:
+        axes.plot(
+            [r["step"] for r in validation],
+            [r["val_loss"] for r in validation],
+            "o-",
+            label="validation loss",
+        )
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (cross-entropy, nats/token)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    temporary = png_path.with_name(f".{png_path.name}.tmp.png")
+    figure.savefig(temporary)
+    plt.close(figure)
+    os.replace(temporary, png_path)
+    return png_path

@@ -1,0 +1,99 @@
+"""The fine-tuning learning-rate schedule: linear warmup, polynomial decay."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="kgpt2")
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak_learning_rate`, then polynomial decay.
+
+    At step `s` (the optimizer's iteration count) the rate is
+    `peak_learning_rate * s / warmup_steps` while `s < warmup_steps`, then
+    Keras's `PolynomialDecay` from `peak_learning_rate` down to
+    `end_learning_rate` over the remaining `decay_steps - warmup_steps`
+    steps, and `end_learning_rate` from step `decay_steps` on. With
+    `warmup_steps=0` and `power=1` this is exactly the reference recipe's
+    `PolynomialDecay(peak, decay_steps, end_learning_rate)`: after the last
+    of `decay_steps` training steps the optimizer sits at `end_learning_rate`.
+
+    Args:
+        peak_learning_rate: the rate reached at the end of warmup.
+        decay_steps: the total number of training steps, warmup included.
+        warmup_steps: steps of linear warmup, `0 <= warmup_steps <= decay_steps`.
+        end_learning_rate: the rate at step `decay_steps` and after.
+        power: the polynomial's power (1.0 is linear decay).
+
+    Example:
+    ```python
+    import keras
+    from kgpt2.training import WarmupPolynomialDecay
+
+    schedule = WarmupPolynomialDecay(1e-3, decay_steps=100, warmup_steps=10)
+    print([round(float(schedule(step)), 6) for step in (5, 10, 55, 100)])
+    # [0.0005, 0.001, 0.0005, 0.0]
+    optimizer = keras.optimizers.Adam(schedule)
+    ```
+    """
+
+    def __init__(
+        self,
+        peak_learning_rate,
+        decay_steps,
+        warmup_steps=0,
+        end_learning_rate=0.0,
+        power=1.0,
+        name="warmup_polynomial_decay",
+    ):
+        super().__init__()
+        for label, value in [
+            ("peak_learning_rate", peak_learning_rate),
+            ("end_learning_rate", end_learning_rate),
+            ("power", power),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{label} must be a number >= 0, got {value!r}.")
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+            raise ValueError(f"decay_steps must be an integer >= 1, got {decay_steps!r}.")
+        if (
+            isinstance(warmup_steps, bool)
+            or not isinstance(warmup_steps, int)
+            or not 0 <= warmup_steps <= decay_steps
+        ):
+            raise ValueError(
+                f"warmup_steps must be an integer in [0, decay_steps={decay_steps}], "
+                f"got {warmup_steps!r}."
+            )
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.decay_steps = decay_steps
+        self.warmup_steps = warmup_steps
+        self.end_learning_rate = float(end_learning_rate)
+        self.power = float(power)
+        self.name = name
+        # PolynomialDecay needs at least one step; with all steps spent on
+        # warmup, the decay phase is just the end rate.
+        self._decay = keras.optimizers.schedules.PolynomialDecay(
+            self.peak_learning_rate,
+            decay_steps=max(1, decay_steps - warmup_steps),
+            end_learning_rate=self.end_learning_rate,
+            power=self.power,
+        )
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = float(self.warmup_steps)
+        warming_up = self.peak_learning_rate * step / max(warmup, 1.0)
+        if self.warmup_steps == self.decay_steps:
+            decaying = keras.ops.full_like(step, self.end_learning_rate)
+        else:
+            decaying = self._decay(keras.ops.maximum(step - warmup, 0.0))
+        return keras.ops.where(step < warmup, warming_up, decaying)
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "decay_steps": self.decay_steps,
+            "warmup_steps": self.warmup_steps,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+            "name": self.name,
+        }

@@ -1,0 +1,119 @@
+"""Train gpt2_tiny_random on two virtual CPU devices; print results as JSON.
+
+Run by tests/test_distribution.py in a subprocess, because XLA reads
+`--xla_force_host_platform_device_count` once, when JAX starts.
+
+For each mode (single device, data_parallel, model_parallel) it loads the
+same model, trains it with plain `fit` for a few steps on the same batches,
+and reports the per-step losses, how the variables are laid out, and the
+bytes device 0 holds (to check `kgpt2.plan` against).
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+os.environ["KERAS_BACKEND"] = "jax"
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+)
+
+STEPS = 4
+BATCH_SIZE = 4
+SEQUENCE_LENGTH = 32
+
+
+def texts():
+    """The same batch STEPS times, so the loss falls step after step."""
+    words = "the quick brown fox jumps over a lazy dog while cats sleep".split()
+    batch = [
+        " ".join(words[(i * 7 + j) % len(words)] for j in range(5 + 3 * i))
+        for i in range(BATCH_SIZE)
+    ]
+    return batch * STEPS
+
+
+def device0_bytes(variables):
+    import jax
+
+    device = jax.devices()[0]
+    total = 0
+    for variable in variables:
+        for shard in variable.value.addressable_shards:
+            if shard.device == device:
+                total += shard.data.nbytes
+    return total
+
+
+def train(mode):
+    import keras
+    import numpy as np
+
+    import kgpt2
+    from kgpt2.training.distribution import distributed
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
+    original = [w.copy() for w in lm.get_weights()]
+    losses = []
+
+    class RecordLoss(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(float(logs["loss"]))
+
+    result = {}
+    with distributed(lm, mode) as lm:
+        result["weights_preserved"] = all(
+            np.array_equal(a, b) for a, b in zip(original, lm.get_weights())
+        )
+        lm.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        lm.fit(texts(), batch_size=BATCH_SIZE, epochs=1, shuffle=False,
+               verbose=0, callbacks=[RecordLoss()])
+        result["layouts"] = {
+            v.path: {
+                "spec": str(v.value.sharding.spec)
+                if hasattr(v.value.sharding, "spec") else None,
+                "devices": len(v.value.sharding.device_set),
+                "replicated": bool(v.value.sharding.is_fully_replicated),
+                "shard_shape": list(v.value.addressable_shards[0].data.shape),
+            }
+            for v in lm.backbone.weights
+        }
+        result["device0_weight_bytes"] = device0_bytes(lm.backbone.weights)
+        moments = [v for v in lm.optimizer.variables if len(v.shape) > 0]
+        result["device0_adam_bytes"] = device0_bytes(moments)
+        final = lm.get_weights()
+    # Saving after the scope gathers the shards into an ordinary preset.
+    with tempfile.TemporaryDirectory() as folder:
+        kgpt2.save(lm, os.path.join(folder, "preset"))
+        reloaded = kgpt2.load(os.path.join(folder, "preset")).get_weights()
+    result["save_load_round_trip"] = all(
+        np.array_equal(a, b) for a, b in zip(final, reloaded))
+    result["losses"] = losses
+    result["weights_changed"] = not all(
+        np.array_equal(a, b) for a, b in zip(original, final))
+    return result, final
+
+
+def main():
+    import jax
+
+    modes = sys.argv[1:] or ["single", "data_parallel", "model_parallel"]
+    import numpy as np
+
+    report = {"device_count": jax.device_count()}
+    finals = {}
+    for mode in modes:
+        report[mode], finals[mode] = train(None if mode == "single" else mode)
+        if "single" in finals:
+            report[mode]["max_weight_difference_from_single"] = max(
+                float(np.max(np.abs(a - b)))
+                for a, b in zip(finals["single"], finals[mode]))
+    print("RESULT " + json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

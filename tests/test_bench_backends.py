@@ -1,0 +1,68 @@
+"""`kgpt2 bench` across Keras backends (subprocess) and beside the HF peer."""
+
+import contextlib
+import io
+import json
+import sys
+
+from kgpt2.cli import main
+
+# The default impl: kgpt2's own generation path.
+TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--batch-sizes", "1",
+        "--samplers", "greedy"]
+
+
+def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
+    # ~25 s: the only test that imports the TensorFlow Keras backend, which
+    # issue 6 requires to work.
+    json_path = tmp_path / "report.json"
+    status = main(["bench", *TINY, "--train", "2,8", "--train-steps", "3",
+                   "--backends", "jax,tensorflow", "--json", str(json_path)])
+    assert status == 0
+    report = json.loads(json_path.read_text("utf-8"))
+    assert report["settings"]["backends"] == ["jax", "tensorflow"]
+    for backend in ("jax", "tensorflow"):
+        assert report["backends"][backend]["machine"]["backend"] == backend
+        rows = [row for row in report["results"] if row["backend"] == backend]
+        assert sorted((row["what"], row["impl"]) for row in rows) == [
+            ("generate", "kgpt2"), ("train", "kgpt2")]
+        assert all(row["steady_tok_per_s"] > 0 for row in rows)
+
+
+def test_compare_hf_runs_the_peer_with_our_settings(tmp_path, fixtures_dir):
+    json_path = tmp_path / "report.json"
+    script = fixtures_dir / "hf_peer" / "fake_hf_generate.py"
+    terminal = io.StringIO()
+    with contextlib.redirect_stdout(terminal):
+        status = main(["bench", *TINY, "--batch-sizes", "1,2", "--train", "2,8",
+                       "--train-steps", "3", "--compare-hf", sys.executable, str(script),
+                       "--json", str(json_path)])
+    assert status == 0
+    report = json.loads(json_path.read_text("utf-8"))
+    hf = [row for row in report["results"] if row["impl"] == "hf-transformers-torch"]
+    ours = {(row["what"], row["batch"]): row for row in report["results"]
+            if row["impl"] != "hf-transformers-torch"}
+    # The peer got our batch sizes, new tokens and training shape.
+    assert sorted((row["what"], row["batch"]) for row in hf) == [
+        ("generate", 1), ("generate", 2), ("train", 2)]
+    assert all(row["new_tokens"] == 3 for row in hf if row["what"] == "generate")
+    assert report["hf_env"]["torch"] == "fake"
+    # The side-by-side table divides our best tokens/s by the peer's.
+    text = terminal.getvalue()
+    for row in hf:
+        mine = ours[(row["what"], row["batch"])]
+        if row["what"] == "generate":
+            assert row["best_tok_per_s"] == row["batch"] * 3 / 0.03
+            ratio = mine["best_tok_per_s"] / row["best_tok_per_s"]
+            assert f"{mine['best_tok_per_s']:.1f} ({ratio:.2f}x)" in text
+        else:
+            assert f"{mine['steady_tok_per_s'] / row['steady_tok_per_s']:.2f}x" in text
+    assert "ratio to torch/hf-transformers-torch" in text
+
+
+def test_compare_hf_needs_the_four_token_prompt(capsys, tmp_path, fixtures_dir):
+    script = fixtures_dir / "hf_peer" / "fake_hf_generate.py"
+    status = main(["bench", *TINY, "--prompt-length", "8", "--train", "none",
+                   "--compare-hf", sys.executable, str(script)])
+    assert status == 1
+    assert "compare_hf needs prompt_length=4" in capsys.readouterr().err

@@ -1,0 +1,191 @@
+"""kgpt2.finetune on gpt2_tiny_random and the Tang fixture.
+
+The end-to-end run on text (loss, schedule, run directory) is in
+test_training_cli.py; the crash tests in test_training_crash.py.
+"""
+
+import kgpt2  # first: it picks the Keras backend
+
+import math  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from training_helpers import SEQUENCE_LENGTH  # noqa: E402
+from training_helpers import SETTINGS  # noqa: E402
+from training_helpers import enable_jax_compilation_cache  # noqa: E402
+from training_helpers import text_dataset  # noqa: E402
+from training_helpers import tokenize_to_file  # noqa: E402
+from training_helpers import tokenized_dataset  # noqa: E402
+
+from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
+from kgpt2.training.checkpoints import RunDirectory  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def jax_cache(tmp_path_factory):
+    enable_jax_compilation_cache(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    return tokenize_to_file(tmp_path_factory.mktemp("tokens") / "tang.npz")
+
+
+def fresh_lm():
+    return kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
+
+
+def quiet(*args):
+    pass
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+class PoisonWeightsAfterStep(keras.callbacks.Callback):
+    """Corrupt the model after step N, as a diverging run would."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.poison_step, self.step = step, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step == self.poison_step:
+            embeddings = self.model.backbone.token_embedding.embeddings
+            embeddings.assign(np.full(embeddings.shape, np.nan, "float32"))
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, tokens):
+    lm = fresh_lm()
+    lines = []
+    result = kgpt2.finetune(
+        lm, tokenized_dataset(tokens), checkpoint_dir=tmp_path, save_every=2,
+        print_fn=lines.append, callbacks=[PoisonWeightsAfterStep(3)], **SETTINGS,
+    )
+    assert result.stop_reason == "nan"
+    assert "at step 4" in result.message and "last good" in result.message
+    assert result.message in lines
+    assert not any("Saved step 4" in line for line in lines)
+    assert result.step == 2 and result.checkpoint.name.startswith("ckpt-00000002-")
+    rows = read_metrics(tmp_path / "run1" / "metrics.csv")
+    assert [row["step"] for row in rows] == [1, 2, 3, 4] and math.isnan(rows[-1]["loss"])
+    loaded = kgpt2.load(tmp_path / "run1")
+    assert all(np.isfinite(weight).all() for weight in loaded.get_weights())
+    # The preprocessor detached for the tokenized dataset is back.
+    assert lm.preprocessor is not None
+
+
+def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, tokens):
+    lm = fresh_lm()
+    settings = dict(
+        steps=16, learning_rate=5e-2, lora_rank=4, mixed_precision=True,
+        gradient_accumulation_steps=2, checkpoint_dir=tmp_path, save_every=8, print_fn=quiet,
+    )
+    result = kgpt2.finetune(lm, tokenized_dataset(tokens), **settings)
+    losses = [row["loss"] for row in read_metrics(tmp_path / "run1" / "metrics.csv")]
+    assert (result.stop_reason, result.step, result.total_steps) == ("completed", 16, 16)
+    assert result.metrics["loss"] == pytest.approx(losses[-1], rel=1e-5) and result.tokens_per_second > 0
+    assert len(result.history["loss"]) == 1  # one epoch
+    # Only the attention adapters learn, and the random model's output
+    # embedding is frozen near zero: the loss can't fall far from ln(50257).
+    assert len(losses) == 16 and mean(losses[-4:]) < mean(losses[:4]) - 0.03, losses
+    # One update per two steps; LoRA trained only the query/value adapters.
+    assert int(lm.optimizer.iterations) == 8
+    assert {v.path.rsplit("/", 1)[-1] for v in lm.trainable_variables} == {"lora_kernel_a", "lora_kernel_b", "bias"}
+    assert lm.backbone.transformer_layers[0].compute_dtype == "bfloat16"
+
+    trained = [v.numpy() for v in [*lm.variables, *lm.optimizer.variables]]
+
+    # The run loads as a plain float32 GPT-2 holding the merged weights.
+    loaded = kgpt2.load(result.run_dir)
+    assert loaded.backbone.dtype_policy.name == "float32"
+    assert not any(getattr(layer, "lora_enabled", False) for layer in loaded.backbone._flatten_layers())
+    batch = next(iter(tokenized_dataset(tokens)))[0]
+    kgpt2.compile(lm, steps=1, lora_rank=4)  # back to float32 compute, to compare
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.backbone(batch)),
+        keras.ops.convert_to_numpy(lm.backbone(batch)),
+        atol=1e-5,
+    )
+
+    # Resuming restores the unmerged LoRA weights and the optimizer exactly.
+    resumed = fresh_lm()
+    kgpt2.compile(resumed, steps=16, lora_rank=4, mixed_precision=True, gradient_accumulation_steps=2)
+    with RunDirectory.open(tmp_path, "run1") as run:
+        state = run.restore(resumed, run.latest())
+    assert state["step"] == 16 and state["lora_rank"] == 4
+    restored = [v.numpy() for v in [*resumed.variables, *resumed.optimizer.variables]]
+    assert len(trained) == len(restored)
+    assert all(np.array_equal(a, b) for a, b in zip(trained, restored))
+
+
+def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
+    import keras_hub
+
+    other = keras_hub.models.GPT2CausalLM(
+        backbone=keras_hub.models.GPT2Backbone(
+            vocabulary_size=50257, num_layers=1, num_heads=2, hidden_dim=64,
+            intermediate_dim=128, max_sequence_length=1024,
+        ),
+        preprocessor=tiny_lm.preprocessor,
+    )
+    kgpt2.compile(other, steps=4)
+    with RunDirectory.open(tmp_path, "run1") as run:
+        run.save(other, step=2, state={})
+    with pytest.raises(ValueError, match="different architecture.*num_layers: run 1 vs model 2"):
+        kgpt2.finetune(fresh_lm(), text_dataset(), steps=4, checkpoint_dir=tmp_path, print_fn=quiet)
+
+
+def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, tiny_lm, tokens):
+    texts = text_dataset()
+    cases = [
+        (dict(run_name="../escape"), "run_name"),
+        (dict(run_name="/tmp/elsewhere"), "run_name"),
+        (dict(run_name="a/b"), "run_name"),
+        (dict(restore_from="best"), "restore_from"),
+        (dict(save_every=-1), "save_every"),
+        (dict(sample_every=1.5), "sample_every"),
+        (dict(steps=0), "steps"),
+        (dict(callbacks=[print]), "callbacks"),
+        (dict(sample_every=5, sample_length=5000), "sample_length"),
+        (dict(lora_rank=-1), "lora_rank"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            kgpt2.finetune(tiny_lm, texts, checkpoint_dir=tmp_path / "runs", **options)
+    datasets = [
+        (["not", "a", "dataset"], "tf.data.Dataset"),
+        (tf.data.Dataset.range(8).batch(2), "neither batches of strings nor tokenized"),
+        (tf.data.Dataset.from_tensor_slices(["unbatched"]), r"batch it first, e.g. train_ds.batch\(8\)"),
+        (texts.filter(lambda batch: True), "unknown.*pass steps=N"),
+        (texts.repeat(), "infinite.*pass steps=N"),
+        (texts.take(0), "empty"),
+    ]
+    for dataset, message in datasets:
+        with pytest.raises(ValueError, match=message):
+            kgpt2.finetune(tiny_lm, dataset, checkpoint_dir=tmp_path / "runs")
+    with pytest.raises(ValueError, match="both be text or both be tokenized"):
+        kgpt2.finetune(tiny_lm, texts, val_ds=tokenized_dataset(tokens), checkpoint_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_a_run_in_use_is_locked(tmp_path):
+    with RunDirectory.open(tmp_path, "run1"):
+        with pytest.raises(ValueError, match="being trained by another process"):
+            kgpt2.finetune(fresh_lm(), text_dataset(), steps=2, checkpoint_dir=tmp_path, print_fn=quiet)
+
+
+def test_a_corrupt_pointer_is_a_clear_load_error(tmp_path):
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / "LATEST").write_text("../../elsewhere/model\n")
+    with pytest.raises(kgpt2.PresetError, match="not a folder inside the run"):
+        kgpt2.load(run)
+    (run / "LATEST").write_text("ckpt-00000001-abcdef/model\n")
+    with pytest.raises(kgpt2.PresetError, match="not a preset folder"):
+        kgpt2.load(run)
