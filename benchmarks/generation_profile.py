@@ -5,8 +5,10 @@ Each piece of a GPT-2 decode step (one new token per row, cache of `--slots`
 slots) is compiled on its own with the weights as arguments, and called
 `--repeats` times in turn with the others; the table shows the best call
 (least disturbed by other processes) in milliseconds, and what share of the
-whole kgpt2 step each piece takes. Memory-bound pieces also show the GB/s
-they read (weights and cache).
+whole kgpt2 step each piece takes (the indented rows are parts of the
+"12 transformer layers" row, times 12; "attention" includes the q/k/v/out
+projections, so attention proper is the difference of those two rows).
+Memory-bound pieces also show the GB/s they read (weights and cache).
 
 Run (from the repository root):
   PYTHONPATH=$PWD python benchmarks/generation_profile.py --batch-sizes 1,8
@@ -16,7 +18,6 @@ import argparse
 import itertools
 import time
 
-import numpy as np
 
 
 def main(argv=None):
@@ -117,9 +118,9 @@ def main(argv=None):
             "  1 layer: feed-forward": (
                 compiled(feedforward_only), [hidden], False,
                 2 * dim * backbone.intermediate_dim * 4, 12),
-            "  1 layer: cached attention": (
+            "  1 layer: attention (projections + cache)": (
                 compiled(attention_only, True), [hidden, empty_cache(backbone, batch_size, args.slots)],
-                True, cache_bytes, 12),
+                True, 4 * dim * dim * 4 + cache_bytes, 12),
             "logits (x @ embeddings.T)": (
                 compiled(logits_only), [hidden], False, backbone.vocabulary_size * dim * 4, 1),
             "greedy softmax + argmax": (compiled(sampler_only), [logits], False, None, 1),
