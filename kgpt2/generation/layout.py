@@ -6,8 +6,11 @@ without compiling a program per `max_length`, the array is `bucket_length(
 max_length)` long and the prompts start at `offset = bucket - max_length`:
 the loop then ends exactly at position `max_length`. The unused slots before
 `offset` hold a copy of each row's first token and are marked as prompt in the
-mask, so stop-token checks ignore them and "tokens already present" (as
-repetition penalties see them) gain nothing new; no query attends to them.
+mask: stop-token checks ignore them, no query attends to them, and the set of
+tokens already present (what `repetition_penalty` looks at) gains nothing
+new. A `no_repeat_ngram_size` rule does see n-grams made of that repeated
+first token (for GPT-2 prompts, `<|endoftext|>`), so it can additionally ban
+continuing a run of it, which generated text practically never contains.
 
 Example:
 ```python
