@@ -26,7 +26,7 @@ def plot_report(report, path):
 
     from kgpt2.bench.report import series_name
 
-    rows = [row for row in report["results"] if row["what"] == "generate"]
+    rows = [row for row in report["summary"] if row["what"] == "generate"]
     if not rows:
         raise ValueError("The report has no generation results to plot.")
     batch_sizes = sorted({row["batch"] for row in rows})
