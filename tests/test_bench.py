@@ -76,9 +76,12 @@ def test_cli_writes_a_complete_json_report(cli_run):
 def test_every_figure_is_positive_and_consistent(cli_run):
     _, json_path, _, _ = cli_run
     report = json.loads(json_path.read_text("utf-8"))
-    assert len(report["results"]) == 5
-    for row in report["results"]:
+    assert len(report["results"]) == len(report["summary"]) == 5
+    for row in report["results"] + report["summary"]:
         _check_consistent(row)
+    # One round: the summary shows the same figures as the measurement.
+    for measured, summary in zip(report["results"], report["summary"]):
+        assert measured["steady_tok_per_s"] == summary["steady_tok_per_s"]
 
 
 def test_cli_writes_a_png(cli_run):
@@ -116,6 +119,30 @@ def test_row_summaries_follow_the_protocol():
     _check_consistent(row)
 
 
+def test_rounds_pool_steady_calls_and_keep_later_first_calls():
+    from kgpt2.bench.generation import generation_row
+    from kgpt2.bench.rounds import combine_rounds
+    from kgpt2.bench.training import training_row
+
+    fields = dict(backend="jax", impl="kgpt2", sampler="greedy", prompt_length=4)
+    rows = [
+        dict(generation_row([9.0, 4.0, 5.0], batch=2, new_tokens=8, **fields), round=0),
+        dict(generation_row([2.0, 1.0, 3.0], batch=2, new_tokens=8, **fields), round=1),
+        dict(training_row([7.0, 6.0, 2.0, 4.0], warmup_steps=2, batch=2, sequence_length=4,
+                          backend="jax", impl="kgpt2"), round=0),
+        dict(training_row([5.0, 9.0, 1.0, 3.0], warmup_steps=2, batch=2, sequence_length=4,
+                          backend="jax", impl="kgpt2"), round=1),
+    ]
+    generate, train = combine_rounds(rows)
+    assert generate["call_s"] == [9.0, 4.0, 5.0, 1.0, 3.0]
+    assert generate["first_call_s"] == 9.0 and generate["later_first_call_s"] == [2.0]
+    assert generate["steady_call_s"] == 3.5 and generate["best_call_s"] == 1.0
+    assert train["step_s"] == [7.0, 2.0, 4.0, 1.0, 3.0]
+    assert train["steady_step_s"] == 2.5 and generate["rounds"] == train["rounds"] == 2
+    for row in (generate, train):
+        _check_consistent(row)
+
+
 def test_batch_one_ceiling_is_bandwidth_over_weight_bytes():
     from kgpt2.bench.report import ceiling_lines
 
@@ -126,7 +153,7 @@ def test_batch_one_ceiling_is_bandwidth_over_weight_bytes():
                           "model": {"weight_bytes": weight_bytes, "dtype": "float32"}}
                 for backend, bandwidth in bandwidths.items()
             },
-            "results": [{"what": "generate", "backend": "jax", "impl": "kgpt2",
+            "summary": [{"what": "generate", "backend": "jax", "impl": "kgpt2",
                          "sampler": "greedy", "batch": 1, "best_tok_per_s": 35.0}],
         }
 

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import math
 import sys
 
 from kgpt2.cli import main
@@ -29,35 +30,46 @@ def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
         assert all(row["steady_tok_per_s"] > 0 for row in rows)
 
 
-def test_compare_hf_runs_the_peer_with_our_settings(tmp_path, fixtures_dir):
+def test_compare_hf_in_rounds_pools_and_prints_ratios(tmp_path, fixtures_dir):
+    # Two rounds, each in fresh processes, each running the (fake) peer too:
+    # ~25 s of CPU (two small jax runs with training); more on a busy machine.
     json_path = tmp_path / "report.json"
     script = fixtures_dir / "hf_peer" / "fake_hf_generate.py"
     terminal = io.StringIO()
     with contextlib.redirect_stdout(terminal):
         status = main(["bench", *TINY, "--batch-sizes", "1,2", "--train", "2,8",
-                       "--train-steps", "3", "--compare-hf", sys.executable, str(script),
-                       "--json", str(json_path)])
+                       "--train-steps", "3", "--calls", "3", "--rounds", "2",
+                       "--compare-hf", sys.executable, str(script), "--json", str(json_path)])
     assert status == 0
     report = json.loads(json_path.read_text("utf-8"))
-    hf = [row for row in report["results"] if row["impl"] == "hf-transformers-torch"]
-    ours = {(row["what"], row["batch"]): row for row in report["results"]
+    hf = [row for row in report["summary"] if row["impl"] == "hf-transformers-torch"]
+    ours = {(row["what"], row["batch"]): row for row in report["summary"]
             if row["impl"] != "hf-transformers-torch"}
-    # The peer got our batch sizes, new tokens and training shape.
-    assert sorted((row["what"], row["batch"]) for row in hf) == [
-        ("generate", 1), ("generate", 2), ("train", 2)]
+    # The peer got our batch sizes, new tokens and training shape, each round.
+    assert sorted((row["what"], row["batch"], row["rounds"]) for row in hf) == [
+        ("generate", 1, 2), ("generate", 2, 2), ("train", 2, 2)]
     assert all(row["new_tokens"] == 3 for row in hf if row["what"] == "generate")
     assert report["hf_env"]["torch"] == "fake"
+    # Our rows pool both rounds' steady calls; round 2's first call is kept apart.
+    rounds = [row for row in report["results"] if row["impl"] == "kgpt2"
+              and row["what"] == "generate" and row["batch"] == 1]
+    assert sorted(row["round"] for row in rounds) == [0, 1]
+    mine = ours[("generate", 1)]
+    assert len(mine["call_s"]) == 1 + 2 * 2 and mine["first_call_s"] == rounds[0]["call_s"][0]
+    assert mine["later_first_call_s"] == [rounds[1]["call_s"][0]]
+    assert mine["best_call_s"] == min(s for row in rounds for s in row["call_s"][1:])
     # The side-by-side table divides our best tokens/s by the peer's.
     text = terminal.getvalue()
     for row in hf:
         mine = ours[(row["what"], row["batch"])]
         if row["what"] == "generate":
-            assert row["best_tok_per_s"] == row["batch"] * 3 / 0.03
+            assert math.isclose(row["best_tok_per_s"], row["batch"] * 3 / 0.03)
             ratio = mine["best_tok_per_s"] / row["best_tok_per_s"]
             assert f"{mine['best_tok_per_s']:.1f} ({ratio:.2f}x)" in text
         else:
             assert f"{mine['steady_tok_per_s'] / row['steady_tok_per_s']:.2f}x" in text
     assert "ratio to torch/hf-transformers-torch" in text
+    assert "new-process first s" in text
 
 
 def test_compare_hf_needs_the_four_token_prompt(capsys, tmp_path, fixtures_dir):
@@ -66,3 +78,4 @@ def test_compare_hf_needs_the_four_token_prompt(capsys, tmp_path, fixtures_dir):
                    "--compare-hf", sys.executable, str(script)])
     assert status == 1
     assert "compare_hf needs prompt_length=4" in capsys.readouterr().err
+

@@ -139,6 +139,7 @@ def bench(
     train_steps=7,
     train_warmup_steps=2,
     backends=None,
+    rounds=1,
     compare_hf=None,
     json_path=None,
     plot_path=None,
@@ -164,6 +165,10 @@ def bench(
             are left out of the steady median.
         backends: Keras backends to measure (default: the running one);
             others run in a subprocess with `KERAS_BACKEND` set.
+        rounds: measure every backend (and the HF peer) in turn this many
+            times; with more than one, every round runs in fresh processes
+            and the summary pools all rounds (see `kgpt2.bench.rounds`), so
+            that comparisons survive a machine whose load changes.
         compare_hf: `(python, script)`: also run the HF transformers peer
             script (`hf_generate.py`) with that interpreter, same settings.
         json_path, plot_path: where to write the report as JSON and the
@@ -172,8 +177,10 @@ def bench(
 
     Returns:
         The report dict: `settings`, `machine`, `backends` (per backend:
-        `machine` and `model`), `results` (every row, each tagged with its
-        `backend` and `impl`) and, with `compare_hf`, `hf_env`.
+        `machine` and `model`), `results` (every row of every round, each
+        tagged with its `backend`, `impl` and `round`), `summary` (one row
+        per measurement, rounds pooled: what the table and chart show) and,
+        with `compare_hf`, `hf_env`.
 
     Example:
     ```python
@@ -184,6 +191,7 @@ def bench(
                          train_warmup_steps=1, print_fn=lambda *a: None)
     row = report["results"][0]
     print(row["tokens"] / row["steady_call_s"] == row["steady_tok_per_s"])  # True
+    print(report["summary"][0]["steady_tok_per_s"] == row["steady_tok_per_s"])  # True
     ```
     """
     import keras
@@ -192,6 +200,7 @@ def bench(
     from kgpt2.bench.report import check_output_path
     from kgpt2.bench.report import format_report
     from kgpt2.bench.report import write_json
+    from kgpt2.bench.rounds import combine_rounds
 
     settings = check_settings(
         dict(
@@ -210,31 +219,36 @@ def bench(
     current = keras.config.backend()
     backends = _check_choices("backends", backends or [current], SUPPORTED_BACKENDS)
     hf_python, hf_script = _check_compare_hf(compare_hf, settings)
+    _check_int("rounds", rounds, 1)
     for path in (json_path, plot_path):
         check_output_path(path)
 
     report = {
-        "settings": {**settings, "backends": backends},
+        "settings": {**settings, "backends": backends, "rounds": rounds},
         "machine": None,
         "backends": {},
         "results": [],
     }
-    for backend in backends:
-        if backend == current:
-            part = measure_backend(settings, print_fn=print_fn)
-        else:
-            sys.stdout.flush()
-            part = measure_in_subprocess(backend, settings, print_fn=print_fn)
-        report["machine"] = report["machine"] or part["machine"]
-        report["backends"][backend] = {"machine": part["machine"], "model": part["model"]}
-        report["results"].extend(part["results"])
-    if hf_script is not None:
-        from kgpt2.bench.hf import run_hf_peer
+    for round_index in range(rounds):
+        if rounds > 1:
+            print_fn(f"Round {round_index + 1} of {rounds}")
+        for backend in backends:
+            # One round in this process would reuse its compiled programs in
+            # the next: with several rounds, every one gets fresh processes.
+            if backend == current and rounds == 1:
+                part = measure_backend(settings, print_fn=print_fn)
+            else:
+                sys.stdout.flush()
+                part = measure_in_subprocess(backend, settings, print_fn=print_fn)
+            _add_part(report, backend, part, round_index)
+        if hf_script is not None:
+            from kgpt2.bench.hf import run_hf_peer
 
-        print_fn(f"HF transformers peer: {hf_python} {hf_script}")
-        hf = run_hf_peer(hf_python, hf_script, settings, print_fn=print_fn)
-        report["hf_env"] = hf["env"]
-        report["results"].extend(hf["results"])
+            print_fn(f"HF transformers peer: {hf_python} {hf_script}")
+            hf = run_hf_peer(hf_python, hf_script, settings, print_fn=print_fn)
+            report["hf_env"] = hf["env"]
+            report["results"].extend(dict(row, round=round_index) for row in hf["results"])
+    report["summary"] = combine_rounds(report["results"])
 
     print_fn("")
     print_fn(format_report(report))
@@ -247,6 +261,20 @@ def bench(
         plot_report(report, plot_path)
         print_fn(f"Wrote {plot_path}")
     return report
+
+
+def _add_part(report, backend, part, round_index):
+    """Add one backend's measurements of one round to `report`."""
+    report["machine"] = report["machine"] or part["machine"]
+    if backend not in report["backends"]:
+        report["backends"][backend] = {"machine": part["machine"], "model": part["model"]}
+    else:
+        # The ceiling uses the best bandwidth any moment of the session had.
+        known = report["backends"][backend]["machine"]
+        known["matvec_bandwidth_gb_s"] = max(
+            known["matvec_bandwidth_gb_s"], part["machine"]["matvec_bandwidth_gb_s"]
+        )
+    report["results"].extend(dict(row, round=round_index) for row in part["results"])
 
 
 def _check_compare_hf(compare_hf, settings):

@@ -4,7 +4,8 @@ kgpt2 does not depend on torch: the peer is an outside script
 (`hf_generate.py`, same protocol) run with an interpreter that has torch and
 transformers. Its rows are renamed to kgpt2's fields so that one table and
 one chart hold both. Its steady figure is the fastest steady call, so it
-fills both `steady_*` and `best_*`.
+fills both `steady_*` and `best_*`; its JSON rounds seconds to 1 ms, and
+kgpt2 recomputes tokens/s from those seconds.
 """
 
 import json
@@ -18,6 +19,9 @@ HF_IMPL = "hf-transformers-torch"
 def hf_row(row):
     """Convert one result row of `hf_generate.py` to kgpt2's row fields.
 
+    The peer reports a first and one steady figure, not every call, so
+    `call_s` (`step_s` for training) holds those two.
+
     Example:
     ```python
     from kgpt2.bench.hf import hf_row
@@ -28,16 +32,28 @@ def hf_row(row):
     print(row["backend"], row["best_tok_per_s"], row["first_over_steady"])  # torch 64.0 2.0
     ```
     """
-    row = dict(row, backend="torch")
+    from kgpt2.bench.generation import PROMPT_TOKEN_IDS
+    from kgpt2.bench.generation import generation_row
+    from kgpt2.bench.training import training_row
+
     if row["what"] == "generate":
-        row["tokens"] = row["batch"] * row["new_tokens"]
-        row["best_call_s"] = row["steady_call_s"]
-        row["best_tok_per_s"] = row["steady_tok_per_s"]
-        row["first_over_steady"] = row["first_call_s"] / row["steady_call_s"]
-    else:
-        row["tokens"] = row["batch"] * row["sequence_length"]
-        row["first_over_steady"] = row["first_step_s"] / row["steady_step_s"]
-    return row
+        return generation_row(
+            [row["first_call_s"], row["steady_call_s"]],
+            batch=row["batch"],
+            new_tokens=row["new_tokens"],
+            impl=row["impl"],
+            backend="torch",
+            sampler=row["sampler"],
+            prompt_length=len(PROMPT_TOKEN_IDS),
+        )
+    return training_row(
+        [row["first_step_s"], row["steady_step_s"]],
+        warmup_steps=1,
+        batch=row["batch"],
+        sequence_length=row["sequence_length"],
+        impl=row["impl"],
+        backend="torch",
+    )
 
 
 def run_hf_peer(python, script, settings, print_fn=print):

@@ -26,13 +26,13 @@ def plot_report(report, path):
 
     from kgpt2.bench.report import series_name
 
-    rows = [row for row in report["results"] if row["what"] == "generate"]
+    rows = [row for row in report["summary"] if row["what"] == "generate"]
     if not rows:
         raise ValueError("The report has no generation results to plot.")
     batch_sizes = sorted({row["batch"] for row in rows})
     samplers = list(dict.fromkeys(row["sampler"] for row in rows))
     series = list(dict.fromkeys(series_name(row) for row in rows))
-    figure = Figure(figsize=(4 + 3 * len(batch_sizes), 4.5), layout="constrained")
+    figure = Figure(figsize=(4 + 3 * len(batch_sizes), 5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(batch_sizes), squeeze=False)[0]
     width = 0.8 / len(series)
@@ -57,7 +57,9 @@ def plot_report(report, path):
         f"{report['machine']['usable_cores']} cores)",
         fontsize=9,
     )
-    axes[-1].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    # Below the panels, so it never hides a bar.
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(series), 4), fontsize=8)
     path = os.fspath(path)
     descriptor, staging = tempfile.mkstemp(
         prefix=".bench-", suffix=".png", dir=os.path.dirname(os.path.abspath(path))

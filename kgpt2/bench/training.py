@@ -120,6 +120,7 @@ def training_row(step_seconds, warmup_steps, batch, sequence_length, **fields):
         "batch": batch,
         "sequence_length": sequence_length,
         "tokens": tokens,
+        "warmup_steps": warmup_steps,
         "step_s": list(step_seconds),
         "first_step_s": step_seconds[0],
         "steady_step_s": steady,

@@ -72,6 +72,10 @@ def register(subparsers):
     parser.add_argument("--backends", type=_name_list, default=None, metavar="NAMES",
                         help=f"Keras backends, from {', '.join(SUPPORTED_BACKENDS)} "
                         "(default: the running one; others run in a subprocess)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every backend (and the HF peer) in turn this many "
+                        "times, in fresh processes, pooling the calls: for busy machines "
+                        "(default: 1)")
     parser.add_argument("--compare-hf", nargs=2, default=None, metavar=("PYTHON", "SCRIPT"),
                         help="also run the HF transformers peer script SCRIPT "
                         "(hf_generate.py) with the interpreter PYTHON")
@@ -97,6 +101,7 @@ def run(args):
             train=args.train,
             train_steps=args.train_steps,
             backends=args.backends,
+            rounds=args.rounds,
             compare_hf=args.compare_hf,
             json_path=args.json,
             plot_path=args.plot,
