@@ -4,7 +4,9 @@ Run by tests/test_distribution.py in a subprocess, because XLA reads
 `--xla_force_host_platform_device_count` once, when JAX starts.
 
 For each mode (single device, data_parallel, model_parallel) it loads the
-same model, trains it with plain `fit` for a few steps on the same batches,
+same model, trains it for a few steps on the same batches, once with plain
+`fit` under `kgpt2.training.distribution.distributed` and once with
+`kgpt2.finetune(distribution=mode)`,
 and reports the per-step losses, how the variables are laid out, and the
 bytes device 0 holds (to check `kgpt2.plan` against).
 """
@@ -98,6 +100,37 @@ def train(mode):
     return result, final
 
 
+def finetune(mode):
+    """`kgpt2.finetune(distribution=mode)`: losses, and what the caller keeps."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import kgpt2
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
+    losses = []
+
+    class RecordLoss(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(float(logs["loss"]))
+
+    batches = tf.data.Dataset.from_tensor_slices(texts()).batch(BATCH_SIZE)
+    with tempfile.TemporaryDirectory() as folder:
+        outcome = kgpt2.finetune(
+            lm, batches, steps=STEPS, learning_rate=1e-3, checkpoint_dir=folder,
+            save_every=0, print_every=0, distribution=mode,
+            callbacks=[RecordLoss()], print_fn=lambda line: None)
+        final = lm.get_weights()
+        saved = kgpt2.load(str(outcome.run_dir)).get_weights()
+    return {
+        "losses": losses,
+        "step": outcome.step,
+        "caller_has_the_saved_weights": all(
+            np.array_equal(a, b) for a, b in zip(final, saved)),
+    }, final
+
+
 def main():
     import jax
 
@@ -105,13 +138,15 @@ def main():
     import numpy as np
 
     report = {"device_count": jax.device_count()}
-    finals = {}
-    for mode in modes:
-        report[mode], finals[mode] = train(None if mode == "single" else mode)
-        if "single" in finals:
-            report[mode]["max_weight_difference_from_single"] = max(
-                float(np.max(np.abs(a - b)))
-                for a, b in zip(finals["single"], finals[mode]))
+    for run, prefix in ((train, ""), (finetune, "finetune_")):
+        finals = {}
+        for mode in modes:
+            name = prefix + mode
+            report[name], finals[mode] = run(None if mode == "single" else mode)
+            if "single" in finals:
+                report[name]["max_weight_difference_from_single"] = max(
+                    float(np.max(np.abs(a - b)))
+                    for a, b in zip(finals["single"], finals[mode]))
     print("RESULT " + json.dumps(report))
 
 

@@ -44,6 +44,17 @@ def test_loss_matches_single_device(report, mode):
 
 
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
+def test_finetune_distribution_matches_single_device(report, mode):
+    single, distributed = report["finetune_single"], report[f"finetune_{mode}"]
+    assert single["step"] == distributed["step"] == len(distributed["losses"]) >= 3
+    assert single["losses"][-1] < single["losses"][0]
+    assert distributed["losses"] == pytest.approx(single["losses"], rel=1e-4, abs=1e-5)
+    assert distributed["max_weight_difference_from_single"] < 1e-4
+    # The trained weights come back to the caller's model, and are the run's.
+    assert distributed["caller_has_the_saved_weights"]
+
+
+@pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_prepare_keeps_the_weights_and_saving_gathers_them(report, mode):
     assert report[mode]["weights_preserved"]
     assert report[mode]["save_load_round_trip"]

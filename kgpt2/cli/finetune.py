@@ -37,6 +37,9 @@ def register(subparsers):
     parser.add_argument("--mixed-precision", nargs="?", const=True, default=False,
                         metavar="POLICY", help="bfloat16 compute (or POLICY: mixed_float16)")
     parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--distribution", choices=["data_parallel", "model_parallel"], default=None,
+                        help="train over all local devices with keras.distribution (JAX backend); "
+                        "`kgpt2 plan` says what fits")
     parser.add_argument("--run-name", default="run1")
     parser.add_argument("--checkpoint-dir", default="checkpoint")
     parser.add_argument("--restore-from", choices=["latest", "fresh"], default="latest")
@@ -88,6 +91,7 @@ def run(args):
         lora_rank=args.lora_rank,
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
+        distribution=args.distribution,
         keep_checkpoints=args.keep_checkpoints,
     )
     if result.stop_reason == "interrupted":

@@ -1,11 +1,13 @@
 """`kgpt2.finetune`: a named, resumable, crash-safe fine-tuning run."""
 
+import contextlib
 import dataclasses
 import pathlib
 
 from kgpt2.presets import MAX_SEQUENCE_LENGTH
 from kgpt2.training.compile import check_causal_lm
 from kgpt2.training.compile import compile as compile_lm
+from kgpt2.training.compile import lora_rank_of
 from kgpt2.training.compile import precision_policy
 from kgpt2.training.runs import validate_run_name
 from kgpt2.training.steps import count_steps
@@ -55,6 +57,19 @@ class FinetuneResult:
     checkpoint: pathlib.Path
     resumed_from: int
     message: str = None
+
+
+def _copy_weights(source, target):
+    """Copy every backbone variable of `source` into `target`.
+
+    `target` gets LoRA first if training enabled it on `source`, so that
+    both have the same variables.
+    """
+    rank = lora_rank_of(source)
+    if rank is not None and lora_rank_of(target) is None:
+        target.backbone.enable_lora(rank)
+    for new, old in zip(source.backbone.variables, target.backbone.variables):
+        old.assign(new.numpy())
 
 
 def _check_count(value, label):
@@ -120,6 +135,7 @@ def finetune(
     lora_rank=None,
     mixed_precision=False,
     gradient_accumulation_steps=1,
+    distribution=None,
     sampler=None,
     keep_checkpoints=1,
     callbacks=None,
@@ -167,6 +183,12 @@ def finetune(
         learning_rate, warmup_steps, weight_decay, clipnorm,
         end_learning_rate, lora_rank, mixed_precision,
         gradient_accumulation_steps, sampler: see `kgpt2.compile`.
+        distribution: None (one device), `"data_parallel"` (weights
+            replicated, each batch split over all local devices) or
+            `"model_parallel"` (weights, gradients and Adam moments sharded
+            with GPT-2's layout map), via `keras.distribution` on the JAX
+            backend. `lm` is rebuilt under it for training and the trained
+            weights are copied back into `lm`; see `kgpt2.plan` for what fits.
         keep_checkpoints: how many checkpoints the run keeps.
         callbacks: extra `keras.callbacks.Callback`s, run after kgpt2's.
         print_fn: where progress, checkpoint and sample lines go.
@@ -203,6 +225,7 @@ def finetune(
     from kgpt2.training.callbacks.metrics_csv import truncate_metrics
     from kgpt2.training.batches import RunBatches
     from kgpt2.training.checkpoints import RunDirectory
+    from kgpt2.training.distribution import distributed
     from kgpt2.training.plot import plot_loss_curve
     from kgpt2.training.preprocessing import detached_preprocessor
 
@@ -241,6 +264,7 @@ def finetune(
         mixed_precision=precision_policy(mixed_precision),
         gradient_accumulation_steps=gradient_accumulation_steps,
         keras_backend=keras.config.backend(),
+        distribution=distribution,
     )
 
     if sample_every and (
@@ -252,122 +276,130 @@ def finetune(
             f"sample_length must be an integer in [1, {MAX_SEQUENCE_LENGTH}], got {sample_length!r}."
         )
     validate_run_name(run_name)
-    # Compile first: its errors (bad options) leave no run directory behind.
-    compile_lm(
-        lm,
-        learning_rate=learning_rate,
-        steps=total_steps,
-        warmup_steps=warmup_steps,
-        weight_decay=weight_decay,
-        clipnorm=clipnorm,
-        end_learning_rate=end_learning_rate,
-        sampler=sampler,
-        mixed_precision=mixed_precision,
-        lora_rank=lora_rank,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-    )
-
-    with RunDirectory.open(checkpoint_dir, run_name, keep_checkpoints) as run:
-        checkpoint = run.latest() if restore_from == "latest" else None
-        start_step = 0
-        if checkpoint is not None:
-            run.restore(lm, checkpoint)
-            start_step = checkpoint.step
-            print_fn(f"Resuming {run.path} at step {start_step} from {checkpoint.path.name}")
-            for key in RESUMED_SETTINGS:
-                if key in checkpoint.state and checkpoint.state[key] != settings[key]:
-                    print_fn(f"  note: {key} was {checkpoint.state[key]!r}, now {settings[key]!r}")
-            truncate_metrics(run.metrics_csv, start_step)
-        else:
-            for log in (run.metrics_csv, run.loss_png, run.samples_txt):
-                log.unlink(missing_ok=True)
-
-        def result(stop_reason, history, callbacks_used=None, message=None):
-            latest = run.latest()
-            logger, meter = callbacks_used or (None, None)
-            return FinetuneResult(
-                run_dir=run.path,
-                step=latest.step if latest else start_step,
-                total_steps=total_steps,
-                stop_reason=stop_reason,
-                history=history,
-                metrics=dict(logger.last_row) if logger and logger.last_row else {},
-                tokens_per_second=meter.tokens_per_second if meter else None,
-                checkpoint=latest.path if latest else None,
-                resumed_from=start_step,
-                message=message,
-            )
-
-        if start_step >= total_steps:
-            print_fn(f"{run.path} is already at step {start_step} of {total_steps}: nothing to train.")
-            return result("completed", {})
-
-        preprocessor = lm.preprocessor
-        meter = TokensPerSecond(_tokens_per_example(lm, train_ds, tokenized))
-        logger = MetricsCSV(run.metrics_csv, start_step, print_every, total_steps, print_fn)
-        nan_stop = StopOnNaN(start_step, print_fn=print_fn)
-        interrupt = StopOnInterrupt(print_fn=print_fn)
-        checkpointer = RunCheckpoint(
-            run, save_every, total_steps, start_step, settings, preprocessor, print_fn
+    user_lm = lm
+    with contextlib.ExitStack() as stack:
+        # keras.distribution lays a variable out when it is created: train a
+        # copy built under the distribution, then give the caller's model
+        # the trained weights (the callback runs before the scope closes).
+        lm = stack.enter_context(distributed(user_lm, distribution))
+        if lm is not user_lm:
+            stack.callback(_copy_weights, lm, user_lm)
+        # Compile first: its errors (bad options) leave no run directory behind.
+        compile_lm(
+            lm,
+            learning_rate=learning_rate,
+            steps=total_steps,
+            warmup_steps=warmup_steps,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            end_learning_rate=end_learning_rate,
+            sampler=sampler,
+            mixed_precision=mixed_precision,
+            lora_rank=lora_rank,
+            gradient_accumulation_steps=gradient_accumulation_steps,
         )
-        # Order matters: the meter's tokens/s reaches the CSV through the
-        # step's logs, and stop decisions come before the checkpoint's.
-        all_callbacks = [meter, logger, nan_stop, interrupt, checkpointer]
-        if sample_every:
-            all_callbacks.append(
-                SampleEvery(
-                    sample_every, sample_prompt, sample_length, run.samples_txt,
-                    start_step, preprocessor, print_fn,
+
+        with RunDirectory.open(checkpoint_dir, run_name, keep_checkpoints) as run:
+            checkpoint = run.latest() if restore_from == "latest" else None
+            start_step = 0
+            if checkpoint is not None:
+                run.restore(lm, checkpoint)
+                start_step = checkpoint.step
+                print_fn(f"Resuming {run.path} at step {start_step} from {checkpoint.path.name}")
+                for key in RESUMED_SETTINGS:
+                    if key in checkpoint.state and checkpoint.state[key] != settings[key]:
+                        print_fn(f"  note: {key} was {checkpoint.state[key]!r}, now {settings[key]!r}")
+                truncate_metrics(run.metrics_csv, start_step)
+            else:
+                for log in (run.metrics_csv, run.loss_png, run.samples_txt):
+                    log.unlink(missing_ok=True)
+
+            def result(stop_reason, history, callbacks_used=None, message=None):
+                latest = run.latest()
+                logger, meter = callbacks_used or (None, None)
+                return FinetuneResult(
+                    run_dir=run.path,
+                    step=latest.step if latest else start_step,
+                    total_steps=total_steps,
+                    stop_reason=stop_reason,
+                    history=history,
+                    metrics=dict(logger.last_row) if logger and logger.last_row else {},
+                    tokens_per_second=meter.tokens_per_second if meter else None,
+                    checkpoint=latest.path if latest else None,
+                    resumed_from=start_step,
+                    message=message,
                 )
+
+            if start_step >= total_steps:
+                print_fn(f"{run.path} is already at step {start_step} of {total_steps}: nothing to train.")
+                return result("completed", {})
+
+            preprocessor = lm.preprocessor
+            meter = TokensPerSecond(_tokens_per_example(lm, train_ds, tokenized))
+            logger = MetricsCSV(run.metrics_csv, start_step, print_every, total_steps, print_fn)
+            nan_stop = StopOnNaN(start_step, print_fn=print_fn)
+            interrupt = StopOnInterrupt(print_fn=print_fn)
+            checkpointer = RunCheckpoint(
+                run, save_every, total_steps, start_step, settings, preprocessor, print_fn
             )
-        all_callbacks.extend(extra_callbacks)
-
-        print_fn(
-            f"Fine-tuning {run.path}: steps {start_step + 1}-{total_steps} "
-            f"({steps_per_epoch} per epoch), learning rate {learning_rate:g}, "
-            f"Keras backend {keras.config.backend()}"
-        )
-        # kgpt2 feeds model inputs itself (text is tokenized here), so the
-        # preprocessor stays detached during fit: KerasHub would apply it again.
-        text_preprocessor = None if tokenized else preprocessor
-        batches = RunBatches(train_ds, start_step, text_preprocessor)
-        if val_ds is not None and not tokenized:
-            val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
-        history = {}
-        with detached_preprocessor(lm), interrupt:
-            for segment in fit_segments(start_step, total_steps, steps_per_epoch):
-                step_before = checkpointer.step
-                # The batches are model inputs already: skip KerasHub's
-                # fit, which would only add preprocessing (and can't take
-                # a generator), for Keras's own.
-                segment_history = keras.Model.fit(
-                    lm,
-                    batches.generator(),
-                    initial_epoch=segment.initial_epoch,
-                    epochs=segment.epochs,
-                    steps_per_epoch=segment.steps_per_epoch,
-                    validation_data=val_ds,
-                    callbacks=all_callbacks,
-                    shuffle=False,  # the dataset's own order, resumable
-                    verbose=0,
+            # Order matters: the meter's tokens/s reaches the CSV through the
+            # step's logs, and stop decisions come before the checkpoint's.
+            all_callbacks = [meter, logger, nan_stop, interrupt, checkpointer]
+            if sample_every:
+                all_callbacks.append(
+                    SampleEvery(
+                        sample_every, sample_prompt, sample_length, run.samples_txt,
+                        start_step, preprocessor, print_fn,
+                    )
                 )
-                for key, values in segment_history.history.items():
-                    history.setdefault(key, []).extend(values)
-                if lm.stop_training:
-                    break
-                batches.keep_unused(trained=checkpointer.step - step_before)
+            all_callbacks.extend(extra_callbacks)
 
-        if nan_stop.stopped_step is not None:
-            stop_reason, message = "nan", nan_stop.message
-        elif interrupt.interrupted:
-            stop_reason = "interrupted"
-            message = f"Interrupted ({interrupt.interrupted}) at step {checkpointer.step}; run again with restore_from='latest' to resume."
-        elif lm.stop_training:
-            stop_reason, message = "stopped", f"A callback stopped training at step {checkpointer.step}."
-        else:
-            stop_reason, message = "completed", None
-        plot_loss_curve(run.metrics_csv, run.loss_png)
-        outcome = result(stop_reason, history, (logger, meter), message)
-        if outcome.checkpoint is not None:
-            print_fn(f"Run {run.path} is at step {outcome.step}: kgpt2.load({str(run.path)!r}) loads it.")
-        return outcome
+            print_fn(
+                f"Fine-tuning {run.path}: steps {start_step + 1}-{total_steps} "
+                f"({steps_per_epoch} per epoch), learning rate {learning_rate:g}, "
+                f"Keras backend {keras.config.backend()}"
+            )
+            # kgpt2 feeds model inputs itself (text is tokenized here), so the
+            # preprocessor stays detached during fit: KerasHub would apply it again.
+            text_preprocessor = None if tokenized else preprocessor
+            batches = RunBatches(train_ds, start_step, text_preprocessor)
+            if val_ds is not None and not tokenized:
+                val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
+            history = {}
+            with detached_preprocessor(lm), interrupt:
+                for segment in fit_segments(start_step, total_steps, steps_per_epoch):
+                    step_before = checkpointer.step
+                    # The batches are model inputs already: skip KerasHub's
+                    # fit, which would only add preprocessing (and can't take
+                    # a generator), for Keras's own.
+                    segment_history = keras.Model.fit(
+                        lm,
+                        batches.generator(),
+                        initial_epoch=segment.initial_epoch,
+                        epochs=segment.epochs,
+                        steps_per_epoch=segment.steps_per_epoch,
+                        validation_data=val_ds,
+                        callbacks=all_callbacks,
+                        shuffle=False,  # the dataset's own order, resumable
+                        verbose=0,
+                    )
+                    for key, values in segment_history.history.items():
+                        history.setdefault(key, []).extend(values)
+                    if lm.stop_training:
+                        break
+                    batches.keep_unused(trained=checkpointer.step - step_before)
+
+            if nan_stop.stopped_step is not None:
+                stop_reason, message = "nan", nan_stop.message
+            elif interrupt.interrupted:
+                stop_reason = "interrupted"
+                message = f"Interrupted ({interrupt.interrupted}) at step {checkpointer.step}; run again with restore_from='latest' to resume."
+            elif lm.stop_training:
+                stop_reason, message = "stopped", f"A callback stopped training at step {checkpointer.step}."
+            else:
+                stop_reason, message = "completed", None
+            plot_loss_curve(run.metrics_csv, run.loss_png)
+            outcome = result(stop_reason, history, (logger, meter), message)
+            if outcome.checkpoint is not None:
+                print_fn(f"Run {run.path} is at step {outcome.step}: kgpt2.load({str(run.path)!r}) loads it.")
+            return outcome
