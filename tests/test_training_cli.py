@@ -66,6 +66,13 @@ def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsy
     assert not np.allclose(lm.get_weights()[0], initial.get_weights()[0])
     assert lm.generate("春", max_length=6).startswith("春")
 
+    # The CLI round trip: `kgpt2 generate --preset checkpoint/<run>`.
+    capsys.readouterr()
+    assert main(["generate", "--preset", str(run_dir), "--prompt", "春",
+                 "--sampler", "greedy", "--max-length", "12"]) == 0
+    expected = kgpt2.generate(lm, "春", sampler="greedy", max_length=12)[0]
+    assert capsys.readouterr().out.startswith(expected + "\n")
+
     # The same command again: the run is complete, nothing to do.
     assert main(arguments) == 0
     assert "nothing to train" in capsys.readouterr().out
