@@ -138,3 +138,18 @@ def test_sequence_length_checked_against_local_preset(tiny_lm, tmp_path):
 def test_sequence_length_must_be_an_integer():
     with pytest.raises(PresetError, match="integer"):
         kgpt2.load("gpt2_tiny_random", sequence_length="64")
+
+
+def test_random_preset_honours_dtype():
+    full = kgpt2.load("gpt2_tiny_random", sequence_length=16, seed=3)
+    half = kgpt2.load("gpt2_tiny_random", sequence_length=16, seed=3, dtype="bfloat16")
+    assert {w.dtype for w in half.backbone.weights} == {"bfloat16"}
+    assert half.backbone.compute_dtype == "bfloat16"
+    # Same seed, same model: the bfloat16 weights are the float32 ones rounded.
+    for a, b in zip(full.backbone.get_weights(), half.backbone.get_weights()):
+        np.testing.assert_allclose(np.asarray(b, "float32"), a, rtol=1e-2, atol=1e-6)
+
+
+def test_random_preset_refuses_other_options():
+    with pytest.raises(PresetError, match="accepts only `dtype`.*load_weights"):
+        kgpt2.load("gpt2_tiny_random", load_weights=False)

@@ -124,15 +124,26 @@ def _resolve_local(preset):
     return path
 
 
-def _build_random(name, sequence_length, seed):
+def _build_random(name, sequence_length, seed, dtype=None, **unsupported):
     import keras
     import keras_hub
 
     from kgpt2.presets.tokenizer import gpt2_tokenizer
 
+    if unsupported:
+        raise PresetError(
+            f"The built-in preset '{name}' accepts only `dtype` besides "
+            f"sequence_length and seed; got {', '.join(sorted(unsupported))}."
+        )
     config = backbone_config(name)
     keras.utils.set_random_seed(seed)
+    # Weights are drawn in float32 and then cast, so one seed gives the
+    # same model (up to rounding) whatever `dtype` is.
     backbone = keras_hub.models.GPT2Backbone(**config)
+    if dtype is not None:
+        cast = keras_hub.models.GPT2Backbone(**config, dtype=dtype)
+        cast.set_weights(backbone.get_weights())
+        backbone = cast
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=gpt2_tokenizer(),
         sequence_length=sequence_length or DEFAULT_SEQUENCE_LENGTH,
@@ -170,7 +181,8 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
         sequence_length: the preprocessor's sequence length (at most 1024).
             Defaults to the preset's own (1024 for the built-in ones).
         seed: the initialisation seed of the random presets.
-        **kwargs: passed to `GPT2CausalLM.from_preset` (e.g. `dtype`).
+        **kwargs: passed to `GPT2CausalLM.from_preset` (e.g. `dtype`); the
+            built-in presets take `dtype` only (their float32 weights, cast).
 
     Returns:
         A `GPT2CausalLM` with its `GPT2CausalLMPreprocessor` attached.
@@ -195,7 +207,7 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
     name = str(preset)
     if name in RANDOM_PRESETS:
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
-        return _build_random(name, sequence_length, seed)
+        return _build_random(name, sequence_length, seed, **kwargs)
 
     if name in OFFICIAL_PRESETS or name.startswith(REMOTE_SCHEMES):
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
