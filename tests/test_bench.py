@@ -238,3 +238,20 @@ def test_bad_values_are_clear_errors(options, message, capsys, tmp_path):
     error = capsys.readouterr().err
     assert error.startswith("kgpt2 bench: error: ") and message in error
     assert not (tmp_path / "r.json").exists()
+
+
+def test_dtype_loads_the_measured_model_in_that_precision(tmp_path):
+    json_path = tmp_path / "r.json"
+    terminal = io.StringIO()
+    with contextlib.redirect_stdout(terminal):
+        status = main(["bench", *TINY, "--batch-sizes", "1", "--samplers", "greedy",
+                       "--train", "none", "--dtype", "bfloat16", "--json", str(json_path)])
+    assert status == 0
+    report = json.loads(json_path.read_text())
+    assert report["settings"]["dtype"] == "bfloat16"
+    (part,) = report["backends"].values()
+    assert part["model"]["dtype"] == "bfloat16"
+    # Half the bytes of the float32 model: what the bandwidth ceiling divides by.
+    assert part["model"]["weight_bytes"] == 2 * part["model"]["params"]
+    assert "bfloat16 weights" in terminal.getvalue()
+    _check_consistent(report["results"][0])

@@ -14,6 +14,8 @@ from kgpt2.bench.generation import SAMPLER_OPTIONS
 
 SUPPORTED_BACKENDS = ("jax", "tensorflow")
 DEFAULT_IMPLS = ("kgpt2",)
+# Precisions the model can be loaded in besides its own (see `kgpt2.load`).
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _check_int(name, value, low):
@@ -58,6 +60,12 @@ def check_settings(settings):
         _check_int("each batch size", batch_size, 1)
     settings["samplers"] = _check_choices("samplers", settings["samplers"], list(SAMPLER_OPTIONS))
     settings["impls"] = _check_choices("impls", settings["impls"], IMPLS)
+    settings["dtype"] = settings.get("dtype")
+    if settings["dtype"] is not None and settings["dtype"] not in DTYPES:
+        raise ValueError(
+            f"dtype {settings['dtype']!r} is not supported; choose from "
+            f"{', '.join(DTYPES)} (or None: the preset's own)."
+        )
     _check_int("prompt_length", settings["prompt_length"], 1)
     _check_int("new_tokens", settings["new_tokens"], 1)
     _check_int("calls", settings["calls"], 2)
@@ -101,7 +109,8 @@ def measure_backend(settings, print_fn=print):
     backend = keras.config.backend()
     print_fn(f"Backend {backend}: measuring the machine and loading {settings['preset']}")
     machine = machine_info()
-    lm = kgpt2.load(settings["preset"])
+    options = {} if settings["dtype"] is None else {"dtype": settings["dtype"]}
+    lm = kgpt2.load(settings["preset"], **options)
     results = bench_generation(
         lm,
         impls=settings["impls"],
@@ -135,6 +144,7 @@ def bench(
     prompt_length=4,
     new_tokens=128,
     calls=3,
+    dtype=None,
     train=(8, 128),
     train_steps=7,
     train_warmup_steps=2,
@@ -159,6 +169,10 @@ def bench(
         new_tokens: generated tokens per sequence, no early stop.
         calls: generation calls per measurement: one first call (compilation
             included), then `calls - 1` steady ones.
+        dtype: None (the preset's own, float32 for GPT-2) or a lower
+            precision ("bfloat16", "float16") to load the model in. Lower
+            precision changes outputs: compare its speed with float32
+            separately, and its outputs with `benchmarks/precision_effect.py`.
         train: `(batch_size, sequence_length)` of the training measurement,
             or None to skip it.
         train_steps, train_warmup_steps: training steps in all, and how many
@@ -211,6 +225,7 @@ def bench(
             prompt_length=prompt_length,
             new_tokens=new_tokens,
             calls=calls,
+            dtype=dtype,
             train=train,
             train_steps=train_steps,
             train_warmup_steps=train_warmup_steps,

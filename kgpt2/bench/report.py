@@ -214,6 +214,10 @@ def format_report(report):
         f"Machine: {machine['cpu']}, {machine['usable_cores']} usable cores, "
         f"load {machine['load_average_1min']:.2f} at start; {versions}"
     ]
+    models = {(part["model"]["preset"], part["model"]["params"], part["model"]["dtype"])
+              for part in report["backends"].values()}
+    for preset, params, dtype in sorted(models):
+        sections[0] += f"\nModel: {preset}, {params / 1e6:.1f}M parameters, {dtype} weights"
     for backend, part in report["backends"].items():
         cache = part["machine"].get("compilation_cache")
         if cache:

@@ -35,6 +35,7 @@ def _train_shape(text):
 
 
 def register(subparsers):
+    from kgpt2.bench.benchmark import DTYPES
     from kgpt2.bench.benchmark import SUPPORTED_BACKENDS
     from kgpt2.bench.generation import IMPLS
     from kgpt2.bench.generation import SAMPLER_OPTIONS
@@ -66,6 +67,9 @@ def register(subparsers):
     parser.add_argument("--calls", type=int, default=3,
                         help="generation calls per measurement: 1 first + steady ones "
                         "(default: 3, as the HF peer script)")
+    parser.add_argument("--dtype", choices=DTYPES, default=None,
+                        help="load the model in this precision (default: the preset's own, "
+                        "float32); lower precision changes outputs, so report it apart")
     parser.add_argument("--train", type=_train_shape, default=[8, 128], metavar="B,L",
                         help="training batch x sequence length, or 'none' (default: 8,128)")
     parser.add_argument("--train-steps", type=int, default=7, help="default: 7")
@@ -98,6 +102,7 @@ def run(args):
             prompt_length=args.prompt_length,
             new_tokens=args.new_tokens,
             calls=args.calls,
+            dtype=args.dtype,
             train=args.train,
             train_steps=args.train_steps,
             backends=args.backends,
