@@ -17,6 +17,7 @@ from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
 from kgpt2.presets.loading import PresetError
 from kgpt2.presets.loading import load
 from kgpt2.presets.loading import save
+from kgpt2.presets.loading import with_dtype
 from kgpt2.presets.tokenizer import gpt2_tokenizer
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "list",
     "load",
     "save",
+    "with_dtype",
 ]

@@ -135,20 +135,40 @@ def _build_random(name, sequence_length, seed, dtype=None, **unsupported):
             f"The built-in preset '{name}' accepts only `dtype` besides "
             f"sequence_length and seed; got {', '.join(sorted(unsupported))}."
         )
-    config = backbone_config(name)
     keras.utils.set_random_seed(seed)
-    # Weights are drawn in float32 and then cast, so one seed gives the
-    # same model (up to rounding) whatever `dtype` is.
-    backbone = keras_hub.models.GPT2Backbone(**config)
-    if dtype is not None:
-        cast = keras_hub.models.GPT2Backbone(**config, dtype=dtype)
-        cast.set_weights(backbone.get_weights())
-        backbone = cast
+    backbone = keras_hub.models.GPT2Backbone(**backbone_config(name))
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=gpt2_tokenizer(),
         sequence_length=sequence_length or DEFAULT_SEQUENCE_LENGTH,
     )
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
+    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
+    # Weights are drawn in float32 and then cast, so one seed gives the
+    # same model (up to rounding) whatever `dtype` is.
+    return lm if dtype is None else with_dtype(lm, dtype)
+
+
+def with_dtype(lm, dtype):
+    """Return a copy of `lm` built and stored in `dtype`, with `lm`'s weights.
+
+    The copy shares `lm`'s preprocessor. Lower precision (`"bfloat16"`,
+    `"float16"`) halves the bytes read per generated token and changes the
+    outputs a little; `benchmarks/precision_effect.py` measures how much.
+
+    Example:
+    ```python
+    import kgpt2
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    half = kgpt2.presets.with_dtype(lm, "bfloat16")
+    print(half.backbone.compute_dtype)  # bfloat16
+    ```
+    """
+    import keras_hub
+
+    config = dict(lm.backbone.get_config(), dtype=dtype)
+    backbone = type(lm.backbone).from_config(config)
+    backbone.set_weights(lm.backbone.get_weights())
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=lm.preprocessor)
 
 
 def _download_error(preset, error):
