@@ -20,6 +20,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 # TensorFlow is only our data engine here: keep its C++ start-up chatter quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from kgpt2.errors import Error  # noqa: E402
 from kgpt2 import presets  # noqa: E402
 from kgpt2 import data  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
@@ -34,6 +35,6 @@ from kgpt2.bench import bench  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "PresetError", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
+    "Error", "PresetError", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
     "samplers", "save", "__version__",
 ]

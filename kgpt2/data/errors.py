@@ -1,7 +1,9 @@
 """The error every data adapter raises for bad input."""
 
+from kgpt2.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError):
     """Input data could not be turned into a pipeline; the message says why.
 
     It names the file, record, key or value at fault and what is allowed.

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import tempfile
 
+from kgpt2.errors import InputError
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
@@ -15,7 +16,7 @@ DEFAULT_SEQUENCE_LENGTH = 1024
 REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
 
 
-class PresetError(ValueError):
+class PresetError(InputError):
     """A preset could not be resolved or loaded; the message says why."""
 
 

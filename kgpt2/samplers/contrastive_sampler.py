@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 
-from kgpt2.samplers.option_checks import check_number
+from kgpt2.checks import check_number
 from kgpt2.samplers.repetition_control import RepetitionControl
 
 

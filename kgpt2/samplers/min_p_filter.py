@@ -8,7 +8,7 @@ search never pick the tail anyway.
 """
 
 from kgpt2.samplers.logits_processing import apply_min_p
-from kgpt2.samplers.option_checks import check_number
+from kgpt2.checks import check_number
 
 
 class MinPFilter:

@@ -14,7 +14,7 @@ at all, so the sampler runs exactly KerasHub's code.
 
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
-from kgpt2.samplers.option_checks import check_number
+from kgpt2.checks import check_number
 
 
 class RepetitionControl:

@@ -1,0 +1,122 @@
+"""Atomic writes: a file is either the old one or the whole new one, never half.
+
+Everything kgpt2 writes goes through here. The content is written to a
+temporary file beside the destination, flushed, given the permissions the
+user's umask gives an ordinary new file, and renamed over the destination in
+one step. A failed write raises `kgpt2.errors.WriteError`, naming the file and
+the cause, and leaves whatever was at the destination intact.
+
+Example:
+```python
+import pathlib, tempfile
+from kgpt2.atomic import write_atomically
+
+path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+write_atomically(path, "hello\\n")
+print(path.read_text())  # hello
+```
+"""
+
+import contextlib
+import os
+import pathlib
+import tempfile
+
+from kgpt2.errors import WriteError
+
+
+def _umask():
+    # os.umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_mode(folder=False):
+    """The mode the user's umask gives a new file (or folder).
+
+    Example:
+    ```python
+    from kgpt2.atomic import ordinary_mode
+
+    print(oct(ordinary_mode()))  # 0o644 under a umask of 022
+    ```
+    """
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def make_ordinary(path):
+    """Give `path` (made by `mkstemp`/`mkdtemp`, mode 0600/0700) the umask's mode.
+
+    Example:
+    ```python
+    import tempfile
+    from kgpt2.atomic import make_ordinary
+
+    make_ordinary(tempfile.mkdtemp())
+    ```
+    """
+    path = pathlib.Path(path)
+    os.chmod(path, ordinary_mode(folder=path.is_dir()))
+
+
+@contextlib.contextmanager
+def atomic_writer(path, mode="w", encoding="utf-8"):
+    """Open a temporary file that replaces `path` when the block ends cleanly.
+
+    `mode` is `"w"` (text) or `"wb"` (bytes). If the block raises, `path` is
+    untouched and the temporary file is removed.
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.atomic import atomic_writer
+
+    path = pathlib.Path(tempfile.mkdtemp()) / "table.csv"
+    with atomic_writer(path) as file:
+        file.write("step,loss\\n1,2.5\\n")
+    print(path.read_text().splitlines()[0])  # step,loss
+    ```
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_writer: mode must be 'w' or 'wb', got {mode!r}.")
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise WriteError(f"Cannot write '{path}': it is a folder; give a file name.")
+    try:
+        descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise WriteError(f"Cannot write '{path}': {error.strerror or error}.") from error
+    try:
+        with os.fdopen(descriptor, mode, **({} if "b" in mode else {"encoding": encoding})) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(staging, ordinary_mode())
+        os.replace(staging, path)
+    except OSError as error:
+        raise WriteError(
+            f"Cannot write '{path}': {error.strerror or error}. "
+            "Anything that was there before is unchanged."
+        ) from error
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+def write_atomically(path, content):
+    """Write `content` (str or bytes) to `path` atomically; return the path.
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.atomic import write_atomically
+
+    path = write_atomically(pathlib.Path(tempfile.mkdtemp()) / "a.bin", b"\\x00\\x01")
+    print(path.read_bytes())  # b'\\x00\\x01'
+    ```
+    """
+    path = pathlib.Path(path)
+    with atomic_writer(path, "wb" if isinstance(content, bytes) else "w") as file:
+        file.write(content)
+    return path

@@ -1,0 +1,108 @@
+"""Argument checks shared by every public function of kgpt2.
+
+A bad argument fails when it is given, with a message that names the owner
+(function, sampler or flag), the argument, the value and what is allowed,
+instead of as a shape error deep inside a compiled function.
+
+Example:
+```python
+from kgpt2.checks import check_number
+
+check_number("TopKSampler", "k", 5, minimum=1, integer=True)  # passes
+```
+"""
+
+import math
+import numbers
+
+from kgpt2.errors import InputError
+
+
+def check_number(
+    owner, name, value, minimum=None, maximum=None, integer=False,
+    exclusive_minimum=False, allow_none=False,
+):
+    """Raise `InputError` (a `ValueError`) unless `value` is a finite number in range.
+
+    `owner` names what takes the argument (e.g. `"finetune"`); `None` leaves
+    it out of the message. Booleans, NaN and infinities are refused.
+
+    Example:
+    ```python
+    from kgpt2.checks import check_number
+
+    try:
+        check_number("TopPSampler", "p", 1.5, minimum=0, maximum=1,
+                     exclusive_minimum=True)
+    except ValueError as error:
+        print(error)  # TopPSampler: p must be a number > 0 and <= 1, got 1.5.
+    ```
+    """
+    if value is None and allow_none:
+        return value
+    kind = numbers.Integral if integer else numbers.Real
+    valid = isinstance(value, kind) and not isinstance(value, bool)
+    valid = valid and math.isfinite(value)
+    if valid and minimum is not None:
+        valid = value > minimum if exclusive_minimum else value >= minimum
+    if valid and maximum is not None:
+        valid = value <= maximum
+    if not valid:
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'>' if exclusive_minimum else '>='} {minimum}")
+        if maximum is not None:
+            bounds.append(f"<= {maximum}")
+        what = "an integer" if integer else "a number"
+        prefix = f"{owner}: " if owner else ""
+        raise InputError(
+            f"{prefix}{name} must be {what} {' and '.join(bounds)}".rstrip()
+            + f", got {value!r}."
+        )
+    return value
+
+
+def check_integer(owner, name, value, minimum=0, maximum=None, allow_none=False):
+    """Raise `InputError` unless `value` is an integer in range; return it.
+
+    Example:
+    ```python
+    from kgpt2.checks import check_integer
+
+    print(check_integer("finetune", "save_every", 100, minimum=1))  # 100
+    ```
+    """
+    return check_number(
+        owner, name, value, minimum=minimum, maximum=maximum, integer=True,
+        allow_none=allow_none,
+    )
+
+
+def check_seed(owner, seed):
+    """Raise `InputError` unless `seed` is `None` or a non-negative integer.
+
+    Example:
+    ```python
+    from kgpt2.checks import check_seed
+
+    check_seed("RandomSampler", 42)  # passes
+    ```
+    """
+    return check_integer(owner, "seed", seed, minimum=0, allow_none=True)
+
+
+def check_choice(owner, name, value, choices):
+    """Raise `InputError` unless `value` is one of `choices`; return it.
+
+    Example:
+    ```python
+    from kgpt2.checks import check_choice
+
+    print(check_choice("finetune", "restore_from", "latest", ("latest", "fresh")))
+    ```
+    """
+    if not isinstance(value, str) or value not in choices:
+        prefix = f"{owner}: " if owner else ""
+        allowed = ", ".join(repr(choice) for choice in choices)
+        raise InputError(f"{prefix}{name} must be one of {allowed}, got {value!r}.")
+    return value
