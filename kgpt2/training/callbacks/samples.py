@@ -2,6 +2,7 @@
 
 import pathlib
 
+from kgpt2.presets.tokenizer import decode_tokens
 from kgpt2.training.callbacks.step import StepCallback
 from kgpt2.training.preprocessing import attached_preprocessor
 
@@ -57,12 +58,40 @@ class SampleEvery(StepCallback):
         self.print_fn = print_fn
         self.samples = []
 
+    def _generate(self, model):
+        """One sample, decoded from its token ids so split characters survive.
+
+        `model.generate` decodes a cut-off last character to U+FFFD; the
+        ids go through `decode_tokens` instead.
+        """
+        import numpy as np
+
+        preprocessor = model.preprocessor
+        inputs = preprocessor.generate_preprocess(
+            [self.prompt], sequence_length=self.max_length or preprocessor.sequence_length
+        )
+        model.preprocessor = None  # generate() then returns token ids
+        try:
+            outputs = model.generate(inputs, stop_token_ids=[preprocessor.tokenizer.end_token_id])
+        finally:
+            model.preprocessor = preprocessor
+        tokenizer = preprocessor.tokenizer
+        ids = np.asarray(outputs["token_ids"][0])[np.asarray(outputs["padding_mask"][0], bool)]
+        specials = {tokenizer.start_token_id, tokenizer.end_token_id, tokenizer.pad_token_id}
+        kept = []
+        for position, token_id in enumerate(ids.tolist()):
+            if token_id == tokenizer.end_token_id and position > 0:
+                break  # the end of the sample
+            if token_id not in specials:
+                kept.append(token_id)
+        return decode_tokens(tokenizer, kept)
+
     def on_step_end(self, step, logs):
         if step % self.every or self.model.stop_training:
             return
         model = self.model  # syncs JAX state into the model's variables
         with attached_preprocessor(model, self.preprocessor):
-            text = model.generate(self.prompt, max_length=self.max_length)
+            text = self._generate(model)
         self.samples.append((step, text))
         block = f"======== step {step} ========\n{text}\n"
         self.print_fn(block.rstrip("\n"))
