@@ -66,7 +66,7 @@ def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--sampler", "greedy", "--top-p", "0.5"], "Sampler 'greedy' does not take p"),
+        (["--sampler", "greedy", "--top-p", "0.5"], "--top-p does not apply to --sampler greedy"),
         (["--sampler", "nucleus"], "Unknown sampler 'nucleus'"),
         (["--max-length", "2000"], "1024 positions"),
         (["--nsamples", "0"], "nsamples must be an integer >= 1"),

@@ -60,6 +60,25 @@ def test_one_parameters_cell(path):
     assert len(tagged) == 1
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_installs_kgpt2_only_when_missing(path):
+    first = json.loads(path.read_text("utf-8"))["cells"][0]
+    source = "".join(first["source"])
+    assert first["cell_type"] == "code"
+    assert 'find_spec("kgpt2") is None' in source and '"pip", "install"' in source
+    assert "only-if-needed" in source and '"kgpt2"' in source
+
+
+def test_parameters_are_used():
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text("utf-8"))["cells"]
+        parameters = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+        rest = "".join("".join(c["source"]) for c in cells if c is not parameters)
+        for line in parameters["source"]:
+            name = line.split("=")[0].strip()
+            assert name in rest, f"{path.name}: parameter {name} is never used"
+
+
 def _inject(notebook, parameters):
     """Insert papermill-style injected parameters after the `parameters` cell."""
     import nbformat

@@ -56,7 +56,9 @@ def run(args):
     import kgpt2
     from kgpt2.training import validate_run_name
 
-    validate_run_name(args.run_name)  # before loading a large model
+    # Everything that can be checked is checked before loading a large model.
+    validate_run_name(args.run_name)
+    kgpt2.data.check_spec(args.data, text_key=args.text_key)
     lm = kgpt2.load(args.preset, sequence_length=args.sequence_length)
     data = kgpt2.data.from_spec(
         args.data,

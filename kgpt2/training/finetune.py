@@ -222,6 +222,7 @@ def finetune(
     from kgpt2.training.callbacks import StopOnInterrupt
     from kgpt2.training.callbacks import StopOnNaN
     from kgpt2.training.callbacks import TokensPerSecond
+    from kgpt2.training.callbacks.compile_progress import CompileProgress
     from kgpt2.training.callbacks.metrics_csv import truncate_metrics
     from kgpt2.training.batches import RunBatches
     from kgpt2.training.checkpoints import RunDirectory
@@ -344,7 +345,7 @@ def finetune(
             )
             # Order matters: the meter's tokens/s reaches the CSV through the
             # step's logs, and stop decisions come before the checkpoint's.
-            all_callbacks = [meter, logger, nan_stop, interrupt, checkpointer]
+            all_callbacks = [CompileProgress(), meter, logger, nan_stop, interrupt, checkpointer]
             if sample_every:
                 all_callbacks.append(
                     SampleEvery(
@@ -389,6 +390,7 @@ def finetune(
                         break
                     batches.keep_unused(trained=checkpointer.step - step_before)
 
+            batches.close()
             if nan_stop.stopped_step is not None:
                 stop_reason, message = "nan", nan_stop.message
             elif interrupt.interrupted:
