@@ -121,6 +121,25 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     assert all(np.array_equal(a, b) for a, b in zip(trained, restored))
 
 
+@pytest.mark.slow
+def test_defaults_label_epochs_by_pass_and_write_a_sample_at_the_end(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kgpt2")
+    # 2 batches per pass, 5 steps: epochs of 2, 2 and 1 step.
+    result = kgpt2.finetune(
+        fresh_lm(), text_dataset(count=8), steps=5, learning_rate=2e-3, sample_length=12,
+        checkpoint_dir=tmp_path,
+    )
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("steps 1-5, 2 steps per epoch (one pass over the data)" in line for line in lines), lines
+    rows = read_metrics(tmp_path / "run1" / "metrics.csv")
+    assert [row["epoch"] for row in rows] == [1, 1, 2, 2, 3]
+    assert result.step == 5 and len(result.history["loss"]) == 3
+    # sample_every defaults to 100 steps, and the last step is always sampled.
+    samples = (tmp_path / "run1" / "samples.txt").read_text("utf-8")
+    assert samples.startswith("======== step 5 ========\n")
+    assert samples.count("======== step") == 1
+
+
 def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
     import keras_hub
 
