@@ -368,9 +368,9 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         A `FinetuneResult`.
 
     Raises:
-        InputError: a bad option, dataset or run name, a run locked by
-            another process, or a checkpoint that doesn't fit `lm` (the
-            message says what and how to fix it).
+        ValueError: a bad option, dataset or run name (`kgpt2.InputError`),
+            a run locked by another process, or a checkpoint that doesn't
+            fit `lm` (the message says what and how to fix it).
 
     Example:
     ```python
