@@ -151,9 +151,8 @@ def run(
         preset: any name `kgpt2.load` accepts.
         steps: training steps.
         batch_size, sequence_length: the training batch shape.
-        learning_rate: peak of the polynomial decay; defaults to 1e-2 for
-            randomly initialised presets (they learn from nothing, fast) and
-            5e-5 for pretrained ones (the reference recipe).
+        learning_rate: peak of the polynomial decay; defaults to
+            `kgpt2.training.recipe.default_learning_rate(preset)`.
         prompt: the generation prompt.
         max_length: generated sequence length in tokens, prompt included.
         run_dir: the run folder (replaced if it is a previous demo run,
@@ -177,9 +176,10 @@ def run(
     import keras
 
     import kgpt2
+    from kgpt2.training.recipe import default_learning_rate
 
     if learning_rate is None:
-        learning_rate = 1e-2 if preset.endswith("_random") else 5e-5
+        learning_rate = default_learning_rate(preset)
     run_dir = prepare_run_dir(run_dir)
     logger.info(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
@@ -199,11 +199,12 @@ def run(
         def on_train_batch_end(self, batch, logs=None):
             losses.append(float(logs["loss"]))
 
+    recipe = kgpt2.Recipe(steps=steps, learning_rate=learning_rate,
+                          warmup_steps=min(10, steps // 10))
     kgpt2.finetune(
-        lm, train.repeat(), steps=steps, learning_rate=learning_rate,
-        warmup_steps=min(10, steps // 10), run_name="run", checkpoint_dir=run_dir,
+        lm, train.repeat(), recipe=recipe, run_name="run", checkpoint_dir=run_dir,
         restore_from="fresh", save_every=steps, print_every=max(1, steps // 5),
-        callbacks=[RecordLoss()], print_fn=logger.info,
+        sample_every=0, callbacks=[RecordLoss()],
     )
     after = held_out_perplexity(lm, held_out)
     printer(f"Held-out perplexity: {before:,.0f} before fine-tuning, {after:,.1f} after.")
