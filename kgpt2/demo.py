@@ -136,8 +136,8 @@ def held_out_perplexity(lm, dataset):
 
 def run(
     preset="gpt2_tiny_random",
-    steps=150,
-    batch_size=16,
+    steps=100,
+    batch_size=8,
     sequence_length=48,
     learning_rate=None,
     prompt="春眠不觉晓",
