@@ -49,6 +49,8 @@ def register(subparsers):
     parser.add_argument("--sample-prompt", default="")
     parser.add_argument("--sample-length", type=int, default=100)
     parser.add_argument("--print-every", type=int, default=10)
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files to RUN_DIR/tensorboard")
     parser.set_defaults(handler=run)
 
 
@@ -93,6 +95,7 @@ def run(args):
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         distribution=args.distribution,
         keep_checkpoints=args.keep_checkpoints,
+        tensorboard=args.tensorboard,
     )
     if result.stop_reason == "interrupted":
         print(f"kgpt2 finetune: {result.message}", file=sys.stderr)

@@ -17,6 +17,7 @@ print(sorted(p.name for p in folder.iterdir())[:3])  # ['config.json', 'generati
 ```
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -59,11 +60,31 @@ def hf_tensors(lm):
     import numpy as np
     from keras_hub.src.utils.transformers.export.gpt2 import get_gpt2_weights_map
 
-    weights = get_gpt2_weights_map(lm.backbone, include_lm_head=False)
-    return {
-        name: np.ascontiguousarray(keras.ops.convert_to_numpy(value).astype(np.float32))
-        for name, value in weights.items()
-    }
+    with _variable_dtype_compute(lm.backbone):
+        weights = get_gpt2_weights_map(lm.backbone, include_lm_head=False)
+        return {
+            name: np.ascontiguousarray(keras.ops.convert_to_numpy(value).astype(np.float32))
+            for name, value in weights.items()
+        }
+
+
+@contextlib.contextmanager
+def _variable_dtype_compute(backbone):
+    """Compute in the variables' dtype inside the block.
+
+    Under a mixed policy, Keras merges a LoRA kernel (`kernel + A @ B`) in
+    the half-precision compute dtype; the export wants it in float32.
+    """
+    layers = list(backbone._flatten_layers(include_self=True))
+    policies = [layer.dtype_policy for layer in layers]
+    try:
+        for layer, policy in zip(layers, policies):
+            if policy.compute_dtype != policy.variable_dtype:
+                layer.dtype_policy = policy.variable_dtype
+        yield
+    finally:
+        for layer, policy in zip(layers, policies):
+            layer.dtype_policy = policy
 
 
 def hf_config(lm):
@@ -89,6 +110,7 @@ def hf_config(lm):
         bos_token_id=end,
         eos_token_id=end,
         dtype="float32",
+        pad_token_id=None,
         tie_word_embeddings=True,
         scale_attn_by_inverse_layer_idx=False,
         reorder_and_upcast_attn=False,

@@ -140,6 +140,7 @@ def finetune(
     keep_checkpoints=1,
     callbacks=None,
     print_fn=print,
+    tensorboard=False,
 ):
     """Fine-tune `lm` in run directory `checkpoint_dir/run_name`, resumably.
 
@@ -191,6 +192,9 @@ def finetune(
             weights are copied back into `lm`; see `kgpt2.plan` for what fits.
         keep_checkpoints: how many checkpoints the run keeps.
         callbacks: extra `keras.callbacks.Callback`s, run after kgpt2's.
+        tensorboard: also write TensorBoard event files (loss, accuracy,
+            learning rate, tokens/s, validation, samples) to
+            `run_dir/tensorboard`; see `kgpt2.training.callbacks.TensorBoardLogger`.
         print_fn: where progress, checkpoint and sample lines go.
 
     Returns:
@@ -352,6 +356,11 @@ def finetune(
                         start_step, preprocessor, print_fn,
                     )
                 )
+            if tensorboard:
+                from kgpt2.training.callbacks.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
+
+                samples = next((c for c in all_callbacks if isinstance(c, SampleEvery)), None)
+                all_callbacks.append(TensorBoardLogger(run.path / TENSORBOARD_DIR, start_step, samples))
             all_callbacks.extend(extra_callbacks)
 
             print_fn(
