@@ -138,6 +138,7 @@ def test_an_incomplete_folder_names_what_is_missing(tmp_path, names, words):
         assert word in str(raised.value)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_missing_a_tensor_names_it(tmp_path):
     folder = folder_with(tmp_path, "config.json", "vocab.json", "merges.txt")
     tensors = load_file(MODEL / "model.safetensors")
@@ -249,3 +250,31 @@ def test_kgpt2_export_command(tmp_path, capsys):
     assert main(["export", "gpt2_tiny_random", str(out), "--format", "keras"]) == 1
     assert "--force" in capsys.readouterr().err
     assert main(["export", "gpt2_tiny_random", str(out), "--format", "keras", "--force"]) == 0
+
+
+def sharded_folder(tmp_path):
+    """The fixture with its weights in two shards and an index, as large models are saved."""
+    folder = folder_with(tmp_path, "config.json", "vocab.json", "merges.txt")
+    tensors = load_file(MODEL / "model.safetensors")
+    names = sorted(tensors)
+    weight_map = {}
+    for number, part in enumerate((names[:10], names[10:]), 1):
+        shard = f"model-0000{number}-of-00002.safetensors"
+        save_file({name: tensors[name] for name in part}, folder / shard)
+        weight_map.update(dict.fromkeys(part, shard))
+    index = {"metadata": {}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index), "utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_sharded_safetensors_load_like_one_file(tmp_path, hf_lm):
+    lm = kgpt2.load(sharded_folder(tmp_path))
+    assert all(np.array_equal(a, b) for a, b in zip(lm.get_weights(), hf_lm.get_weights()))
+
+
+def test_a_missing_shard_is_named(tmp_path):
+    folder = sharded_folder(tmp_path)
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(MissingFileError, match="model-00002-of-00002.safetensors"):
+        kgpt2.load(folder)
