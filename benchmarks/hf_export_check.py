@@ -34,7 +34,6 @@ def kgpt2_side(preset, out_dir, lora):
     import kgpt2
 
     lm = kgpt2.load(preset, sequence_length=64)
-    reference_lm = lm
     if lora:
         kgpt2.compile(lm, steps=1, lora_rank=4, mixed_precision=True)
         rng = np.random.default_rng(0)
@@ -43,13 +42,14 @@ def kgpt2_side(preset, out_dir, lora):
                 variable.assign(rng.normal(0, 0.05, variable.shape).astype("float32"))
     kgpt2.export(lm, out_dir, format="transformers")
     if lora:
-        reference_lm = kgpt2.load(out_dir)  # float32, merged: what HF should match
+        # The same LoRA model computing in float32: what the export must match.
+        kgpt2.compile(lm, steps=1, lora_rank=4)
     rows = []
     for prompt in PROMPTS:
-        ids = np.asarray(reference_lm.preprocessor.tokenizer(prompt)).tolist()
+        ids = np.asarray(lm.preprocessor.tokenizer(prompt)).tolist()
         x = np.asarray([ids])
-        logits = np.asarray(reference_lm({"token_ids": x, "padding_mask": np.ones_like(x)}))[0]
-        greedy = kgpt2.generation.generate_token_ids(reference_lm, [ids], len(ids) + NEW_TOKENS, sampler="greedy")
+        logits = np.asarray(lm({"token_ids": x, "padding_mask": np.ones_like(x)}))[0]
+        greedy = kgpt2.generation.generate_token_ids(lm, [ids], len(ids) + NEW_TOKENS, sampler="greedy")
         rows.append({"prompt": prompt, "ids": ids, "greedy": greedy[0, len(ids):].tolist()})
         np.save(pathlib.Path(out_dir).parent / f"logits_{len(rows) - 1}.npy", logits)
     (pathlib.Path(out_dir).parent / "kgpt2.json").write_text(json.dumps(rows), "utf-8")

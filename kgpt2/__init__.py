@@ -26,7 +26,7 @@ from kgpt2 import data  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
-from kgpt2.presets.export import export  # noqa: E402
+from kgpt2.presets.exporting import export  # noqa: E402
 from kgpt2 import samplers  # noqa: E402
 from kgpt2.training import compile, finetune  # noqa: E402, A004
 from kgpt2.training.memory_plan import plan  # noqa: E402

@@ -19,8 +19,8 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from kgpt2.errors import MissingFileError  # noqa: E402
 from kgpt2.presets import PresetError  # noqa: E402
-from kgpt2.presets.export import ExportError  # noqa: E402
-from kgpt2.presets.export import RECORD_FILE  # noqa: E402
+from kgpt2.presets.exporting import ExportError  # noqa: E402
+from kgpt2.presets.exporting import RECORD_FILE  # noqa: E402
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "hf_gpt2_tiny"
 MODEL = FIXTURE / "model"

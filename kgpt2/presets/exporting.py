@@ -19,12 +19,12 @@ print(sorted(p.name for p in folder.iterdir())[:3])  # ['config.json', 'generati
 
 import contextlib
 import json
-import os
 import pathlib
 import shutil
 import tempfile
 
 from kgpt2.atomic import make_ordinary
+from kgpt2.atomic import replace_folder
 from kgpt2.atomic import write_atomically
 from kgpt2.checks import check_choice
 from kgpt2.errors import InputError
@@ -50,7 +50,7 @@ def hf_tensors(lm):
     Example:
     ```python
     import kgpt2
-    from kgpt2.presets.export import hf_tensors
+    from kgpt2.presets.exporting import hf_tensors
 
     tensors = hf_tensors(kgpt2.load("gpt2_tiny_random"))
     print(tensors["transformer.wte.weight"].dtype)  # float32
@@ -96,7 +96,7 @@ def hf_config(lm):
     Example:
     ```python
     import kgpt2
-    from kgpt2.presets.export import hf_config
+    from kgpt2.presets.exporting import hf_config
 
     print(hf_config(kgpt2.load("gpt2_tiny_random"))["architectures"])  # ['GPT2LMHeadModel']
     ```
@@ -124,7 +124,7 @@ def hf_tokenizer_json(vocabulary, merges):
 
     Example:
     ```python
-    from kgpt2.presets.export import hf_tokenizer_json
+    from kgpt2.presets.exporting import hf_tokenizer_json
     from kgpt2.presets.hf_folder import read_gpt2_tokenizer_files
     from kgpt2.presets.tokenizer import tokenizer_asset_dir
 
@@ -183,7 +183,7 @@ def float32_copy(lm):
     Example:
     ```python
     import kgpt2
-    from kgpt2.presets.export import float32_copy
+    from kgpt2.presets.exporting import float32_copy
 
     lm = kgpt2.load("gpt2_tiny_random", dtype="bfloat16")
     print(float32_copy(lm).backbone.dtype_policy.name)  # float32
@@ -228,18 +228,6 @@ def _check_destination(out_dir, force):
             f"{' ...' if len(foreign) > 5 else ''}, which kgpt2 did not write; "
             "kgpt2 won't delete them. Move them away or choose another folder."
         )
-
-
-def _move_into_place(staging, out_dir):
-    """Rename `staging` to `out_dir`, replacing an empty folder or a previous export."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        # Two renames: a crash in between leaves the old export whole beside it.
-        old = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        os.rename(out_dir, old / "export")
-        os.rename(staging, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out_dir)
 
 
 def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the CLI's --format
@@ -300,7 +288,9 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
         written = sorted(p.name for p in staging.iterdir())
         record = {"format": format, "files": written, "kgpt2_version": _version()}
         write_atomically(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
-        _move_into_place(staging, out_dir)
+        replace_folder(staging, out_dir)
+    except WriteError:
+        raise
     except OSError as error:
         raise WriteError(
             f"Cannot write the export to '{out_dir}': {error.strerror or error}. "
