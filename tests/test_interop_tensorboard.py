@@ -70,7 +70,7 @@ def test_a_crashed_interrupted_and_resumed_run_leaves_one_continuous_curve(tmp_p
     settings = dict(
         steps=8, epochs=2, learning_rate=2e-3, warmup_steps=2, checkpoint_dir=tmp_path,
         save_every=2, sample_every=8, sample_prompt="床", sample_length=6,
-        print_fn=lambda line: None, tensorboard=True,
+        tensorboard=True,
     )
     data = tokenized_dataset(tokens, count=32)
     validation = tokenized_dataset(tokens, count=8)
