@@ -10,29 +10,22 @@ poems = tf.data.Dataset.from_tensor_slices(["床前明月光，疑是地上霜�
 result = kgpt2.finetune(lm, poems, epochs=2, learning_rate=1e-3, run_name="poems")
 lm = kgpt2.load("checkpoint/poems")  # the latest checkpoint
 ```
+
+Names load on first use, so that `kgpt2 plan` (which needs only
+`kgpt2.training.memory_plan`) starts without Keras.
 """
 
-from kgpt2.training.checkpoints import RunDirectory
-from kgpt2.training.compile import compile
-from kgpt2.training.finetune import FinetuneResult
-from kgpt2.training.finetune import finetune
-from kgpt2.training.runs import validate_run_name
+from kgpt2.lazy import lazy_exports
 
-__all__ = [
-    "FinetuneResult",
-    "RunDirectory",
-    "WarmupPolynomialDecay",
-    "compile",
-    "finetune",
-    "validate_run_name",
-]
+_EXPORTS = {
+    "FinetuneResult": "kgpt2.training.finetune",
+    "RunDirectory": "kgpt2.training.checkpoints",
+    "WarmupPolynomialDecay": "kgpt2.training.schedule",
+    "compile": "kgpt2.training.compile",
+    "finetune": "kgpt2.training.finetune",
+    "validate_run_name": "kgpt2.training.runs",
+}
 
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-def __getattr__(name):
-    # The schedule subclasses a Keras class: import Keras only when asked,
-    # so that `import kgpt2` (and `kgpt2 --help`) stays instant.
-    if name == "WarmupPolynomialDecay":
-        from kgpt2.training.schedule import WarmupPolynomialDecay
-
-        return WarmupPolynomialDecay
-    raise AttributeError(f"module 'kgpt2.training' has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
