@@ -14,8 +14,8 @@ TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--batch-sizes", "1
 
 
 def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
-    # ~25 s: the only test that imports the TensorFlow Keras backend, which
-    # issue 6 requires to work.
+    # ~25 s: the only test that runs kgpt2 on the TensorFlow Keras backend,
+    # which `kgpt2 bench --backends` supports.
     json_path = tmp_path / "report.json"
     status = main(["bench", *TINY, "--train", "2,8", "--train-steps", "3",
                    "--backends", "jax,tensorflow", "--json", str(json_path)])

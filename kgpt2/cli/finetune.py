@@ -58,8 +58,7 @@ def run(args):
 
     validate_run_name(args.run_name)  # before loading a large model
     lm = kgpt2.load(args.preset, sequence_length=args.sequence_length)
-    data = kgpt2.data.from_spec(
-        args.data,
+    options = dict(
         text_key=args.text_key,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -68,7 +67,11 @@ def run(args):
         sequence_length=args.sequence_length if args.pack else None,
         tokenizer=lm.preprocessor.tokenizer if args.pack else None,
     )
-    train_ds, val_ds = data if args.validation_split is not None else (data, None)
+    if args.validation_split is None:
+        train_ds, val_ds = kgpt2.data.from_spec(args.data, **options), None
+    else:
+        train_ds = kgpt2.data.from_spec(args.data, subset="training", **options)
+        val_ds = kgpt2.data.from_spec(args.data, subset="validation", **options)
     result = kgpt2.finetune(
         lm,
         train_ds,
