@@ -35,7 +35,6 @@ def check_compare_hf(compare_hf, settings):
 
     Example:
     ```python
-    import sys
     from kgpt2.bench.hf import check_compare_hf
 
     print(check_compare_hf(None, {"prompt_length": 4}))  # (None, None)

@@ -15,8 +15,17 @@ import logging
 import time
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TimeRemainingColumn
 
+from kgpt2.generation.sampler_lookup import reseed
+from kgpt2.generation.sampler_lookup import resolve_sampler
 from kgpt2.generation.samples_file import write_samples
+from kgpt2.generation.token_ids import generate_token_ids
+from kgpt2.generation.token_ids import model_max_length
 
 logger = logging.getLogger("kgpt2")
 
@@ -47,8 +56,6 @@ def _prompt_list(prompt_or_prompts):
 
 
 def _max_length(lm, max_length):
-    from kgpt2.generation.token_ids import model_max_length
-
     preprocessor_length = lm.preprocessor.sequence_length
     limit = min(preprocessor_length, model_max_length(lm))
     if max_length is None:
@@ -123,9 +130,6 @@ def _progress(total_batches):
     clean), or None for a single batch."""
     if total_batches <= 1:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     return Progress(
         "[progress.description]{task.description}", BarColumn(),
         MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
@@ -190,11 +194,6 @@ def generate(
             `max_length` over the limits or too short for a prompt, an unknown
             sampler name or option.
     """
-    # Keras loads here, not at `import kgpt2`.
-    from kgpt2.generation.sampler_lookup import reseed
-    from kgpt2.generation.sampler_lookup import resolve_sampler
-    from kgpt2.generation.token_ids import generate_token_ids
-
     prompts = _prompt_list(prompt_or_prompts)
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
