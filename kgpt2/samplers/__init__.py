@@ -6,8 +6,10 @@ for the ones that sample). They are `keras_hub.samplers.Sampler` subclasses
 that run inside the compiled generate loop and serialize with
 `keras_hub.samplers.serialize` / `deserialize`.
 
-Importing this package registers every kgpt2 sampler class with Keras,
-which `keras_hub.samplers.deserialize` needs.
+The names below load on first use, so that the `kgpt2` command starts
+without Keras. Touching `get`, `options`, `SAMPLERS` or any sampler class
+imports the registry, which registers every kgpt2 sampler class with Keras,
+as `keras_hub.samplers.deserialize` needs.
 
 Example:
 ```python
@@ -23,30 +25,24 @@ print(keras_hub.samplers.deserialize(config).get_config() == sampler.get_config(
 ```
 """
 
-from kgpt2.samplers import logits_processing
-from kgpt2.samplers.beam_sampler import BeamSampler
-from kgpt2.samplers.contrastive_sampler import ContrastiveSampler
-from kgpt2.samplers.greedy_sampler import GreedySampler
-from kgpt2.samplers.min_p_filter import MinPFilter
-from kgpt2.samplers.random_sampler import RandomSampler
-from kgpt2.samplers.registry import SAMPLERS
-from kgpt2.samplers.registry import get
-from kgpt2.samplers.registry import options
-from kgpt2.samplers.repetition_control import RepetitionControl
-from kgpt2.samplers.top_k_sampler import TopKSampler
-from kgpt2.samplers.top_p_sampler import TopPSampler
+from kgpt2.lazy import lazy_exports
 
-__all__ = [
-    "BeamSampler",
-    "ContrastiveSampler",
-    "GreedySampler",
-    "MinPFilter",
-    "RandomSampler",
-    "RepetitionControl",
-    "SAMPLERS",
-    "TopKSampler",
-    "TopPSampler",
-    "get",
-    "logits_processing",
-    "options",
-]
+# Public name -> the module that defines it (the registry imports, and so
+# registers, every sampler class).
+_EXPORTS = {
+    "SAMPLERS": "kgpt2.samplers.registry",
+    "get": "kgpt2.samplers.registry",
+    "options": "kgpt2.samplers.registry",
+    "BeamSampler": "kgpt2.samplers.registry",
+    "ContrastiveSampler": "kgpt2.samplers.registry",
+    "GreedySampler": "kgpt2.samplers.registry",
+    "RandomSampler": "kgpt2.samplers.registry",
+    "TopKSampler": "kgpt2.samplers.registry",
+    "TopPSampler": "kgpt2.samplers.registry",
+    "MinPFilter": "kgpt2.samplers.min_p_filter",
+    "RepetitionControl": "kgpt2.samplers.repetition_control",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = sorted([*_EXPORTS, "logits_processing"])
