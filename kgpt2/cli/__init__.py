@@ -14,6 +14,7 @@ import sys
 
 from kgpt2.cli import bench
 from kgpt2.cli import demo
+from kgpt2.cli import export
 from kgpt2.cli import finetune
 from kgpt2.cli import generate
 from kgpt2.cli import plan
@@ -22,7 +23,7 @@ from kgpt2.cli.output import command_output
 from kgpt2.cli.output import package_version
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, generate, bench, plan, demo]
+COMMANDS = [presets, finetune, generate, export, bench, plan, demo]
 
 BUG_REPORT = (
     "This is a bug in kgpt2 (or a library it uses). Please report it with the "
