@@ -12,6 +12,7 @@ import logging
 import math
 import pathlib
 import shutil
+import time
 from importlib import resources
 
 from kgpt2.errors import InputError
@@ -183,10 +184,13 @@ def run(
     run_dir = prepare_run_dir(run_dir)
     logger.info(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
-    train, held_out = kgpt2.data.poetry(
-        sample_poems_path(), to_simplified=True, batch_size=batch_size,
-        pack=True, sequence_length=sequence_length, validation_split=0.1,
-        tokenizer=lm.preprocessor.tokenizer,
+    train, held_out = (
+        kgpt2.data.poetry(
+            sample_poems_path(), to_simplified=True, batch_size=batch_size,
+            pack=True, sequence_length=sequence_length, validation_split=0.1,
+            subset=subset, tokenizer=lm.preprocessor.tokenizer,
+        )
+        for subset in ("training", "validation")
     )
     before = held_out_perplexity(lm, held_out)
     logger.info(
@@ -210,15 +214,19 @@ def run(
     printer(f"Held-out perplexity: {before:,.0f} before fine-tuning, {after:,.1f} after.")
 
     samples, speeds = {}, {}
+    tokenizer = lm.preprocessor.tokenizer
     for name, sampler in [
         ("greedy, no 3-gram twice", kgpt2.samplers.get("greedy", no_repeat_ngram_size=3)),
         ("top_k", kgpt2.samplers.get("top_k", k=5, seed=0)),
     ]:
         kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length)  # compile once
-        texts = kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length)
-        samples[name] = texts[0]
-        speeds[name] = texts.tokens_per_second
-        printer(f"[{name}] {texts[0]}")
+        start = time.perf_counter()
+        text = kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length,
+                              stop_token_ids=None)[0]
+        seconds = time.perf_counter() - start
+        samples[name] = text
+        speeds[name] = (max_length - 1 - len(tokenizer(prompt))) / seconds
+        printer(f"[{name}] {text}")
     printer(
         "Generation speed: "
         + ", ".join(f"{name} {speed:.0f} tokens/s" for name, speed in speeds.items())

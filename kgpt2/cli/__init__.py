@@ -36,11 +36,11 @@ def _add_output_flags(parser, suppress):
     default = argparse.SUPPRESS if suppress else None
     volume = parser.add_mutually_exclusive_group()
     volume.add_argument("-v", "--verbose", action="store_true", default=default or False,
-                        help="also show TensorFlow/absl/XLA messages and library warnings")
+                        help="also show TensorFlow/absl/XLA messages and library warnings (default: off)")
     volume.add_argument("-q", "--quiet", action="store_true", default=default or False,
-                        help="show only results and errors")
+                        help="show only results and errors (default: off)")
     parser.add_argument("--debug", action="store_true", default=default or False,
-                        help="show a traceback with every error (or set KGPT2_DEBUG=1)")
+                        help="show a traceback with every error, also set by KGPT2_DEBUG=1 (default: off)")
 
 
 def build_parser():

@@ -142,10 +142,9 @@ def command_output(verbose=False, quiet=False):
             os.environ.setdefault(key, value)
     logger = logging.getLogger(LOGGER_NAME)
     handler = rich_handler()
-    previous_level, previous_propagate = logger.level, logger.propagate
+    previous_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
     with contextlib.ExitStack() as stack:
         if not verbose:
             stack.enter_context(warnings.catch_warnings())
@@ -157,7 +156,6 @@ def command_output(verbose=False, quiet=False):
         finally:
             logger.removeHandler(handler)
             logger.setLevel(previous_level)
-            logger.propagate = previous_propagate
 
 
 def _quiet_python_loggers():
