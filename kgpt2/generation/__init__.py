@@ -22,6 +22,7 @@ _EXPORTS = {
     "enable_compilation_cache": "kgpt2.generation.compilation_cache",
     "generate": "kgpt2.generation.text",
     "generate_token_ids": "kgpt2.generation.token_ids",
+    "stream_text": "kgpt2.generation.streaming",
 }
 
 __all__ = sorted(_EXPORTS)

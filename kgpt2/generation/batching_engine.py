@@ -33,6 +33,7 @@ import dataclasses
 import queue
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -143,8 +144,8 @@ class _Row:
         self.generated = 0
 
 
-def _compiler(lm):
-    """Return `compile(fn, static_argnums, donate_argnums)` for `lm`'s backend.
+def _compiler(lm_ref):
+    """Return `compile(fn, static_argnums, donate_argnums)` for the model's backend.
 
     On JAX the function is jitted with the model's weights as arguments (as
     `compiled.py` does), so training or reloading weights needs no
@@ -152,6 +153,7 @@ def _compiler(lm):
     """
     import keras
 
+    lm = lm_ref()
     if keras.config.backend() != "jax" or lm.run_eagerly:
         return lambda fn, static_argnums=(), donate_argnums=(): fn
     import jax
@@ -162,10 +164,12 @@ def _compiler(lm):
 
     def compile_function(fn, static_argnums=(), donate_argnums=()):
         """Argument numbers count from `fn`'s first argument."""
-        def with_weights(weights, *args, **kwargs):
-            mapping = zip(lm.trainable_variables + lm.non_trainable_variables, weights)
-            with keras.StatelessScope(state_mapping=mapping):
-                return fn(*args, **kwargs)
+
+        def with_weights(weights, *args):
+            model = lm_ref()
+            variables = model.trainable_variables + model.non_trainable_variables
+            with keras.StatelessScope(state_mapping=zip(variables, weights)):
+                return fn(*args)
 
         compiled = jax.jit(
             with_weights,
@@ -173,17 +177,26 @@ def _compiler(lm):
             donate_argnums=tuple(n + 1 for n in donate_argnums),
         )
 
-        def run(*args, **kwargs):
-            weights = [v.value for v in lm.trainable_variables + lm.non_trainable_variables]
-            return compiled(weights, *args, **kwargs)
+        def run(*args):
+            model = lm_ref()
+            variables = model.trainable_variables + model.non_trainable_variables
+            return compiled([v.value for v in variables], *args)
 
         return run
 
     return compile_function
 
 
+# lm -> _Programs; weak, and the programs hold the model only weakly, so
+# dropping a model frees its compiled programs.
+_PROGRAMS = weakref.WeakKeyDictionary()
+
+
 class _Programs:
-    """The engine's three compiled functions: prefill, insert rows, decode step."""
+    """The engine's three compiled functions: prefill, insert rows, decode step.
+
+    One set per model (see `programs_for`), shared by all its engines.
+    """
 
     def __init__(self, lm):
         from keras import ops
@@ -194,7 +207,7 @@ class _Programs:
         from kgpt2.generation.row_sampling import sample_rows
 
         backbone = lm.backbone
-        compile_function = _compiler(lm)
+        compile_function = _compiler(weakref.ref(lm))
 
         def prefill(token_ids):
             cache = empty_cache(backbone, 1, token_ids.shape[1])
@@ -223,6 +236,13 @@ class _Programs:
         self.step = compile_function(step, static_argnums=(6,), donate_argnums=(0,))
 
 
+def programs_for(lm):
+    """The compiled engine programs of `lm`, made once per model."""
+    if lm not in _PROGRAMS:
+        _PROGRAMS[lm] = _Programs(lm)
+    return _PROGRAMS[lm]
+
+
 class BatchingEngine:
     """Decode many requests at once, each joining and leaving between steps.
 
@@ -249,7 +269,7 @@ class BatchingEngine:
         self.tokenizer = lm.preprocessor.tokenizer if lm.preprocessor else None
         self.max_batch_size = int(max_batch_size)
         self.max_queue = int(max_queue)
-        self._programs = _Programs(lm)
+        self._programs = programs_for(lm)
         self._rows = [None] * self.max_batch_size
         self._waiting = collections.deque()
         self._condition = threading.Condition()
