@@ -46,6 +46,18 @@ from kgpt2.generation.row_sampling import needed_features
 from kgpt2.generation.stop_text import StopText
 
 
+def cache_length(needed, context_length):
+    """The cache length for `needed` slots: a power of two, at least 64.
+
+    Few lengths mean few compiled programs; attention reads at most twice
+    the slots it needs.
+    """
+    length = 64
+    while length < needed:
+        length *= 2
+    return min(length, max(bucket_length(context_length), needed))
+
+
 class QueueFullError(Error, RuntimeError):
     """The engine's waiting queue is full: retry later."""
 
@@ -193,7 +205,7 @@ _PROGRAMS = weakref.WeakKeyDictionary()
 
 
 class _Programs:
-    """The engine's three compiled functions: prefill, insert rows, decode step.
+    """The engine's compiled functions: admit a prompt, copy a row, decode a step.
 
     One set per model (see `programs_for`), shared by all its engines.
     """
@@ -209,19 +221,26 @@ class _Programs:
         backbone = lm.backbone
         compile_function = _compiler(weakref.ref(lm))
 
-        def prefill(token_ids):
-            cache = empty_cache(backbone, 1, token_ids.shape[1])
-            _, cache = forward_with_cache(backbone, token_ids, cache, 0, 0)
-            return cache
+        def admit(cache, token_ids, row):
+            """Run a prompt in row `row` (slots `[0, width)`) of `cache`."""
+            rows_cache = empty_cache(backbone, 1, token_ids.shape[1])
+            _, rows_cache = forward_with_cache(backbone, token_ids, rows_cache, 0, 0)
+            return tuple(
+                (ops.slice_update(key, (row, 0, 0, 0), row_key),
+                 ops.slice_update(value, (row, 0, 0, 0), row_value))
+                for (key, value), (row_key, row_value) in zip(cache, rows_cache)
+            )
 
-        def insert(cache, rows_cache, rows):
+        def copy_row(cache, source, target):
+            """Give row `target` row `source`'s cache (for `n > 1` choices)."""
             new = []
-            for (key, value), (row_key, row_value) in zip(cache, rows_cache):
-                for position in range(rows.shape[0]):
-                    start = (rows[position], 0, 0, 0)
-                    key = ops.slice_update(key, start, row_key)
-                    value = ops.slice_update(value, start, row_value)
-                new.append((key, value))
+            for key, value in cache:
+                shape = (1, *key.shape[1:])
+                new.append(tuple(
+                    ops.slice_update(tensor, (target, 0, 0, 0),
+                                     ops.slice(tensor, (source, 0, 0, 0), shape))
+                    for tensor in (key, value)
+                ))
             return tuple(new)
 
         def step(cache, token_ids, positions, history, options, uniforms, features):
@@ -230,9 +249,9 @@ class _Programs:
             tokens = sample_rows(logits, history, positions + 1, options, uniforms, features)
             return tokens, cache
 
-        self.prefill = compile_function(prefill)
         # The cache is donated: XLA updates it in place instead of copying it.
-        self.insert = compile_function(insert, donate_argnums=(0,))
+        self.admit = compile_function(admit, donate_argnums=(0,))
+        self.copy_row = compile_function(copy_row, donate_argnums=(0,))
         self.step = compile_function(step, static_argnums=(6,), donate_argnums=(0,))
 
 
@@ -402,12 +421,13 @@ class BatchingEngine:
 
     def _take_admissible(self):
         """Pop waiting jobs, in order, while their rows fit."""
+        for job in [job for job in self._waiting if job.cancelled.is_set()]:
+            self._waiting.remove(job)
+            self._fail(job, "cancelled")
         admitted = []
         free = self._free_rows()
         while self._waiting and (self._waiting[0].n <= free):
             job = self._waiting.popleft()
-            if job.cancelled.is_set():
-                continue
             admitted.append(job)
             free -= job.n
         return admitted
@@ -436,7 +456,7 @@ class BatchingEngine:
             len(row.job.prompt_ids) + row.job.max_new_tokens
             for row in self._rows if row is not None
         ]
-        return min(bucket_length(max(lengths)), bucket_length(self.context_length))
+        return cache_length(max(lengths), self.context_length)
 
     def _resize_cache(self, length):
         """Make the cache `length` slots long (new slots are zeros)."""
@@ -476,14 +496,11 @@ class BatchingEngine:
             width = bucket_length(len(prompt) - 1)
             token_ids = np.zeros((1, width), "int32")
             token_ids[0, : len(prompt) - 1] = prompt[:-1]
-            rows_cache = self._programs.prefill(token_ids)
-            cache_length = self._history.shape[1]
-            if width > cache_length:  # Only slots < len(prompt) matter.
-                rows_cache = tuple((k[..., :cache_length], v[..., :cache_length])
-                                   for k, v in rows_cache)
-            self._cache = self._programs.insert(
-                self._cache, rows_cache, np.array(slots, "int32")
-            )
+            self._cache = self._programs.admit(self._cache, token_ids, np.int32(slots[0]))
+            for slot in slots[1:]:
+                self._cache = self._programs.copy_row(
+                    self._cache, np.int32(slots[0]), np.int32(slot)
+                )
         for index, slot in enumerate(slots):
             self._rows[slot] = _Row(job, index, self.tokenizer)
             self._token_ids[slot] = prompt[-1]

@@ -148,11 +148,16 @@ class SamplingOptions:
 
 
 def needed_features(rows):
-    """The static switches a step's program needs for `rows` (hashable)."""
+    """The static switches a step's program needs for `rows` (hashable).
+
+    Only the costly rules are switches (each combination compiles its own
+    program): the sort behind top-k / top-p, and each n-gram size. The
+    repetition penalty is cheap and always applied (1.0 changes nothing).
+    """
     rows = [row for row in rows if row is not None]
     return (
         any(r.top_k > 0 or r.top_p < 1.0 for r in rows if r.temperature > 0),
-        any(r.repetition_penalty != 1.0 for r in rows),
+        True,
         tuple(sorted({r.no_repeat_ngram_size for r in rows} - {0})),
     )
 
