@@ -14,6 +14,8 @@ serve("gpt2_tiny_random", port=8000)  # blocks; see http://127.0.0.1:8000/
 import logging
 import os
 import pathlib
+import signal
+import threading
 
 API_KEY_VARIABLE = "KGPT2_API_KEY"
 
@@ -74,4 +76,22 @@ def serve(preset, host="127.0.0.1", port=8000, max_batch_size=8, max_queue=64,
             ready(bound)
 
         server.startup = startup
-    server.run()
+    _run_until_stopped(server)
+
+
+def _run_until_stopped(server):
+    """Run uvicorn; a SIGTERM ends it with a clean return (exit status 0).
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    for the handler that was there before; a no-op handler here makes that
+    a normal return instead of death by signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        server.run()
+        return
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    logger.info("kgpt2 serve: stopped")
