@@ -37,6 +37,7 @@ def _ids(lm, prompt):
     return _tokenize(lm, [prompt], 64)[0]
 
 
+@pytest.mark.slow
 def test_greedy_rows_decoded_together_equal_generate(tiny_lm, engine):
     before = engine.stats()["rows_per_step"].get(3, 0)
     jobs = [engine.submit(_ids(tiny_lm, p), 40 - len(_ids(tiny_lm, p)), GREEDY,
@@ -53,6 +54,7 @@ def test_greedy_rows_decoded_together_equal_generate(tiny_lm, engine):
     assert engine.stats()["rows_per_step"].get(3, 0) > before
 
 
+@pytest.mark.slow
 def test_seeded_rows_repeat_whatever_shares_their_batch(tiny_lm, engine):
     options = SamplingOptions.from_sampler("top_k", k=20, seed=7)
     alone = engine.submit(_ids(tiny_lm, "Hi"), 16, options, n=2).result(timeout=TIMEOUT)
@@ -63,6 +65,7 @@ def test_seeded_rows_repeat_whatever_shares_their_batch(tiny_lm, engine):
     assert alone[0]["token_ids"] != alone[1]["token_ids"]  # each choice its own stream
 
 
+@pytest.mark.slow
 def test_mixed_settings_share_a_step_and_respect_their_rules(tiny_lm, engine):
     banned = SamplingOptions(temperature=0.0, no_repeat_ngram_size=1)
     jobs = [
@@ -134,6 +137,7 @@ def test_stop_text_holds_back_a_possible_stop():
     assert other.flush() == ""
 
 
+@pytest.mark.slow
 def test_stream_text_pieces_join_to_generate(tiny_lm):
     stream = stream_text(tiny_lm, "The quick brown fox", sampler="greedy", max_length=30)
     pieces = list(stream)
@@ -144,6 +148,7 @@ def test_stream_text_pieces_join_to_generate(tiny_lm):
     assert stream.new_tokens >= 1 and stream.tokens_per_second > 0
 
 
+@pytest.mark.slow
 def test_stream_text_closed_early_cancels(tiny_lm):
     stream = stream_text(tiny_lm, "Hi", sampler="top_k", seed=0, max_length=60,
                          stop_token_ids=None)
