@@ -5,7 +5,9 @@ the settings are tensors with one value per row rather than a sampler
 object's constants. `SamplingOptions` holds one request's settings and
 `sample_rows` turns a `(batch, vocab)` logits tensor into one token per row,
 in Hugging Face's order (and kgpt2's samplers'): repetition penalty, no-repeat
-n-gram ban, temperature, top-k, top-p, min-p, then a draw. `temperature == 0`
+n-gram ban, temperature, top-k, top-p, min-p, then a draw. Top-k and top-p
+look at the 1024 most likely tokens at most (`MAX_CUT`): sorting the whole
+vocabulary costs more than the model's step on CPU. `temperature == 0`
 means greedy (the largest logit after the repetition rules), as in OpenAI's
 API. The draw uses one uniform number per row, passed in from the host, so a
 seeded request gives the same tokens whichever other rows share its batch.
@@ -34,6 +36,9 @@ from kgpt2.errors import InputError
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import _tokens_to_vocab_mask
 from kgpt2.samplers.logits_processing import present_token_mask
+
+# The most candidates a top-k / top-p cut sorts (so top_k is at most this).
+MAX_CUT = 1024
 
 # The samplers a continuous batch can mix, and the options each one takes
 # (its kgpt2.samplers option name -> SamplingOptions field).
@@ -84,7 +89,7 @@ class SamplingOptions:
     def __post_init__(self):
         owner = "SamplingOptions"
         check_number(owner, "temperature", self.temperature, minimum=0)
-        check_number(owner, "top_k", self.top_k, minimum=0, integer=True)
+        check_number(owner, "top_k", self.top_k, minimum=0, maximum=MAX_CUT, integer=True)
         check_number(owner, "top_p", self.top_p, minimum=0, maximum=1,
                      exclusive_minimum=True)
         check_number(owner, "min_p", self.min_p, minimum=0, maximum=1)
@@ -147,17 +152,33 @@ class SamplingOptions:
         }
 
 
+def cut_width(top_k):
+    """The candidates a top-k cut of `top_k` sorts: a power of two >= 64."""
+    width = 64
+    while width < top_k:
+        width *= 2
+    return width
+
+
 def needed_features(rows):
     """The static switches a step's program needs for `rows` (hashable).
 
-    Only the costly rules are switches (each combination compiles its own
-    program): the sort behind top-k / top-p, and each n-gram size. The
-    repetition penalty is cheap and always applied (1.0 changes nothing).
+    Each combination compiles its own program, and only what some row needs
+    is computed: the random draw (greedy-only steps skip it), the top-k /
+    top-p cut over the `width` most likely tokens, the repetition penalty,
+    each n-gram size.
     """
     rows = [row for row in rows if row is not None]
+    sampling = [r for r in rows if r.temperature > 0]
+    width = 0
+    if any(r.top_p < 1.0 for r in sampling):
+        width = MAX_CUT
+    elif any(r.top_k > 0 for r in sampling):
+        width = cut_width(max(r.top_k for r in sampling))
     return (
-        any(r.top_k > 0 or r.top_p < 1.0 for r in rows if r.temperature > 0),
-        True,
+        bool(sampling),
+        width,
+        any(r.repetition_penalty != 1.0 for r in rows),
         tuple(sorted({r.no_repeat_ngram_size for r in rows} - {0})),
     )
 
@@ -196,20 +217,53 @@ def _repetition_rules(logits, history, index, options, penalty, ngram_sizes):
     return logits
 
 
-def _cut_threshold(scaled, options):
-    """Each row's smallest kept scaled logit under its top-k and top-p."""
-    vocab_size = ops.shape(scaled)[-1]
-    ordered = ops.flip(ops.sort(scaled, axis=-1), axis=-1)  # descending
+def _cut_threshold(scaled, options, width):
+    """Each row's smallest kept scaled logit under its top-k and top-p.
+
+    Only the `width` most likely tokens are sorted (a full sort of the
+    vocabulary costs far more than the model step on CPU), so a nucleus
+    wider than `width` tokens is cut at `width`.
+    """
+    ordered, _ = ops.top_k(scaled, width)  # (batch, width), descending
     k = options["top_k"]
-    k = ops.where(k > 0, ops.minimum(k, vocab_size), vocab_size)
+    k = ops.where(k > 0, ops.minimum(k, width), width)
     kth = ops.take_along_axis(ordered, (k - 1)[:, None], axis=1)
-    probabilities = ops.softmax(ordered, axis=-1)
+    total = ops.logsumexp(scaled, axis=-1, keepdims=True)
+    probabilities = ops.exp(ordered - total)
     before = ops.cumsum(probabilities, axis=-1) - probabilities
     # Keep a token while the mass before it is below p; the first always stays.
     kept = before < options["top_p"][:, None]
     last = ops.maximum(ops.sum(ops.cast(kept, "int32"), axis=-1) - 1, 0)
     pth = ops.take_along_axis(ordered, last[:, None], axis=1)
     return ops.maximum(kth, pth)
+
+
+def _draw(probabilities, uniforms, block=256):
+    """Inverse-CDF sampling of one token per row, in two levels.
+
+    A cumulative sum over the whole vocabulary is slow on CPU (XLA computes
+    it as a windowed reduction); summing blocks first, then searching within
+    the chosen block, costs two short cumulative sums.
+    """
+    batch_size, vocab_size = ops.shape(probabilities)
+    blocks = -(-vocab_size // block)
+    padded = ops.pad(probabilities, [(0, 0), (0, blocks * block - vocab_size)])
+    padded = ops.reshape(padded, (batch_size, blocks, block))
+    block_sums = ops.sum(padded, axis=-1)
+    block_ends = ops.cumsum(block_sums, axis=-1)
+    target = ops.cast(uniforms, "float32") * block_ends[:, -1]
+    # The chosen block: the first whose end passes the target, among those
+    # that hold any probability (rounding must not pick an empty one).
+    nonempty = block_sums > 0
+    last_block = ops.max(ops.where(nonempty, ops.arange(blocks)[None, :], 0), axis=-1)
+    chosen = ops.sum(ops.cast(block_ends <= target[:, None], "int32"), axis=-1)
+    chosen = ops.minimum(chosen, last_block)
+    start = ops.take_along_axis(block_ends - block_sums, chosen[:, None], axis=1)[:, 0]
+    inside = ops.take_along_axis(padded, chosen[:, None, None], axis=1)[:, 0]
+    ends = ops.cumsum(inside, axis=-1)
+    last = ops.max(ops.where(inside > 0, ops.arange(block)[None, :], 0), axis=-1)
+    index = ops.sum(ops.cast(ends <= (target - start)[:, None], "int32"), axis=-1)
+    return chosen * block + ops.minimum(index, last)
 
 
 def sample_rows(logits, history, index, options, uniforms, features=None):
@@ -227,24 +281,23 @@ def sample_rows(logits, history, index, options, uniforms, features=None):
     Returns:
         `(batch,)` int32 token ids.
     """
-    cut, penalty, ngram_sizes = features or (True, True, (1, 2, 3, 4))
+    sampling, width, penalty, ngram_sizes = features or (True, MAX_CUT, True, (1, 2, 3, 4))
     logits = ops.cast(logits, "float32")
     index = ops.cast(index, "int32")
     if penalty or ngram_sizes:
         logits = _repetition_rules(logits, history, index, options, penalty, ngram_sizes)
     greedy = ops.argmax(logits, axis=-1)
+    if not sampling:
+        return ops.cast(greedy, "int32")
     temperature = options["temperature"]
     scaled = logits / ops.where(temperature > 0, temperature, 1.0)[:, None]
-    keep = ops.ones_like(scaled, dtype="bool")
-    if cut:
-        keep = scaled >= _cut_threshold(scaled, options)
-    probabilities = ops.softmax(ops.where(keep, scaled, -np.inf), axis=-1)
+    if width:
+        keep = scaled >= _cut_threshold(scaled, options, min(width, ops.shape(scaled)[-1]))
+        scaled = ops.where(keep, scaled, -np.inf)
+    probabilities = ops.softmax(scaled, axis=-1)
     highest = ops.max(probabilities, axis=-1, keepdims=True)
     probabilities = ops.where(
         probabilities >= options["min_p"][:, None] * highest, probabilities, 0.0
     )
-    cumulative = ops.cumsum(probabilities, axis=-1)
-    target = ops.cast(uniforms, "float32")[:, None] * cumulative[:, -1:]
-    drawn = ops.sum(ops.cast(cumulative <= target, "int32"), axis=-1)
-    drawn = ops.minimum(drawn, ops.shape(logits)[-1] - 1)
+    drawn = _draw(probabilities, uniforms)
     return ops.cast(ops.where(temperature > 0, drawn, greedy), "int32")
