@@ -1,6 +1,7 @@
 """Serving: an OpenAI-compatible HTTP API over the continuous-batching engine.
 
-Names load on first use, so `import kgpt2` does not import FastAPI.
+`import kgpt2` loads this package (and FastAPI) only on first use of
+`kgpt2.serving`.
 
 Example:
 ```python
@@ -12,24 +13,7 @@ app = create_app(lm, "gpt2_tiny_random")  # mount it, or run it with uvicorn
 ```
 """
 
-import importlib
+from kgpt2.serving.app import create_app
+from kgpt2.serving.server import serve
 
-# Public name -> the module that defines it.
-_EXPORTS = {
-    "create_app": "kgpt2.serving.app",
-    "serve": "kgpt2.serving.server",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'kgpt2.serving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = ["create_app", "serve"]
