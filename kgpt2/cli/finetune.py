@@ -2,6 +2,8 @@
 
 import sys
 
+from kgpt2.training.distribution import DISTRIBUTIONS
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -37,7 +39,7 @@ def register(subparsers):
     parser.add_argument("--mixed-precision", nargs="?", const=True, default=False,
                         metavar="POLICY", help="bfloat16 compute (or POLICY: mixed_float16)")
     parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    parser.add_argument("--distribution", choices=["data_parallel", "model_parallel"], default=None,
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS, default=None,
                         help="train over all local devices with keras.distribution (JAX backend); "
                         "`kgpt2 plan` says what fits")
     parser.add_argument("--run-name", default="run1")

@@ -1,5 +1,7 @@
 """`kgpt2 plan`: estimate memory per device before fine-tuning."""
 
+from kgpt2.training.distribution import DISTRIBUTIONS
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -20,7 +22,7 @@ def register(subparsers):
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
     parser.add_argument("--devices", type=int, default=1)
-    parser.add_argument("--distribution", choices=["data_parallel", "model_parallel"],
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         default=None, help="default: data_parallel when --devices > 1")
     parser.set_defaults(handler=run)
 

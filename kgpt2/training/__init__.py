@@ -16,7 +16,7 @@ from kgpt2.training.checkpoints import RunDirectory
 from kgpt2.training.compile import compile
 from kgpt2.training.finetune import FinetuneResult
 from kgpt2.training.finetune import finetune
-from kgpt2.training.runs import validate_run_name
+from kgpt2.runs import validate_run_name
 
 __all__ = [
     "FinetuneResult",

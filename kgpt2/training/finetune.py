@@ -7,11 +7,11 @@ import pathlib
 from kgpt2.presets import MAX_SEQUENCE_LENGTH
 from kgpt2.training.compile import check_causal_lm
 from kgpt2.training.compile import compile as compile_lm
-from kgpt2.training.compile import lora_rank_of
 from kgpt2.training.compile import precision_policy
-from kgpt2.training.runs import validate_run_name
+from kgpt2.runs import validate_run_name
 from kgpt2.training.steps import count_steps
 from kgpt2.training.steps import fit_segments
+from kgpt2.training.weights import copy_weights
 
 RESTORE_FROM = ("latest", "fresh")
 # Settings whose change on resume is worth a line in the log.
@@ -57,19 +57,6 @@ class FinetuneResult:
     checkpoint: pathlib.Path
     resumed_from: int
     message: str = None
-
-
-def _copy_weights(source, target):
-    """Copy every backbone variable of `source` into `target`.
-
-    `target` gets LoRA first if training enabled it on `source`, so that
-    both have the same variables.
-    """
-    rank = lora_rank_of(source)
-    if rank is not None and lora_rank_of(target) is None:
-        target.backbone.enable_lora(rank)
-    for new, old in zip(source.backbone.variables, target.backbone.variables):
-        old.assign(new.numpy())
 
 
 def _check_count(value, label):
@@ -283,7 +270,7 @@ def finetune(
         # the trained weights (the callback runs before the scope closes).
         lm = stack.enter_context(distributed(user_lm, distribution))
         if lm is not user_lm:
-            stack.callback(_copy_weights, lm, user_lm)
+            stack.callback(copy_weights, lm, user_lm)
         # Compile first: its errors (bad options) leave no run directory behind.
         compile_lm(
             lm,
@@ -311,8 +298,7 @@ def finetune(
                         print_fn(f"  note: {key} was {checkpoint.state[key]!r}, now {settings[key]!r}")
                 truncate_metrics(run.metrics_csv, start_step)
             else:
-                for log in (run.metrics_csv, run.loss_png, run.samples_txt):
-                    log.unlink(missing_ok=True)
+                run.start_over()
 
             def result(stop_reason, history, callbacks_used=None, message=None):
                 latest = run.latest()
@@ -337,7 +323,7 @@ def finetune(
             preprocessor = lm.preprocessor
             meter = TokensPerSecond(_tokens_per_example(lm, train_ds, tokenized))
             logger = MetricsCSV(run.metrics_csv, start_step, print_every, total_steps, print_fn)
-            nan_stop = StopOnNaN(start_step, print_fn=print_fn)
+            nan_stop = StopOnNaN(start_step, print_fn=print_fn, run=run)
             interrupt = StopOnInterrupt(print_fn=print_fn)
             checkpointer = RunCheckpoint(
                 run, save_every, total_steps, start_step, settings, preprocessor, print_fn

@@ -1,13 +1,14 @@
 """The loss-curve PNG of a run, drawn from its `metrics.csv`."""
 
-import os
 import pathlib
+
+from kgpt2.atomic import atomic_writer
 
 
 def plot_loss_curve(metrics_csv, png_path):
     """Draw training loss (and validation loss, if any) against step.
 
-    Written beside `png_path` and renamed over it, so a reader never sees a
+    Written atomically (`kgpt2.atomic`), so a reader never sees a
     half-written image. Returns the path, or None when there are no rows.
 
     Example:
@@ -46,8 +47,9 @@ def plot_loss_curve(metrics_csv, png_path):
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    temporary = png_path.with_name(f".{png_path.name}.tmp.png")
-    figure.savefig(temporary)
-    plt.close(figure)
-    os.replace(temporary, png_path)
+    try:
+        with atomic_writer(png_path, "wb") as file:
+            figure.savefig(file, format="png")
+    finally:
+        plt.close(figure)
     return png_path

@@ -2,6 +2,7 @@
 
 import math
 
+from kgpt2.training.callbacks.nan_stop import kept_checkpoint
 from kgpt2.training.callbacks.step import StepCallback
 
 
@@ -87,8 +88,8 @@ class RunCheckpoint(StepCallback):
         if not _weights_are_finite(model):
             self.diverged = True
             self.print_fn(
-                f"Not saving step {self.step}: the weights hold NaN or inf. "
-                "The last good checkpoint is kept."
+                f"Not saving step {self.step}: the weights hold NaN or inf; "
+                f"{kept_checkpoint(self.run)}."
             )
             return None
         state = dict(self.state)
