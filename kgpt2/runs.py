@@ -428,7 +428,10 @@ def _create(run):
 def _check_adoptable(run):
     if is_run(run):
         return
-    others = sorted(name for name in os.listdir(run) if name != LOCK_FILE)
+    try:
+        others = sorted(name for name in os.listdir(run) if name != LOCK_FILE)
+    except OSError as error:
+        raise WriteError(f"Can't read the run folder '{run}': {error.strerror or error}.") from None
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise RunError(
