@@ -27,7 +27,7 @@ from kgpt2.presets import PresetError  # noqa: E402
 from kgpt2.presets import load  # noqa: E402
 from kgpt2.presets import save  # noqa: E402
 from kgpt2 import samplers  # noqa: E402
-from kgpt2.training import compile, finetune  # noqa: E402, A004
+from kgpt2.training import Recipe, RunOptions, compile, finetune  # noqa: E402, A004
 from kgpt2.training.memory_plan import plan  # noqa: E402
 from kgpt2.generation.text import generate  # noqa: E402
 from kgpt2.bench import bench  # noqa: E402
@@ -35,6 +35,6 @@ from kgpt2.bench import bench  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "Error", "PresetError", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
+    "Error", "PresetError", "Recipe", "RunOptions", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
     "samplers", "save", "__version__",
 ]

@@ -54,10 +54,6 @@ def user_folder(path):
     return snapshot(path)
 
 
-def quiet(*args):
-    pass
-
-
 @pytest.fixture(scope="module")
 def compiled_lm():
     """A compiled tiny model with a built optimizer: what a checkpoint saves."""
@@ -150,7 +146,7 @@ def test_finetune_refuses_a_folder_that_is_not_a_run(tmp_path, fresh_tiny_lm):
     with pytest.raises(kgpt2.Error, match="not empty.*not a kgpt2 run"):
         kgpt2.finetune(
             fresh_tiny_lm, text_dataset(), steps=2, checkpoint_dir=tmp_path,
-            run_name="results", print_fn=quiet,
+            run_name="results",
         )
     assert snapshot(tmp_path / "results") == before
     # A new or empty folder becomes a run.
@@ -410,8 +406,7 @@ def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_p
     enable_jax_compilation_cache(tmp_path_factory)
     run_dir = checkpoints / "run1"
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    lines = []
-    options = dict(checkpoint_dir=checkpoints, save_every=1, learning_rate=1e-3, print_fn=lines.append)
+    options = dict(checkpoint_dir=checkpoints, save_every=1, learning_rate=1e-3)
     # Resumed at step 3 with three checkpoints kept: the first save keeps two of them.
     result = kgpt2.finetune(lm, text_dataset(), steps=4, keep_checkpoints=3, **options)
     assert (result.resumed_from, result.step) == (3, 4)
