@@ -48,8 +48,7 @@ def register(subparsers):
 def _load_data(args, lm):
     import kgpt2
 
-    data = kgpt2.data.from_spec(
-        args.data,
+    options = dict(
         text_key=args.text_key,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -58,7 +57,11 @@ def _load_data(args, lm):
         sequence_length=args.sequence_length if args.pack else None,
         tokenizer=lm.preprocessor.tokenizer if args.pack else None,
     )
-    return data if args.validation_split is not None else (data, None)
+    if args.validation_split is None:
+        return kgpt2.data.from_spec(args.data, **options), None
+    train_ds = kgpt2.data.from_spec(args.data, subset="training", **options)
+    val_ds = kgpt2.data.from_spec(args.data, subset="validation", **options)
+    return train_ds, val_ds
 
 
 def run(args):

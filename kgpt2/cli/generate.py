@@ -1,5 +1,7 @@
 """`kgpt2 generate`: samples from a preset or a fine-tuned checkpoint."""
 
+import logging
+
 # Flag -> kgpt2.samplers option name; flags left unset keep the default.
 SAMPLER_FLAGS = {
     "temperature": "temperature",
@@ -46,17 +48,46 @@ def register(subparsers):
                         action="store_false", help="leave the prompt out of the samples")
     parser.add_argument("--output", default=None,
                         help="also write the samples to this file")
+    parser.add_argument("--stream", action="store_true",
+                        help="print one sample's text as it is generated (greedy, "
+                        "random, top_k or top_p)")
     parser.set_defaults(handler=run)
+
+
+def _stream(args, options):
+    import sys
+
+    import kgpt2
+    from kgpt2.errors import InputError
+
+    if args.nsamples != 1 or args.output or args.truncate:
+        raise InputError("--stream prints one sample: leave out --nsamples, "
+                         "--output and --truncate.")
+    lm = kgpt2.load(args.preset, sequence_length=args.max_length)
+    stream = kgpt2.generation.stream_text(
+        lm, args.prompt, sampler=args.sampler, max_length=args.max_length,
+        seed=args.seed, **options,
+    )
+    if args.include_prefix and args.prompt:
+        sys.stdout.write(args.prompt)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    print(f"\n{stream.new_tokens} new tokens in {stream.seconds:.2f} s: "
+          f"{stream.tokens_per_second:.1f} tokens/s")
 
 
 def run(args):
     import kgpt2
+    from kgpt2.generation.samples_file import format_samples
 
     options = {
         option: getattr(args, flag)
         for flag, option in SAMPLER_FLAGS.items()
         if getattr(args, flag) is not None
     }
+    if args.stream:
+        return _stream(args, options)
     sampler = kgpt2.samplers.get(args.sampler, **options)
     # Load with room for --max-length: a checkpoint's preprocessor keeps the
     # (often short) training length.
@@ -73,11 +104,8 @@ def run(args):
         seed=args.seed,
         destination_path=args.output,
     )
-    from kgpt2.generation.samples_file import format_samples
-
+    # The samples alone on stdout (pipe them anywhere); the speed line goes
+    # to the "kgpt2" logger, which the CLI shows on stderr.
     print(format_samples(texts), end="")
-    print(
-        f"{texts.new_tokens} new tokens in {texts.seconds:.2f} s: "
-        f"{texts.tokens_per_second:.1f} tokens/s"
-        + (f" (samples also written to {args.output})" if args.output else "")
-    )
+    if args.output:
+        logging.getLogger("kgpt2").info("Samples also written to %s", args.output)

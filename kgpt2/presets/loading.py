@@ -9,6 +9,7 @@ import tempfile
 
 from kgpt2 import runs
 from kgpt2.atomic import make_ordinary
+from kgpt2.atomic import replace_folder
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
@@ -188,8 +189,8 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
             `gpt2_base_en_cnn_dailymail`), a built-in offline architecture
             (`gpt2_tiny_random`, `gpt2_base_random`), a local preset
             directory (`~` expanded; a `kgpt2 finetune` run directory loads
-            its latest checkpoint), or an `hf://`
-            or `kaggle://` handle.
+            its latest checkpoint), a folder written by Hugging Face
+            transformers' `save_pretrained`, or an `hf://` or `kaggle://` handle.
         sequence_length: the preprocessor's sequence length (at most 1024).
             Defaults to the preset's own (1024 for the built-in ones).
         seed: the initialisation seed of the random presets.
@@ -230,6 +231,10 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
                 f"Unknown preset '{name}'. Known names: {known}; or give a "
                 "local preset directory, an hf:// or a kaggle:// handle."
             )
+        from kgpt2.presets import hf_folder
+
+        if hf_folder.looks_like_transformers_folder(local):
+            return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
         with _local_preset(local) as folder:
             _check_sequence_length(sequence_length, _local_max_length(folder), name)
             lm = _from_preset(name, str(folder), **kwargs)
@@ -314,14 +319,9 @@ def save(lm, path, overwrite=True):
         lm.save_to_preset(str(staging))
         (staging / PRESET_MARKER).write_text("Written by kgpt2.save.\n", "utf-8")
         make_ordinary(staging)
-        if path.exists():
-            # Swap in two renames so that a crash leaves either version whole.
-            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.rename(path, old / "preset")
-            os.rename(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, path)
+        replace_folder(staging, path)  # checked above: new, empty, or our own save
+    except WriteError:
+        raise
     except OSError as error:
         raise WriteError(
             f"Could not save the preset to '{path}': {error.strerror or error}. "
