@@ -27,9 +27,10 @@ from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.loading import PresetError
 from kgpt2.training import gpt2_layout
-from kgpt2.training.gpt2_weights import gpt2_weights
+from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets.gpt2_weights import count_parameters
+from kgpt2.presets.gpt2_weights import gpt2_weights
 
-DISTRIBUTIONS = ("data_parallel", "model_parallel")
 ADAM_MOMENTS = 2
 DEFAULT_COMPARISON_LORA_RANK = 8
 
@@ -124,7 +125,7 @@ def _check_arguments(config, batch_size, sequence_length, lora_rank,
         )
     if distribution not in (None, *DISTRIBUTIONS):
         raise ValueError(
-            f"distribution must be None, 'data_parallel' or 'model_parallel', "
+            f"distribution must be None or one of {', '.join(DISTRIBUTIONS)}; "
             f"got {distribution!r}."
         )
     replicas = devices if distribution == "data_parallel" else 1
@@ -190,7 +191,7 @@ def _estimate(label, config, batch_size, sequence_length, lora_rank,
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=gradient_accumulation_steps,
         micro_batch_size=micro_batch,
-        parameters=sum(w.size for w in weights),
+        parameters=count_parameters(config, lora_rank),
         trainable_parameters=sum(w.size for w in weights if w.trainable),
         parameter_bytes=elements * (6 if mixed_precision else 4),
         gradient_bytes=4 * (trainable + accumulators),
