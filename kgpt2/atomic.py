@@ -23,6 +23,7 @@ import pathlib
 import tempfile
 
 from kgpt2.errors import WriteError
+from kgpt2.errors import InputError
 
 
 def _umask():
@@ -79,7 +80,7 @@ def atomic_writer(path, mode="w", encoding="utf-8"):
     ```
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_writer: mode must be 'w' or 'wb', got {mode!r}.")
+        raise InputError(f"atomic_writer: mode must be 'w' or 'wb', got {mode!r}.")
     path = pathlib.Path(path)
     if path.is_dir():
         raise WriteError(f"Cannot write '{path}': it is a folder; give a file name.")

@@ -11,6 +11,8 @@ import sys
 
 from kgpt2.bench.generation import IMPLS
 from kgpt2.bench.generation import SAMPLER_OPTIONS
+from kgpt2.errors import InputError
+from kgpt2.errors import MissingFileError
 
 SUPPORTED_BACKENDS = ("jax", "tensorflow")
 DEFAULT_IMPLS = ("kgpt2",)
@@ -20,18 +22,18 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 def _check_int(name, value, low):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+        raise InputError(f"{name} must be an integer >= {low}, got {value!r}.")
 
 
 def _check_choices(name, values, allowed):
     values = list(values)
     if not values:
-        raise ValueError(f"{name} is empty; choose one or more of {', '.join(allowed)}.")
+        raise InputError(f"{name} is empty; choose one or more of {', '.join(allowed)}.")
     for value in values:
         if value not in allowed:
-            raise ValueError(f"Unknown {name[:-1]} {value!r}; choose from {', '.join(allowed)}.")
+            raise InputError(f"Unknown {name[:-1]} {value!r}; choose from {', '.join(allowed)}.")
     if len(set(values)) != len(values):
-        raise ValueError(f"{name} lists a value twice: {values}.")
+        raise InputError(f"{name} lists a value twice: {values}.")
     return values
 
 
@@ -55,14 +57,14 @@ def check_settings(settings):
     settings = dict(settings)
     settings["batch_sizes"] = list(settings["batch_sizes"])
     if not settings["batch_sizes"]:
-        raise ValueError("batch_sizes is empty; give at least one batch size, e.g. 1,8.")
+        raise InputError("batch_sizes is empty; give at least one batch size, e.g. 1,8.")
     for batch_size in settings["batch_sizes"]:
         _check_int("each batch size", batch_size, 1)
     settings["samplers"] = _check_choices("samplers", settings["samplers"], list(SAMPLER_OPTIONS))
     settings["impls"] = _check_choices("impls", settings["impls"], IMPLS)
     settings["dtype"] = settings.get("dtype")
     if settings["dtype"] is not None and settings["dtype"] not in DTYPES:
-        raise ValueError(
+        raise InputError(
             f"dtype {settings['dtype']!r} is not supported; choose from "
             f"{', '.join(DTYPES)} (or None: the preset's own)."
         )
@@ -71,18 +73,18 @@ def check_settings(settings):
     _check_int("calls", settings["calls"], 2)
     total = settings["prompt_length"] + settings["new_tokens"]
     if total > MAX_SEQUENCE_LENGTH:
-        raise ValueError(
+        raise InputError(
             f"prompt_length + new_tokens = {total} exceeds GPT-2's "
             f"{MAX_SEQUENCE_LENGTH} positions."
         )
     if settings["train"] is not None:
         train = list(settings["train"])
         if len(train) != 2:
-            raise ValueError(f"train must be (batch_size, sequence_length), got {settings['train']!r}.")
+            raise InputError(f"train must be (batch_size, sequence_length), got {settings['train']!r}.")
         _check_int("train batch size", train[0], 1)
         _check_int("train sequence length", train[1], 2)
         if train[1] > MAX_SEQUENCE_LENGTH:
-            raise ValueError(
+            raise InputError(
                 f"train sequence length {train[1]} exceeds GPT-2's {MAX_SEQUENCE_LENGTH} positions."
             )
         settings["train"] = train
@@ -298,17 +300,17 @@ def _check_compare_hf(compare_hf, settings):
     if compare_hf is None:
         return None, None
     if isinstance(compare_hf, (str, os.PathLike)) or len(compare_hf) != 2:
-        raise ValueError(
+        raise InputError(
             "compare_hf must be (python, script): the interpreter that has torch "
             "and transformers, and the path of hf_generate.py."
         )
     python, script = (str(part) for part in compare_hf)
     if not os.path.isfile(python) or not os.access(python, os.X_OK):
-        raise FileNotFoundError(f"compare_hf: '{python}' is not an executable Python interpreter.")
+        raise MissingFileError(f"compare_hf: '{python}' is not an executable Python interpreter.")
     if not os.path.isfile(script):
-        raise FileNotFoundError(f"compare_hf: the HF peer script '{script}' does not exist.")
+        raise MissingFileError(f"compare_hf: the HF peer script '{script}' does not exist.")
     if settings["prompt_length"] != 4:
-        raise ValueError(
+        raise InputError(
             "compare_hf needs prompt_length=4: the HF peer script always uses the "
             f"4-token prompt, got prompt_length={settings['prompt_length']}."
         )

@@ -13,6 +13,7 @@ import statistics
 import time
 
 from kgpt2.bench.model import detached_preprocessor
+from kgpt2.errors import InputError
 
 # "The quick brown fox" in GPT-2's vocabulary.
 PROMPT_TOKEN_IDS = (464, 2068, 7586, 21831)
@@ -40,7 +41,7 @@ def prompt_token_ids(prompt_length):
     ```
     """
     if not isinstance(prompt_length, int) or prompt_length < 1:
-        raise ValueError(f"prompt_length must be an integer >= 1, got {prompt_length!r}.")
+        raise InputError(f"prompt_length must be an integer >= 1, got {prompt_length!r}.")
     repeats = -(-prompt_length // len(PROMPT_TOKEN_IDS))
     return list(PROMPT_TOKEN_IDS * repeats)[:prompt_length]
 
@@ -59,7 +60,7 @@ def make_sampler(name, impl="kgpt2"):
     ```
     """
     if name not in SAMPLER_OPTIONS:
-        raise ValueError(
+        raise InputError(
             f"Unknown sampler {name!r} for the benchmark; choose from "
             f"{', '.join(SAMPLER_OPTIONS)}."
         )
@@ -124,7 +125,7 @@ def generation_call(lm, impl, sampler, token_ids, max_length):
 
     calls = {"kgpt2": _kgpt2_call, "keras_hub": _keras_hub_call}
     if impl not in calls:
-        raise ValueError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
+        raise InputError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
     return calls[impl](lm, sampler, np.asarray(token_ids, "int32"), max_length)
 
 
@@ -184,25 +185,25 @@ def bench_generation(
     impls = list(impls)
     for impl in impls:
         if impl not in IMPLS:
-            raise ValueError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
+            raise InputError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
     samplers = list(samplers)
     for name in samplers:
         make_sampler(name)  # fails now on a bad name, not after measuring
     if not isinstance(calls, int) or calls < 2:
-        raise ValueError(f"calls must be an integer >= 2 (a first call and a steady one), got {calls!r}.")
+        raise InputError(f"calls must be an integer >= 2 (a first call and a steady one), got {calls!r}.")
     if not isinstance(new_tokens, int) or new_tokens < 1:
-        raise ValueError(f"new_tokens must be an integer >= 1, got {new_tokens!r}.")
+        raise InputError(f"new_tokens must be an integer >= 1, got {new_tokens!r}.")
     prompt = prompt_token_ids(prompt_length)
     max_length = prompt_length + new_tokens
     model_max = lm.backbone.max_sequence_length
     if max_length > model_max:
-        raise ValueError(
+        raise InputError(
             f"prompt_length + new_tokens = {max_length} is longer than the "
             f"model's {model_max} positions."
         )
     for batch_size in batch_sizes:
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch sizes must be integers >= 1, got {batch_size!r}.")
+            raise InputError(f"batch sizes must be integers >= 1, got {batch_size!r}.")
 
     rows = []
     for sampler_name in samplers:

@@ -3,6 +3,8 @@
 import os
 import tempfile
 
+from kgpt2.errors import InputError
+
 
 def plot_report(report, path):
     """Draw steady generation tokens/s, one panel per batch size, to a PNG.
@@ -28,7 +30,7 @@ def plot_report(report, path):
 
     rows = [row for row in report["summary"] if row["what"] == "generate"]
     if not rows:
-        raise ValueError("The report has no generation results to plot.")
+        raise InputError("The report has no generation results to plot.")
     batch_sizes = sorted({row["batch"] for row in rows})
     samplers = list(dict.fromkeys(row["sampler"] for row in rows))
     series = list(dict.fromkeys(series_name(row) for row in rows))

@@ -4,6 +4,9 @@ import json
 import os
 import tempfile
 
+from kgpt2.errors import InputError
+from kgpt2.errors import MissingFileError
+
 # Below this, weights may stay in the CPU caches between tokens, and a
 # memory-bandwidth ceiling would not apply (server L3 caches reach ~100 MB).
 CACHE_RESIDENT_BYTES = 128e6
@@ -23,10 +26,10 @@ def check_output_path(path):
         return
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise ValueError(f"Output path '{path}' is a directory; give a file name.")
+        raise InputError(f"Output path '{path}' is a directory; give a file name.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Cannot write '{path}': its folder '{folder}' does not exist.")
+        raise MissingFileError(f"Cannot write '{path}': its folder '{folder}' does not exist.")
 
 
 def write_json(report, path):

@@ -10,6 +10,7 @@ import statistics
 import time
 
 from kgpt2.bench.model import detached_preprocessor
+from kgpt2.errors import InputError
 
 
 def training_batch(batch_size, sequence_length, vocabulary_size, seed=0):
@@ -66,14 +67,14 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
     for name, value, low in [("batch_size", batch_size, 1), ("sequence_length", sequence_length, 2),
                              ("warmup_steps", warmup_steps, 1)]:
         if not isinstance(value, int) or value < low:
-            raise ValueError(f"training {name} must be an integer >= {low}, got {value!r}.")
+            raise InputError(f"training {name} must be an integer >= {low}, got {value!r}.")
     if not isinstance(steps, int) or steps <= warmup_steps:
-        raise ValueError(
+        raise InputError(
             f"training steps must be an integer > warmup_steps ({warmup_steps}), got {steps!r}."
         )
     model_max = lm.backbone.max_sequence_length
     if sequence_length > model_max:
-        raise ValueError(
+        raise InputError(
             f"training sequence_length {sequence_length} is longer than the "
             f"model's {model_max} positions."
         )

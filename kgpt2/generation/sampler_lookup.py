@@ -18,6 +18,7 @@ import keras
 import keras_hub
 
 from kgpt2 import samplers
+from kgpt2.errors import InputError
 
 _BY_NAME = {}
 
@@ -34,14 +35,14 @@ def resolve_sampler(lm, sampler=None, **options):
     """
     if sampler is None:
         if options:
-            raise ValueError(
+            raise InputError(
                 f"Sampler options {sorted(options)} need a sampler name, e.g. "
                 "sampler='top_k'."
             )
         return lm.sampler
     if isinstance(sampler, keras_hub.samplers.Sampler):
         if options:
-            raise ValueError(
+            raise InputError(
                 f"Sampler options {sorted(options)} were given with a sampler "
                 "object; set them on the object instead."
             )
@@ -51,7 +52,7 @@ def resolve_sampler(lm, sampler=None, **options):
         if key not in _BY_NAME:
             _BY_NAME[key] = samplers.get(sampler, **options)
         return _BY_NAME[key]
-    raise ValueError(
+    raise InputError(
         f"sampler must be None, a sampler name or a keras_hub.samplers.Sampler, "
         f"got {type(sampler).__name__}: {sampler!r}."
     )
@@ -65,6 +66,6 @@ def reseed(sampler, seed):
     unchanged.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}.")
+        raise InputError(f"seed must be an integer, got {seed!r}.")
     for generator in getattr(sampler, "_seed_generators", []):
         generator.state.assign(keras.random.SeedGenerator(seed).state.value)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from kgpt2.errors import InputError
 from kgpt2.generation.samples_file import SAMPLE_DELIMITER
 from kgpt2.generation.samples_file import write_samples
 
@@ -38,7 +39,7 @@ class GeneratedTexts(list):
 
 def _check_count(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
 def _prompt_list(prompt_or_prompts):
@@ -48,13 +49,13 @@ def _prompt_list(prompt_or_prompts):
         return [prompt_or_prompts]
     prompts = list(prompt_or_prompts)
     if not prompts:
-        raise ValueError(
+        raise InputError(
             "prompt_or_prompts is an empty list: give at least one prompt, or "
             "None for unconditional generation."
         )
     for position, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
-            raise ValueError(
+            raise InputError(
                 f"prompt {position} is a {type(prompt).__name__}, not a string: "
                 f"{prompt!r}."
             )
@@ -70,12 +71,12 @@ def _max_length(lm, max_length):
         return limit
     _check_count("max_length", max_length)
     if max_length > model_max_length(lm):
-        raise ValueError(
+        raise InputError(
             f"max_length={max_length} is more than the model's "
             f"{model_max_length(lm)} positions."
         )
     if max_length > preprocessor_length:
-        raise ValueError(
+        raise InputError(
             f"max_length={max_length} is more than the preprocessor's "
             f"sequence_length={preprocessor_length}. Load the model with a "
             f"longer one, e.g. kgpt2.load(preset, sequence_length={max_length})."
@@ -92,7 +93,7 @@ def _tokenize(lm, prompts, max_length):
         ids = list(preprocessor.tokenizer(prompt)) if prompt else []
         ids = (start if preprocessor.add_start_token or not ids else []) + ids
         if len(ids) >= max_length:
-            raise ValueError(
+            raise InputError(
                 f"Prompt {prompt[:40]!r}{'...' if len(prompt) > 40 else ''} has "
                 f"{len(ids)} tokens (start token included), which leaves no "
                 f"room to generate within max_length={max_length}."
@@ -106,7 +107,7 @@ def _stop_ids(lm, stop_token_ids):
         return None
     if isinstance(stop_token_ids, str):
         if stop_token_ids != "auto":
-            raise ValueError(
+            raise InputError(
                 f"stop_token_ids must be 'auto', None or token ids, got {stop_token_ids!r}."
             )
         return (lm.preprocessor.tokenizer.end_token_id,)
@@ -217,7 +218,7 @@ def generate(
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
     if lm.preprocessor is None:
-        raise ValueError(
+        raise InputError(
             "kgpt2.generate needs the model's preprocessor (for the tokenizer); "
             "use kgpt2.generation.generate_token_ids with token ids instead."
         )

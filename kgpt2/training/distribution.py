@@ -14,6 +14,7 @@ where compile and fit must run.
 
 import contextlib
 
+from kgpt2.errors import InputError
 from kgpt2.training import gpt2_layout
 from kgpt2.training.memory_plan import DISTRIBUTIONS
 
@@ -22,7 +23,7 @@ def _check_backend(name):
     import keras
 
     if keras.config.backend() != "jax":
-        raise ValueError(
+        raise InputError(
             f"distribution={name!r} needs the JAX backend (keras.distribution "
             f"is JAX-only); the Keras backend is '{keras.config.backend()}'. "
             "Run with KERAS_BACKEND=jax."
@@ -50,7 +51,7 @@ def get_distribution(name, config, devices=None):
     import keras
 
     if name not in DISTRIBUTIONS:
-        raise ValueError(
+        raise InputError(
             f"distribution must be 'data_parallel' or 'model_parallel', got {name!r}."
         )
     _check_backend(name)
@@ -106,7 +107,7 @@ def prepare(lm, distribution):
         # along, so the rebuilt model draws the same dropout masks.
         old_variables, new_variables = backbone.variables, rebuilt.variables
         if [v.shape for v in old_variables] != [v.shape for v in new_variables]:
-            raise ValueError(
+            raise InputError(
                 "Could not rebuild the backbone under the distribution: its "
                 "variables differ from a fresh GPT2Backbone of the same config "
                 "(was it modified after construction?)."

@@ -2,6 +2,7 @@
 
 import pathlib
 
+from kgpt2.errors import InputError
 from kgpt2.training.callbacks.step import StepCallback
 from kgpt2.training.preprocessing import attached_preprocessor
 
@@ -48,7 +49,7 @@ class SampleEvery(StepCallback):
     ):
         super().__init__(initial_step)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"sample_every must be an integer >= 1, got {every!r}.")
+            raise InputError(f"sample_every must be an integer >= 1, got {every!r}.")
         self.every = every
         self.prompt = prompt
         self.max_length = max_length
