@@ -1,8 +1,6 @@
 """A benchmark report as a PNG: generation tokens/s by batch size and sampler."""
 
-import os
-import tempfile
-
+from kgpt2.atomic import atomic_writer
 from kgpt2.errors import InputError
 
 
@@ -62,15 +60,6 @@ def plot_report(report, path):
     handles, labels = axes[0].get_legend_handles_labels()
     # Below the panels, so it never hides a bar.
     figure.legend(handles, labels, loc="outside lower center", ncols=min(len(series), 4), fontsize=8)
-    path = os.fspath(path)
-    descriptor, staging = tempfile.mkstemp(
-        prefix=".bench-", suffix=".png", dir=os.path.dirname(os.path.abspath(path))
-    )
-    os.close(descriptor)
-    try:
-        figure.savefig(staging, format="png", dpi=120)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+    with atomic_writer(path, "wb") as file:
+        figure.savefig(file, format="png", dpi=120)
     return path

@@ -2,8 +2,8 @@
 
 import json
 import os
-import tempfile
 
+from kgpt2.atomic import atomic_writer
 from kgpt2.errors import InputError
 from kgpt2.errors import MissingFileError
 
@@ -45,17 +45,9 @@ def write_json(report, path):
     print(json.load(open(path)))  # {'results': []}
     ```
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    descriptor, staging = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=2)
-            file.write("\n")
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+    with atomic_writer(path) as file:
+        json.dump(report, file, indent=2)
+        file.write("\n")
 
 
 def series_name(row):

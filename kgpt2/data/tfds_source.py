@@ -4,7 +4,10 @@ import difflib
 
 from kgpt2.data.errors import DataError
 from kgpt2.data.pipeline import build_pipeline
+from kgpt2.network import require_network
 
+# TFDS's own mirror of prepared datasets, tried before a dataset's sources.
+TFDS_PROBE_URL = "https://storage.googleapis.com"
 REDDIT_TIFU_CONFIGS = ("short", "long", "long_split")
 REDDIT_TIFU_FIELDS = ("documents", "title", "tldr")
 
@@ -26,6 +29,14 @@ def _builder(name, data_dir):
         known = f" Its configs: {', '.join(configs)}." if configs else ""
         raise DataError(f"TFDS dataset '{name}' could not be built: "
                         f"{str(error).splitlines()[0]}{known}") from None
+
+
+def _will_download(builder):
+    """Whether `download_and_prepare` will fetch data (not prepared, not mocked)."""
+    method = type(builder).download_and_prepare
+    # Under `tfds.testing.mock_data` it is a no-op that needs no network.
+    mocked = getattr(method, "__module__", "").startswith("tensorflow_datasets.testing")
+    return not mocked and not builder.is_prepared()
 
 
 def _text_key(builder, text_key):
@@ -94,6 +105,9 @@ def tfds_text(name, split="train", text_key=None, data_dir=None, download=True, 
     key = _text_key(builder, text_key)
     if download:
         try:
+            if _will_download(builder):
+                # TFDS retries for minutes offline; a probe answers in seconds.
+                require_network(TFDS_PROBE_URL)
             builder.download_and_prepare()
         except Exception as error:  # Network, checksum and disk errors alike.
             reason = type(error).__name__

@@ -16,8 +16,13 @@ import time
 
 import numpy as np
 
+from kgpt2.checks import check_seed
+from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
 from kgpt2.generation.samples_file import SAMPLE_DELIMITER
+from kgpt2.generation.samples_file import SamplesNotWrittenError
+from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
 
 
@@ -42,12 +47,34 @@ def _check_count(name, value):
         raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
+def _check_text(position, prompt):
+    """Refuse a prompt the tokenizer cannot encode, naming the bad character."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"prompt {position} is not valid text: character {error.start} is "
+            f"{prompt[error.start]!r}, a lone surrogate (what bytes that are not "
+            "UTF-8 become, e.g. in a command-line argument or a file read with "
+            "errors='surrogateescape'). Decode the text with its real encoding, "
+            "or with errors='replace'."
+        ) from None
+
+
 def _prompt_list(prompt_or_prompts):
     if prompt_or_prompts is None:
         return [""]
     if isinstance(prompt_or_prompts, str):
-        return [prompt_or_prompts]
-    prompts = list(prompt_or_prompts)
+        prompts = [prompt_or_prompts]
+    elif isinstance(prompt_or_prompts, (list, tuple)):
+        prompts = list(prompt_or_prompts)
+    else:
+        hint = " (decode bytes to str first)" if isinstance(
+            prompt_or_prompts, (bytes, bytearray)) else ""
+        raise InputError(
+            "prompt_or_prompts must be a string, a list of strings or None, got "
+            f"{type(prompt_or_prompts).__name__}: {prompt_or_prompts!r}{hint}."
+        )
     if not prompts:
         raise InputError(
             "prompt_or_prompts is an empty list: give at least one prompt, or "
@@ -59,6 +86,7 @@ def _prompt_list(prompt_or_prompts):
                 f"prompt {position} is a {type(prompt).__name__}, not a string: "
                 f"{prompt!r}."
             )
+        _check_text(position, prompt)
     return prompts
 
 
@@ -111,7 +139,8 @@ def _stop_ids(lm, stop_token_ids):
                 f"stop_token_ids must be 'auto', None or token ids, got {stop_token_ids!r}."
             )
         return (lm.preprocessor.tokenizer.end_token_id,)
-    return tuple(int(i) for i in np.atleast_1d(stop_token_ids))
+    return check_token_ids("kgpt2.generate", "stop_token_ids", stop_token_ids,
+                           lm.backbone.vocabulary_size)
 
 
 def _new_tokens(token_ids, prompt_length, stop_ids):
@@ -162,6 +191,7 @@ def generate(
     stop_token_ids="auto",
     destination_path=None,
     return_as_list=True,
+    overwrite=False,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
 
@@ -195,9 +225,12 @@ def generate(
         stop_token_ids: `"auto"` (stop at `<|endoftext|>`, which is left out
             of the text), None (always generate to `max_length`), or ids.
         destination_path: also write the samples to this file, each followed
-            by a line of twenty `=` (gpt-2-simple's format).
+            by a line of twenty `=` (gpt-2-simple's format). It is checked
+            before generating; an existing file is refused unless
+            `overwrite=True`.
         return_as_list: return the samples; with False, print them (with the
             delimiter) unless they went to `destination_path`, and return None.
+        overwrite: replace an existing `destination_path`.
 
     Returns:
         A `GeneratedTexts` (a list of strings: for each prompt in order, its
@@ -205,9 +238,14 @@ def generate(
         `tokens_per_second`; or None when `return_as_list=False`.
 
     Raises:
-        ValueError: an empty prompt list, `nsamples` or `batch_size` below 1,
-            `max_length` over the limits or too short for a prompt, an unknown
-            sampler name or option.
+        InputError (a ValueError): a prompt that is not a string or not valid
+            text, an empty prompt list, `nsamples` or `batch_size` below 1,
+            `max_length` over the limits or too short for a prompt, a negative
+            `seed`, stop ids outside the vocabulary, an unknown sampler name or
+            option, or an existing `destination_path` without `overwrite`.
+        WriteError (an OSError): `destination_path` cannot be written; when
+            that shows only after generating, a `SamplesNotWrittenError`
+            whose `texts` holds the samples.
     """
     # Keras loads here, not at `import kgpt2`.
     from kgpt2.generation.sampler_lookup import reseed
@@ -217,6 +255,10 @@ def generate(
     prompts = _prompt_list(prompt_or_prompts)
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
+    check_seed("kgpt2.generate", seed)
+    if destination_path is not None:
+        # Before generating: a bad destination should cost no work.
+        check_destination(destination_path, overwrite)
     if lm.preprocessor is None:
         raise InputError(
             "kgpt2.generate needs the model's preprocessor (for the tokenizer); "
@@ -262,7 +304,10 @@ def generate(
         if progress:
             progress.stop()
     if destination_path is not None:
-        write_samples(texts, destination_path)
+        try:
+            write_samples(texts, destination_path, overwrite=overwrite)
+        except (InputError, WriteError) as error:
+            raise SamplesNotWrittenError(texts, str(error)) from error
     if return_as_list:
         return texts
     if destination_path is None:

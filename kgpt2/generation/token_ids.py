@@ -15,6 +15,7 @@ print(ids.shape)  # (2, 12): the prompt, then 8 new tokens per row
 
 import numpy as np
 
+from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
 from kgpt2.generation.compiled import compiled_generate_function
 from kgpt2.generation.layout import layout_prompts
@@ -108,9 +109,19 @@ def generate_token_ids(
     """
     token_ids = np.asarray(token_ids)
     lengths = _check_prompts(token_ids, prompt_lengths, max_length, model_max_length(lm))
+    vocabulary_size = lm.backbone.vocabulary_size
+    if token_ids.min() < 0 or token_ids.max() >= vocabulary_size:
+        bad = token_ids[(token_ids < 0) | (token_ids >= vocabulary_size)][0]
+        raise InputError(
+            f"generate_token_ids: token_ids must be from 0 to {vocabulary_size - 1} "
+            f"(the model's vocabulary), got {int(bad)}."
+        )
     sampler = resolve_sampler(lm, sampler)
     if stop_token_ids is not None:
-        stop_token_ids = tuple(int(i) for i in np.atleast_1d(stop_token_ids))
+        stop_token_ids = check_token_ids(
+            "generate_token_ids", "stop_token_ids", stop_token_ids,
+            lm.backbone.vocabulary_size,
+        )
     layout = layout_prompts(token_ids, lengths, int(max_length))
     run = compiled_generate_function(lm, sampler)
     output = layout.generated(run(layout, stop_token_ids=stop_token_ids)).copy()

@@ -7,6 +7,9 @@ import shutil
 import tempfile
 
 from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
+from kgpt2.network import OfflineError
+from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
@@ -14,6 +17,11 @@ from kgpt2.presets.catalog import backbone_config
 MAX_SEQUENCE_LENGTH = 1024
 DEFAULT_SEQUENCE_LENGTH = 1024
 REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
+# KerasHub writes one model.weights.h5, or an index of shards for big models.
+_WEIGHTS_FILES = ("model.weights.h5", "model.weights.json")
+_REPAIR_HINT = (
+    "Restore the file from a backup, or save the model again with kgpt2.save."
+)
 
 
 class PresetError(InputError):
@@ -54,9 +62,56 @@ def _local_max_length(path):
         )
     try:
         config = json.loads(config_file.read_text("utf-8"))
-    except json.JSONDecodeError as error:
-        raise PresetError(f"{config_file} is not valid JSON: {error}") from None
-    return config.get("config", {}).get("max_sequence_length", MAX_SEQUENCE_LENGTH)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PresetError(
+            f"{config_file} is not valid JSON ({error}). " + _REPAIR_HINT
+        ) from None
+    inner = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(inner, dict):
+        raise PresetError(
+            f"{config_file} is not a KerasHub model config: expected a JSON "
+            f"object with a \"config\" object, got {type(config).__name__}. "
+            + _REPAIR_HINT
+        )
+    length = inner.get("max_sequence_length", MAX_SEQUENCE_LENGTH)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+        raise PresetError(
+            f"{config_file}: max_sequence_length must be an integer >= 2, got "
+            f"{length!r}. " + _REPAIR_HINT
+        )
+    return length
+
+
+def _check_weights_file(path):
+    """A preset folder must hold its weights (one .h5, or a sharded index)."""
+    folder = pathlib.Path(path)
+    if not any((folder / name).is_file() for name in _WEIGHTS_FILES):
+        raise PresetError(
+            f"Preset folder '{folder}' has no weights file: "
+            f"{folder / _WEIGHTS_FILES[0]} is missing. Restore it from a backup, "
+            "or load an earlier checkpoint of the run."
+        )
+
+
+def _check_dtype(dtype):
+    import keras
+
+    try:
+        policy = keras.dtype_policies.get(dtype)
+        floating = all(
+            "float" in str(kind) for kind in (policy.compute_dtype, policy.variable_dtype)
+        ) and not getattr(policy, "quantization_mode", None)
+    except (ValueError, TypeError):
+        floating = False
+    if not floating:
+        quantize = (
+            f" To quantize, load in float32 and call lm.quantize({dtype!r})."
+            if str(dtype) in ("int8", "float8", "int4") else ""
+        )
+        raise PresetError(
+            "dtype must be a floating-point Keras dtype: 'float32', 'bfloat16', "
+            f"'float16', 'mixed_bfloat16' or 'mixed_float16', got {dtype!r}.{quantize}"
+        )
 
 
 # A `kgpt2.finetune` run directory holds one folder per checkpoint and this
@@ -172,6 +227,24 @@ def with_dtype(lm, dtype):
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=lm.preprocessor)
 
 
+def _require_hugging_face(handle):
+    """Fail in seconds, not after huggingface_hub's retries, when offline.
+
+    A handle already in the Hugging Face cache loads as before; otherwise
+    `HF_HUB_OFFLINE` / `KGPT2_OFFLINE`, or a server that does not answer,
+    end the load at once.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = handle[len("hf://"):]
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        return
+    try:
+        require_network("https://huggingface.co", "HF_HUB_OFFLINE")
+    except OfflineError as error:
+        raise OfflineError(f"{error} '{repo}' is not in the local Hugging Face cache.") from None
+
+
 def _download_error(preset, error):
     import keras_hub
 
@@ -226,6 +299,8 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
     if not isinstance(preset, (str, os.PathLike)) or not str(preset):
         raise PresetError(f"preset must be a name or a path, got {preset!r}.")
     name = str(preset)
+    if kwargs.get("dtype") is not None:
+        _check_dtype(kwargs["dtype"])
     if name in RANDOM_PRESETS:
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
         return _build_random(name, sequence_length, seed, **kwargs)
@@ -242,9 +317,12 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
                 "local preset directory, an hf:// or a kaggle:// handle."
             )
         _check_sequence_length(sequence_length, _local_max_length(local), name)
+        _check_weights_file(local)
         source = str(local)
 
     try:
+        if source.startswith("hf://"):
+            _require_hugging_face(source)
         lm = keras_hub.models.GPT2CausalLM.from_preset(source, **kwargs)
     except Exception as error:  # kagglehub/hf raise many unrelated types.
         if source.startswith(REMOTE_SCHEMES) or name in OFFICIAL_PRESETS:
@@ -257,6 +335,21 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
         # The preprocessor's setter also resizes its packer.
         lm.preprocessor.sequence_length = sequence_length
     return lm
+
+
+def _make_parent(path):
+    folder = next(
+        (parent for parent in path.parents if os.path.lexists(parent)), pathlib.Path(".")
+    )
+    if not folder.is_dir():
+        raise WriteError(f"Cannot save to '{path}': '{folder}' is a file, not a folder.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WriteError(
+            f"Cannot save to '{path}': {error.strerror or error} "
+            f"creating '{path.parent}'."
+        ) from error
 
 
 def save(lm, path, overwrite=True):
@@ -282,7 +375,7 @@ def save(lm, path, overwrite=True):
         raise PresetError(f"'{path}' exists; pass overwrite=True to replace it.")
     if path.exists() and not path.is_dir():
         raise PresetError(f"'{path}' is a file; a preset is a directory.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         lm.save_to_preset(str(staging))

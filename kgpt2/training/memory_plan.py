@@ -124,6 +124,13 @@ def _check_arguments(config, batch_size, sequence_length, lora_rank,
     _check_positive_int("devices", devices)
     if lora_rank is not None:
         _check_positive_int("lora_rank", lora_rank)
+        if lora_rank > config["hidden_dim"]:
+            # A rank past the hidden size adds parameters and no expressiveness.
+            raise InputError(
+                f"lora_rank={lora_rank} is more than the model's hidden size "
+                f"({config['hidden_dim']}); use lora_rank <= {config['hidden_dim']} "
+                "(4 to 64 is usual)."
+            )
     if sequence_length > config["max_sequence_length"]:
         raise InputError(
             f"sequence_length={sequence_length} is longer than GPT-2's "
