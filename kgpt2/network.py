@@ -120,5 +120,6 @@ def require_network(url, *offline_variables, seconds=PROBE_SECONDS):
     host, port, proxy = _connection_target(url)
     reachable, reason = _connects(host, port, seconds)
     if not reachable:
-        via = f" (the proxy for {url})" if proxy else ""
+        server = urllib.parse.urlsplit(url)
+        via = f" (the proxy for {server.scheme}://{server.hostname})" if proxy else ""
         raise OfflineError(f"the network is unreachable: cannot connect to {host}:{port}{via}: {reason}.")

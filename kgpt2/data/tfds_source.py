@@ -1,12 +1,13 @@
 """`kgpt2.data.tfds_text` and `kgpt2.data.reddit_tifu`: TensorFlow Datasets text."""
 
 import difflib
+import pathlib
 
 from kgpt2.data.errors import DataError
 from kgpt2.data.pipeline import build_pipeline
 from kgpt2.network import require_network
 
-# TFDS's own mirror of prepared datasets, tried before a dataset's sources.
+# Probed when a builder does not list its URLs: TFDS's own mirror.
 TFDS_PROBE_URL = "https://storage.googleapis.com"
 REDDIT_TIFU_CONFIGS = ("short", "long", "long_split")
 REDDIT_TIFU_FIELDS = ("documents", "title", "tldr")
@@ -31,12 +32,31 @@ def _builder(name, data_dir):
                         f"{str(error).splitlines()[0]}{known}") from None
 
 
-def _will_download(builder):
-    """Whether `download_and_prepare` will fetch data (not prepared, not mocked)."""
+def _download_urls(builder):
+    """The URLs `download_and_prepare` will fetch; empty when nothing is needed.
+
+    Nothing is fetched for a prepared dataset, one with manual download
+    instructions, files already in TFDS's download cache, or under
+    `tfds.testing.mock_data` (whose `download_and_prepare` is a no-op).
+    """
+    from tensorflow_datasets.core.download import resource
+
     method = type(builder).download_and_prepare
-    # Under `tfds.testing.mock_data` it is a no-op that needs no network.
-    mocked = getattr(method, "__module__", "").startswith("tensorflow_datasets.testing")
-    return not mocked and not builder.is_prepared()
+    if getattr(method, "__module__", "").startswith("tensorflow_datasets.testing"):
+        return []
+    if builder.is_prepared() or getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        return []
+    try:
+        infos = dict(type(builder).url_infos or {})
+    except Exception:  # Builders without a checksums file have no URL list.
+        infos = {}
+    if not infos:
+        return [TFDS_PROBE_URL]
+    downloads = pathlib.Path(builder.data_dir_root) / "downloads"
+    return [
+        url for url, info in infos.items()
+        if not (downloads / resource.get_dl_fname(url, info.checksum)).exists()
+    ]
 
 
 def _text_key(builder, text_key):
@@ -105,9 +125,10 @@ def tfds_text(name, split="train", text_key=None, data_dir=None, download=True, 
     key = _text_key(builder, text_key)
     if download:
         try:
-            if _will_download(builder):
+            urls = _download_urls(builder)
+            if urls:
                 # TFDS retries for minutes offline; a probe answers in seconds.
-                require_network(TFDS_PROBE_URL)
+                require_network(urls[0])
             builder.download_and_prepare()
         except Exception as error:  # Network, checksum and disk errors alike.
             reason = type(error).__name__

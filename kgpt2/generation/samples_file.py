@@ -18,9 +18,9 @@ print(path.read_text())
 
 import os
 import pathlib
-import tempfile
 
 from kgpt2.atomic import atomic_writer
+from kgpt2.atomic import check_writable
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
 
@@ -61,13 +61,6 @@ def format_samples(texts):
     return "".join(f"{text}\n{SAMPLE_DELIMITER}\n" for text in texts)
 
 
-def _nearest_existing(path):
-    for folder in path.parents:
-        if os.path.lexists(folder):
-            return folder
-    return pathlib.Path(".")
-
-
 def check_destination(path, overwrite=False):
     """Raise now if `write_samples(texts, path, overwrite)` could not succeed.
 
@@ -78,7 +71,7 @@ def check_destination(path, overwrite=False):
         InputError: `path` is a folder, or an existing file without
             `overwrite=True`.
         WriteError: the folder it would go in is a file, or cannot be
-            written to.
+            written to (see `kgpt2.atomic.check_writable`).
 
     Example:
     ```python
@@ -96,18 +89,7 @@ def check_destination(path, overwrite=False):
             f"'{path}' already exists; kgpt2 does not replace it unless asked: pass "
             "overwrite=True (kgpt2 generate --overwrite), or choose another file."
         )
-    folder = _nearest_existing(path)
-    if not folder.is_dir():
-        raise WriteError(f"Cannot write the samples to '{path}': '{folder}' is a file, not a folder.")
-    try:
-        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    except OSError as error:
-        raise WriteError(
-            f"Cannot write the samples to '{path}': {error.strerror or error} "
-            f"in '{folder}'. Choose a destination you can write to."
-        ) from error
-    os.close(descriptor)
-    os.remove(probe)
+    check_writable(path)
     return path
 
 

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import tempfile
 
+from kgpt2.atomic import check_writable
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
 from kgpt2.network import OfflineError
@@ -338,11 +339,7 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
 
 
 def _make_parent(path):
-    folder = next(
-        (parent for parent in path.parents if os.path.lexists(parent)), pathlib.Path(".")
-    )
-    if not folder.is_dir():
-        raise WriteError(f"Cannot save to '{path}': '{folder}' is a file, not a folder.")
+    check_writable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
