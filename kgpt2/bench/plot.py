@@ -1,6 +1,10 @@
 """A benchmark report as a PNG: generation tokens/s by batch size and sampler."""
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 from kgpt2.atomic import atomic_writer
+from kgpt2.bench.report import series_name
 from kgpt2.errors import InputError
 
 
@@ -16,17 +20,12 @@ def plot_report(report, path):
     import tempfile, kgpt2
     from kgpt2.bench.plot import plot_report
 
-    report = kgpt2.bench("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
-                         new_tokens=4, train=None, print_fn=lambda *a: None)
+    report = kgpt2.bench.run("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
+                             new_tokens=4, train=None)
     plot_report(report, tempfile.mkdtemp() + "/bench.png")
     ```
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from kgpt2.bench.report import series_name
-
-    rows = [row for row in report["summary"] if row["what"] == "generate"]
+    rows = report.rows("generate")
     if not rows:
         raise InputError("The report has no generation results to plot.")
     batch_sizes = sorted({row["batch"] for row in rows})
@@ -50,11 +49,11 @@ def plot_report(report, path):
         axis.set_xticks(range(len(samplers)), samplers)
         axis.set_title(f"batch {batch_size}")
         axis.set_ylabel("steady tokens/s")
-    settings = report["settings"]
+    settings = report.settings
     figure.suptitle(
         f"{settings['preset']}: {settings['prompt_length']}-token prompt + "
-        f"{settings['new_tokens']} new tokens ({report['machine']['cpu']}, "
-        f"{report['machine']['usable_cores']} cores)",
+        f"{settings['new_tokens']} new tokens ({report.machine['cpu']}, "
+        f"{report.machine['usable_cores']} cores)",
         fontsize=9,
     )
     handles, labels = axes[0].get_legend_handles_labels()

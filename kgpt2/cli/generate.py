@@ -1,5 +1,7 @@
 """`kgpt2 generate`: samples from a preset or a fine-tuned checkpoint."""
 
+import logging
+
 # Flag -> kgpt2.samplers option name; flags left unset keep the default.
 SAMPLER_FLAGS = {
     "temperature": "temperature",
@@ -93,9 +95,8 @@ def run(args):
         raise WriteError(
             f"{error.reason} The samples are printed above; they were not saved."
         ) from error
+    # The samples alone on stdout (pipe them anywhere); the speed line goes
+    # to the "kgpt2" logger, which the CLI shows on stderr.
     print(format_samples(texts), end="")
-    print(
-        f"{texts.new_tokens} new tokens in {texts.seconds:.2f} s: "
-        f"{texts.tokens_per_second:.1f} tokens/s"
-        + (f" (samples also written to {args.output})" if args.output else "")
-    )
+    if args.output:
+        logging.getLogger("kgpt2").info("Samples also written to %s", args.output)

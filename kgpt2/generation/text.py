@@ -7,39 +7,33 @@ import kgpt2
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 texts = kgpt2.generate(lm, "The quick brown fox", sampler="top_k", seed=1,
                        max_length=24, nsamples=4, batch_size=2)
-print(len(texts), f"{texts.tokens_per_second:.0f} tokens/s")
+print(len(texts), texts[0])
 ```
 """
 
-import sys
+import logging
 import time
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TimeRemainingColumn
 
 from kgpt2.checks import check_seed
 from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
-from kgpt2.generation.samples_file import SAMPLE_DELIMITER
+from kgpt2.generation.sampler_lookup import reseed
+from kgpt2.generation.sampler_lookup import resolve_sampler
 from kgpt2.generation.samples_file import SamplesNotWrittenError
 from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
+from kgpt2.generation.token_ids import generate_token_ids
+from kgpt2.generation.token_ids import model_max_length
 
-
-class GeneratedTexts(list):
-    """The samples (a plain list of strings) plus how fast they came.
-
-    Attributes:
-        new_tokens: tokens generated for the returned samples.
-        seconds: time spent generating (compiling included, if it happened).
-    """
-
-    new_tokens = 0
-    seconds = 0.0
-
-    @property
-    def tokens_per_second(self):
-        return self.new_tokens / self.seconds if self.seconds else 0.0
+logger = logging.getLogger("kgpt2")
 
 
 def _check_count(name, value):
@@ -91,8 +85,6 @@ def _prompt_list(prompt_or_prompts):
 
 
 def _max_length(lm, max_length):
-    from kgpt2.generation.token_ids import model_max_length
-
     preprocessor_length = lm.preprocessor.sequence_length
     limit = min(preprocessor_length, model_max_length(lm))
     if max_length is None:
@@ -168,9 +160,6 @@ def _progress(total_batches):
     clean), or None for a single batch."""
     if total_batches <= 1:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     return Progress(
         "[progress.description]{task.description}", BarColumn(),
         MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
@@ -190,7 +179,6 @@ def generate(
     seed=None,
     stop_token_ids="auto",
     destination_path=None,
-    return_as_list=True,
     overwrite=False,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
@@ -228,14 +216,12 @@ def generate(
             by a line of twenty `=` (gpt-2-simple's format). It is checked
             before generating; an existing file is refused unless
             `overwrite=True`.
-        return_as_list: return the samples; with False, print them (with the
-            delimiter) unless they went to `destination_path`, and return None.
         overwrite: replace an existing `destination_path`.
 
     Returns:
-        A `GeneratedTexts` (a list of strings: for each prompt in order, its
-        `nsamples` samples) with `new_tokens`, `seconds` and
-        `tokens_per_second`; or None when `return_as_list=False`.
+        A `list[str]`: for each prompt in order, its `nsamples` samples. How
+        many new tokens came in how many seconds (compiling included, if it
+        happened) goes to the "kgpt2" logger at INFO level.
 
     Raises:
         InputError (a ValueError): a prompt that is not a string or not valid
@@ -247,11 +233,6 @@ def generate(
             that shows only after generating, a `SamplesNotWrittenError`
             whose `texts` holds the samples.
     """
-    # Keras loads here, not at `import kgpt2`.
-    from kgpt2.generation.sampler_lookup import reseed
-    from kgpt2.generation.sampler_lookup import resolve_sampler
-    from kgpt2.generation.token_ids import generate_token_ids
-
     prompts = _prompt_list(prompt_or_prompts)
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
@@ -274,7 +255,7 @@ def generate(
     # One row per (prompt, sample), generated batch_size rows at a time.
     jobs = [p for p in range(len(prompts)) for _ in range(nsamples)]
     batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
-    texts = GeneratedTexts()
+    texts, new_tokens, seconds = [], 0, 0.0
     progress = _progress(len(batches))
     task = progress.add_task("generating", total=len(batches)) if progress else None
     if progress:
@@ -291,10 +272,10 @@ def generate(
                 lm, token_ids, max_length, sampler=sampler,
                 stop_token_ids=stop_ids, prompt_lengths=lengths,
             )
-            texts.seconds += time.perf_counter() - start
+            seconds += time.perf_counter() - start
             for row, p in enumerate(batch):
                 new = _new_tokens(output[row], lengths[row], stop_ids)
-                texts.new_tokens += new.size
+                new_tokens += new.size
                 texts.append(
                     _text(lm, new, stop_ids, prompts[p], include_prefix, truncate)
                 )
@@ -303,14 +284,13 @@ def generate(
     finally:
         if progress:
             progress.stop()
+    logger.info(
+        "%d new tokens in %.2f s: %.1f tokens/s",
+        new_tokens, seconds, new_tokens / seconds if seconds else 0.0,
+    )
     if destination_path is not None:
         try:
             write_samples(texts, destination_path, overwrite=overwrite)
         except (InputError, WriteError) as error:
             raise SamplesNotWrittenError(texts, str(error)) from error
-    if return_as_list:
-        return texts
-    if destination_path is None:
-        for text in texts:
-            sys.stdout.write(f"{text}\n{SAMPLE_DELIMITER}\n")
-    return None
+    return texts
