@@ -283,6 +283,7 @@ def test_cli_prints_one_line_and_exits_1(workdir, capsys, argv, words):
     assert {path: path.read_bytes() for path in workdir.glob("*.txt")} == before
 
 
+@pytest.mark.slow  # Loads and compiles the model twice.
 def test_cli_prints_the_samples_when_the_output_write_fails(tmp_path, capsys, file_size_limit):
     assert main(["generate", "--preset", "gpt2_tiny_random", "--max-length", "12",
                  "--sampler", "greedy"]) == 0  # compiled before the limit
