@@ -14,9 +14,10 @@ from kgpt2.cli import finetune
 from kgpt2.cli import generate
 from kgpt2.cli import plan
 from kgpt2.cli import presets
+from kgpt2.cli import serve
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, generate, export, bench, plan, demo]
+COMMANDS = [presets, finetune, generate, serve, export, bench, plan, demo]
 
 
 def build_parser():
