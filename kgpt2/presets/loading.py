@@ -8,10 +8,13 @@ import shutil
 import tempfile
 
 from kgpt2 import runs
+from kgpt2.atomic import check_writable
 from kgpt2.atomic import make_ordinary
 from kgpt2.atomic import replace_folder
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
+from kgpt2.network import OfflineError
+from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
@@ -22,6 +25,11 @@ REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
 # `kgpt2.save` puts this file in every preset it writes: the only folders it
 # will replace are ones that hold it.
 PRESET_MARKER = ".kgpt2-preset"
+# KerasHub writes one model.weights.h5, or an index of shards for big models.
+_WEIGHTS_FILES = ("model.weights.h5", "model.weights.json")
+_REPAIR_HINT = (
+    "Restore the file from a backup, or save the model again with kgpt2.save."
+)
 
 
 class PresetError(InputError):
@@ -62,9 +70,56 @@ def _local_max_length(path):
         )
     try:
         config = json.loads(config_file.read_text("utf-8"))
-    except json.JSONDecodeError as error:
-        raise PresetError(f"{config_file} is not valid JSON: {error}") from None
-    return config.get("config", {}).get("max_sequence_length", MAX_SEQUENCE_LENGTH)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PresetError(
+            f"{config_file} is not valid JSON ({error}). " + _REPAIR_HINT
+        ) from None
+    inner = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(inner, dict):
+        raise PresetError(
+            f"{config_file} is not a KerasHub model config: expected a JSON "
+            f"object with a \"config\" object, got {type(config).__name__}. "
+            + _REPAIR_HINT
+        )
+    length = inner.get("max_sequence_length", MAX_SEQUENCE_LENGTH)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+        raise PresetError(
+            f"{config_file}: max_sequence_length must be an integer >= 2, got "
+            f"{length!r}. " + _REPAIR_HINT
+        )
+    return length
+
+
+def _check_weights_file(path):
+    """A preset folder must hold its weights (one .h5, or a sharded index)."""
+    folder = pathlib.Path(path)
+    if not any((folder / name).is_file() for name in _WEIGHTS_FILES):
+        raise PresetError(
+            f"Preset folder '{folder}' has no weights file: "
+            f"{folder / _WEIGHTS_FILES[0]} is missing. Restore it from a backup, "
+            "or load an earlier checkpoint of the run."
+        )
+
+
+def _check_dtype(dtype):
+    import keras
+
+    try:
+        policy = keras.dtype_policies.get(dtype)
+        floating = all(
+            "float" in str(kind) for kind in (policy.compute_dtype, policy.variable_dtype)
+        ) and not getattr(policy, "quantization_mode", None)
+    except (ValueError, TypeError):
+        floating = False
+    if not floating:
+        quantize = (
+            f" To quantize, load in float32 and call lm.quantize({dtype!r})."
+            if str(dtype) in ("int8", "float8", "int4") else ""
+        )
+        raise PresetError(
+            "dtype must be a floating-point Keras dtype: 'float32', 'bfloat16', "
+            f"'float16', 'mixed_bfloat16' or 'mixed_float16', got {dtype!r}.{quantize}"
+        )
 
 
 def _resolve_local(preset):
@@ -149,6 +204,24 @@ def with_dtype(lm, dtype):
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=lm.preprocessor)
 
 
+def _require_hugging_face(handle):
+    """Fail in seconds, not after huggingface_hub's retries, when offline.
+
+    A handle already in the Hugging Face cache loads as before; otherwise
+    `HF_HUB_OFFLINE` / `KGPT2_OFFLINE`, or a server that does not answer,
+    end the load at once.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = handle[len("hf://"):]
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        return
+    try:
+        require_network("https://huggingface.co", "HF_HUB_OFFLINE")
+    except OfflineError as error:
+        raise OfflineError(f"{error} '{repo}' is not in the local Hugging Face cache.") from None
+
+
 def _download_error(preset, error):
     import keras_hub
 
@@ -170,6 +243,8 @@ def _from_preset(name, source, **kwargs):
     import keras_hub
 
     try:
+        if source.startswith("hf://"):
+            _require_hugging_face(source)
         return keras_hub.models.GPT2CausalLM.from_preset(source, **kwargs)
     except Exception as error:  # kagglehub/hf raise many unrelated types.
         if source.startswith(REMOTE_SCHEMES) or name in OFFICIAL_PRESETS:
@@ -216,6 +291,8 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
     if not isinstance(preset, (str, os.PathLike)) or not str(preset):
         raise PresetError(f"preset must be a name or a path, got {preset!r}.")
     name = str(preset)
+    if kwargs.get("dtype") is not None:
+        _check_dtype(kwargs["dtype"])
     if name in RANDOM_PRESETS:
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
         return _build_random(name, sequence_length, seed, **kwargs)
@@ -237,6 +314,7 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
             return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
         with _local_preset(local) as folder:
             _check_sequence_length(sequence_length, _local_max_length(folder), name)
+            _check_weights_file(folder)
             lm = _from_preset(name, str(folder), **kwargs)
     if sequence_length is not None:
         # The preprocessor's setter also resizes its packer.
@@ -307,6 +385,7 @@ def save(lm, path, overwrite=True):
     given = path
     path = pathlib.Path(os.path.expanduser(str(path)))
     _check_destination(path, given, overwrite)
+    check_writable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))

@@ -14,6 +14,7 @@ where compile and fit must run.
 
 import contextlib
 
+from kgpt2.errors import InputError
 from kgpt2.training import gpt2_layout
 from kgpt2.training.weights import copy_weights
 
@@ -25,7 +26,7 @@ def _check_backend(name):
     import keras
 
     if keras.config.backend() != "jax":
-        raise ValueError(
+        raise InputError(
             f"distribution={name!r} needs the JAX backend (keras.distribution "
             f"is JAX-only); the Keras backend is '{keras.config.backend()}'. "
             "Run with KERAS_BACKEND=jax."
@@ -53,7 +54,7 @@ def get_distribution(name, config, devices=None):
     import keras
 
     if name not in DISTRIBUTIONS:
-        raise ValueError(
+        raise InputError(
             f"distribution must be one of {', '.join(DISTRIBUTIONS)}; got {name!r}."
         )
     _check_backend(name)

@@ -1,5 +1,7 @@
 """Reading a GPT-2 model's LoRA rank, and copying weights between two models."""
 
+from kgpt2.errors import InputError
+
 
 def lora_rank_of(lm):
     """Return the LoRA rank enabled on `lm`'s backbone, or None.
@@ -46,7 +48,7 @@ def copy_weights(source, target):
         target.backbone.enable_lora(rank)
     sources, targets = source.backbone.variables, target.backbone.variables
     if [tuple(v.shape) for v in sources] != [tuple(v.shape) for v in targets]:
-        raise ValueError(
+        raise InputError(
             "Can't copy the weights: the two models' backbone variables "
             "differ (another architecture, or a backbone modified after it was built)."
         )
