@@ -19,11 +19,12 @@ from kgpt2.cli import finetune
 from kgpt2.cli import generate
 from kgpt2.cli import plan
 from kgpt2.cli import presets
+from kgpt2.cli import serve
 from kgpt2.cli.output import command_output
 from kgpt2.cli.output import package_version
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, generate, export, bench, plan, demo]
+COMMANDS = [presets, finetune, generate, serve, export, bench, plan, demo]
 
 BUG_REPORT = (
     "This is a bug in kgpt2 (or a library it uses). Please report it with the "

@@ -47,7 +47,13 @@ def register(subparsers):
     parser.add_argument("--no-include-prefix", dest="include_prefix",
                         action="store_false", help="leave the prompt out of the samples")
     parser.add_argument("--output", default=None,
-                        help="also write the samples to this file")
+                        help="also write the samples to this file (checked before "
+                        "generating; if writing still fails, the samples are printed)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file (refused otherwise)")
+    parser.add_argument("--stream", action="store_true",
+                        help="print one sample's text as it is generated (greedy, "
+                        "random, top_k or top_p)")
     parser.set_defaults(handler=run)
 
 
@@ -72,10 +78,35 @@ def _check_sampler_flags(args):
             f"{', '.join(_flag(flag) for flag in unused)} does not apply to "
             f"--sampler {args.sampler}; it takes {', '.join(takes) or 'none of the sampler flags'}."
         )
+def _stream(args, options):
+    import sys
+
+    import kgpt2
+    from kgpt2.errors import InputError
+
+    if args.nsamples != 1 or args.output or args.truncate:
+        raise InputError("--stream prints one sample: leave out --nsamples, "
+                         "--output and --truncate.")
+    lm = kgpt2.load(args.preset, sequence_length=args.max_length)
+    stream = kgpt2.generation.stream_text(
+        lm, args.prompt, sampler=args.sampler, max_length=args.max_length,
+        seed=args.seed, **options,
+    )
+    if args.include_prefix and args.prompt:
+        sys.stdout.write(args.prompt)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    print(f"\n{stream.new_tokens} new tokens in {stream.seconds:.2f} s: "
+          f"{stream.tokens_per_second:.1f} tokens/s")
 
 
 def run(args):
     import kgpt2
+    from kgpt2.checks import check_seed
+    from kgpt2.errors import WriteError
+    from kgpt2.generation.samples_file import SamplesNotWrittenError
+    from kgpt2.generation.samples_file import check_destination
     from kgpt2.generation.samples_file import format_samples
 
     options = {
@@ -84,22 +115,36 @@ def run(args):
         if getattr(args, flag) is not None
     }
     _check_sampler_flags(args)
+    # Fail before loading the model, not after generating.
+    check_seed("kgpt2 generate --seed", args.seed)
+    if args.stream:
+        return _stream(args, options)
     sampler = kgpt2.samplers.get(args.sampler, **options)
+    if args.output is not None:
+        check_destination(args.output, args.overwrite)
     # Load with room for --max-length: a checkpoint's preprocessor keeps the
     # (often short) training length.
     lm = kgpt2.load(args.preset, sequence_length=args.max_length)
-    texts = kgpt2.generate(
-        lm,
-        args.prompt,
-        sampler=sampler,
-        max_length=args.max_length,
-        nsamples=args.nsamples,
-        batch_size=args.batch_size,
-        truncate=args.truncate,
-        include_prefix=args.include_prefix,
-        seed=args.seed,
-        destination_path=args.output,
-    )
+    try:
+        texts = kgpt2.generate(
+            lm,
+            args.prompt,
+            sampler=sampler,
+            max_length=args.max_length,
+            nsamples=args.nsamples,
+            batch_size=args.batch_size,
+            truncate=args.truncate,
+            include_prefix=args.include_prefix,
+            seed=args.seed,
+            destination_path=args.output,
+            overwrite=args.overwrite,
+        )
+    except SamplesNotWrittenError as error:
+        # The work is done: show it rather than lose it.
+        print(format_samples(error.texts), end="")
+        raise WriteError(
+            f"{error.reason} The samples are printed above; they were not saved."
+        ) from error
     # The samples alone on stdout (pipe them anywhere); the speed line goes
     # to the "kgpt2" logger, which the CLI shows on stderr.
     print(format_samples(texts), end="")

@@ -1,8 +1,10 @@
 """`kgpt2.data.from_spec`: the CLI's `--data SPEC` strings."""
 
+import inspect
 import pathlib
 
 from kgpt2.data.errors import DataError
+from kgpt2.data.pipeline import check_options
 from kgpt2.errors import MissingFileError
 from kgpt2.data.poetry import poetry
 from kgpt2.data.text_files import text
@@ -15,6 +17,15 @@ SCHEMES = {
     "csv": "csv:PATH",
     "jsonl": "jsonl:PATH#field",
 }
+
+
+def _adapter_options(adapter, *taken):
+    """The options of `adapter` that a spec leaves to the caller."""
+    parameters = inspect.signature(adapter).parameters.values()
+    return tuple(
+        p.name for p in parameters
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in taken
+    )
 
 
 def _allowed():
@@ -108,6 +119,12 @@ def from_spec(spec, text_key=None, **pipeline):
     ```
     """
     scheme, rest, field = check_spec(spec, text_key)
+    # Refused before any file is read or dataset downloaded.
+    adapter, taken = {
+        "tfds": (tfds_text, ("name", "text_key")),
+        "poetry": (poetry, ("path",)),
+    }.get(scheme, (text, ("path", "field", "format")))
+    check_options(f"from_spec({spec!r})", pipeline, _adapter_options(adapter, *taken))
     if scheme == "tfds":
         return tfds_text(rest, text_key=text_key, **pipeline)
     if scheme == "jsonl":

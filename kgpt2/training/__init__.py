@@ -26,7 +26,7 @@ _EXPORTS = {
     "WarmupPolynomialDecay": "kgpt2.training.schedule",
     "compile": "kgpt2.training.compiling",
     "finetune": "kgpt2.training.finetune",
-    "validate_run_name": "kgpt2.training.runs",
+    "validate_run_name": "kgpt2.runs",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
