@@ -35,6 +35,7 @@ def test_demo_bad_preset_is_a_clear_error(capsys):
     assert "Unknown preset 'gpt3_huge'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_runs():
     result = subprocess.run(
         [sys.executable, "-m", "kgpt2", "presets"],
@@ -44,6 +45,7 @@ def test_console_script_runs():
     assert "gpt2_tiny_random" in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_and_loss_falls(capsys):
     from kgpt2.demo import run
 

@@ -29,10 +29,12 @@ def report():
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow
 def test_worker_sees_two_devices(report):
     assert report["device_count"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_loss_matches_single_device(report, mode):
     single, distributed = report["single"]["losses"], report[mode]["losses"]
@@ -43,6 +45,7 @@ def test_loss_matches_single_device(report, mode):
     assert report[mode]["weights_changed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_finetune_distribution_matches_single_device(report, mode):
     single, distributed = report["finetune_single"], report[f"finetune_{mode}"]
@@ -54,6 +57,7 @@ def test_finetune_distribution_matches_single_device(report, mode):
     assert distributed["caller_has_the_saved_weights"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_prepare_keeps_the_weights_and_saving_gathers_them(report, mode):
     assert report[mode]["weights_preserved"]
@@ -78,11 +82,13 @@ def test_prepare_keeps_lora_and_dropout_seed_state(fresh_tiny_lm):
     assert rebuilt.preprocessor is fresh_tiny_lm.preprocessor
 
 
+@pytest.mark.slow
 def test_data_parallel_replicates_weights_on_both_devices(report):
     layouts = report["data_parallel"]["layouts"].values()
     assert all(l["devices"] == 2 and l["replicated"] for l in layouts)
 
 
+@pytest.mark.slow
 def test_model_parallel_shards_weights_across_two_devices(report):
     layouts = report["model_parallel"]["layouts"]
     ffn = layouts["transformer_layer_0/feedforward_intermediate_dense/kernel"]
@@ -95,6 +101,7 @@ def test_model_parallel_shards_weights_across_two_devices(report):
     assert layouts["layer_norm/gamma"]["replicated"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_plan_matches_bytes_held_by_device_0(report, mode):
     import kgpt2

@@ -22,6 +22,7 @@ def mean(values):
     return sum(values) / len(values)
 
 
+@pytest.mark.slow
 def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsys):
     arguments = [
         "finetune", "--preset", "gpt2_tiny_random", "--data", f"poetry:{TANG}",

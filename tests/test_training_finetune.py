@@ -59,6 +59,7 @@ class PoisonWeightsAfterStep(keras.callbacks.Callback):
             embeddings.assign(np.full(embeddings.shape, np.nan, "float32"))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, tokens):
     lm = fresh_lm()
     lines = []
@@ -79,6 +80,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert lm.preprocessor is not None
 
 
+@pytest.mark.slow
 def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, tokens):
     lm = fresh_lm()
     settings = dict(
@@ -123,6 +125,7 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     assert all(np.array_equal(a, b) for a, b in zip(trained, restored))
 
 
+@pytest.mark.slow
 def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
     import keras_hub
 
