@@ -64,6 +64,7 @@ def test_prepare_keeps_the_weights_and_saving_gathers_them(report, mode):
     assert report[mode]["save_load_round_trip"]
 
 
+@pytest.mark.slow
 def test_prepare_keeps_lora_and_dropout_seed_state(fresh_tiny_lm):
     import keras
     import numpy as np

@@ -23,9 +23,10 @@ NOT_RUN = {
     "kgpt2/data/tfds_source.py::tfds_text": "downloads",
     "kgpt2/data/tfds_source.py::reddit_tifu": "downloads",
 }
-# Building a model, compiling a sampler or training takes seconds.
+# Building a model, training, or packing text into token windows (which
+# traces TensorFlow graphs around the tokenizer) takes seconds.
 SLOW_MARKS = ("kgpt2.load(", "kgpt2.bench(", "finetune(", ".fit(", "run(steps=",
-              "training_tokens_per_second(", "measure_in_subprocess(")
+              "training_tokens_per_second(", "measure_in_subprocess(", "pack")
 
 EXAMPLES = find_examples()
 

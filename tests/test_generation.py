@@ -95,6 +95,7 @@ def test_every_sampler_matches_keras_hub(tiny_lm, make_sampler):
     np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.slow
 def test_seeded_sampler_advances_and_reseeds(tiny_lm):
     sampler = keras_hub.samplers.TopKSampler(k=50, seed=7)
     prompt = np.array([FOX])
@@ -105,6 +106,7 @@ def test_seeded_sampler_advances_and_reseeds(tiny_lm):
     np.testing.assert_array_equal(generate_token_ids(tiny_lm, prompt, 24, sampler=sampler), first)
 
 
+@pytest.mark.slow
 def test_no_repeat_ngram_holds_on_the_fast_path(tiny_lm):
     sampler = kgpt2.samplers.get("greedy", no_repeat_ngram_size=3)
     row = generate_token_ids(tiny_lm, np.array([FOX]), 60, sampler=sampler)[0].tolist()

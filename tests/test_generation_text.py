@@ -17,6 +17,7 @@ from kgpt2.generation.text import _progress  # noqa: E402
 PROMPT = "The quick brown fox"  # 4 tokens, 5 with the start token
 
 
+@pytest.mark.slow
 def test_same_text_as_lm_generate(tiny_lm):
     tiny_lm.compile(sampler="greedy")
     for prompt in [PROMPT, ""]:
@@ -26,6 +27,7 @@ def test_same_text_as_lm_generate(tiny_lm):
         ]
 
 
+@pytest.mark.slow
 def test_unconditional_samples_start_from_endoftext(tiny_lm):
     texts = kgpt2.generate(tiny_lm, None, sampler="greedy", max_length=12, stop_token_ids=None)
     tiny_lm.compile(sampler="greedy")
@@ -34,6 +36,7 @@ def test_unconditional_samples_start_from_endoftext(tiny_lm):
     assert texts.new_tokens == 11
 
 
+@pytest.mark.slow
 def test_nsamples_in_batches_seeded_and_counted(tiny_lm):
     kwargs = dict(sampler="top_k", max_length=16, nsamples=5, batch_size=2, stop_token_ids=None)
     texts = kgpt2.generate(tiny_lm, PROMPT, seed=3, **kwargs)
@@ -45,6 +48,7 @@ def test_nsamples_in_batches_seeded_and_counted(tiny_lm):
     assert texts.tokens_per_second == pytest.approx(texts.new_tokens / texts.seconds)
 
 
+@pytest.mark.slow
 def test_several_prompts_keep_their_order(tiny_lm):
     prompts = ["Hello", "The quick brown fox jumps over"]
     texts = kgpt2.generate(tiny_lm, prompts, sampler="greedy", max_length=20, nsamples=2,
@@ -54,6 +58,7 @@ def test_several_prompts_keep_their_order(tiny_lm):
     assert texts == [single[0], single[0], single[1], single[1]]
 
 
+@pytest.mark.slow
 def test_include_prefix_and_truncate(tiny_lm):
     full = kgpt2.generate(tiny_lm, PROMPT, sampler="greedy", max_length=30, stop_token_ids=None)[0]
     continuation = full[len(PROMPT):]
@@ -74,6 +79,7 @@ def test_include_prefix_and_truncate(tiny_lm):
     ) == [full]
 
 
+@pytest.mark.slow
 def test_destination_path_and_printing(tiny_lm, tmp_path, capsys):
     path = tmp_path / "out" / "samples.txt"
     texts = kgpt2.generate(tiny_lm, PROMPT, sampler="top_k", seed=1, max_length=12,

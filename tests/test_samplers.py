@@ -202,6 +202,7 @@ def _sample_fixed_distribution(sampler, probabilities, batch_size=512, steps=4):
     return np.asarray(keras.ops.convert_to_numpy(out))[:, 1:]
 
 
+@pytest.mark.slow
 def test_min_p_sampling_semantics():
     probabilities = [0.4, 0.3, 0.2, 0.1]
     # min_p=0.45: threshold 0.18 keeps tokens 0, 1, 2 and never 3.
