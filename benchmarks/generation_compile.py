@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compile cost of generation: first call, later calls with new shapes, a second process.
 
-keras-hub#779: KerasHub compiles `generate` again for every new `max_length`
+KerasHub compiles `generate` again for every new `max_length`
 (and prompts are padded to it). kgpt2 buckets shapes and keeps compiled
 programs on disk. This script runs, for KerasHub's `lm.generate` and for
 `kgpt2.generation.generate_token_ids` (greedy, batch `--batch-size`):
@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 
-PROMPT = [464, 2068, 7586, 21831]
+from kgpt2.bench.settings import PROMPT_TOKEN_IDS
+
+PROMPT = list(PROMPT_TOKEN_IDS)
 
 
 def measure(args):

@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
 """Generation speed: kgpt2's fast path against KerasHub's, and what each change bought.
 
-Protocol (issue 6): `gpt2_base_random` (GPT-2 124M's exact shape), the
+Protocol (`kgpt2 bench`'s): `gpt2_base_random` (GPT-2 124M's exact shape), the
 4-token prompt [464, 2068, 7586, 21831] ("The quick brown fox"), 128 new
 tokens, no early stop, greedy. Every variant is compiled first (its
 first-call seconds include compiling), then all variants are called in turn,
 round after round, in this one process, so that the load other processes
 put on the machine hits them alike. Steady tokens/s is batch * new tokens
-over the best (min) call and over the median call.
+over the best (min) call and over the median call. For kgpt2's and
+KerasHub's default paths alone, `kgpt2 bench --impl kgpt2,keras_hub` measures
+the same; this script adds the intermediate variants.
 
 Variants (each a real, correct generation path; see `--variants`):
   keras_hub          `GPT2CausalLM.generate`'s compiled function (KerasHub's
                      `generate_step`: prefill over all max_length slots, one
                      stacked cache for all layers, keys/values slots-second).
-  slots_second_full  kgpt2's loop with a per-layer (key, value) cache laid out
-                     as KerasHub's (slots second, its `_compute_attention`)
-                     and the prefill over the whole bucket.
+  slots_second_full  kgpt2's loop and forward pass with the per-layer
+                     (key, value) cache laid out as KerasHub's (slots second,
+                     its `_compute_attention`) and the prefill over the whole bucket.
   slots_second       ... and the prefill only over the prompt's bucket.
   slots_last_full    kgpt2's cache layout (slots last), prefill over the bucket.
   kgpt2              the default path: slots last, prompt-only prefill.
@@ -29,19 +31,27 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import platform
 import statistics
 import time
 
+import keras_hub
 import numpy as np
+from keras import ops
 
-PROMPT = [464, 2068, 7586, 21831]
+import kgpt2
+from kgpt2.bench.machine import machine_info
+from kgpt2.bench.settings import PROMPT_TOKEN_IDS
+from kgpt2.generation import cached_forward
+from kgpt2.generation import generate_step
+from kgpt2.generation.compiled import compiled_generate_function
+from kgpt2.generation.layout import layout_prompts
+
+PROMPT = list(PROMPT_TOKEN_IDS)
 
 
-# -- The "before" cache layout, kept here only to measure what changing it bought.
+# -- The "before" cache layout, kept here only to measure what changing it
+# bought. Everything else (embeddings, decoder layers, the loop) is kgpt2's.
 def _slots_second_empty_cache(backbone, batch_size, length, dtype=None):
-    from keras import ops
-
     head_dim = backbone.hidden_dim // backbone.num_heads
     shape = (batch_size, length, backbone.num_heads, head_dim)
     dtype = dtype or backbone.compute_dtype
@@ -51,61 +61,39 @@ def _slots_second_empty_cache(backbone, batch_size, length, dtype=None):
     )
 
 
-def _slots_second_forward(backbone, token_ids, cache, start, offset):
-    from keras import ops
+def _slots_second_slots(cache):
+    return ops.shape(cache[0][0])[1]
 
-    batch_size, num_queries = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-    cache_length = ops.shape(cache[0][0])[1]
-    positions = ops.maximum(ops.arange(num_queries, dtype="int32") + (start - offset), 0)
-    tokens = backbone.token_embedding(token_ids)
-    x = backbone.embeddings_add(
-        (tokens, backbone.position_embedding(tokens, positions=positions))
-    )
-    query_slots = ops.arange(num_queries, dtype="int32")[:, None] + start
-    key_slots = ops.arange(cache_length, dtype="int32")[None, :]
-    mask = ops.logical_and(key_slots <= query_slots, key_slots >= offset)
-    mask = ops.broadcast_to(mask[None], (batch_size, num_queries, cache_length))
-    new_cache = []
-    for layer, (key_cache, value_cache) in zip(backbone.transformer_layers, cache):
-        attention = layer._self_attention_layer
-        residual = x
-        h = layer._self_attention_layer_norm(x)
-        query = attention._query_dense(h)
-        key_cache = ops.slice_update(key_cache, (0, start, 0, 0), attention._key_dense(h))
-        value_cache = ops.slice_update(
-            value_cache, (0, start, 0, 0), attention._value_dense(h)
-        )
-        h, _ = attention._compute_attention(query, key_cache, value_cache, mask)
-        x = attention._output_dense(h) + residual
-        residual = x
-        h = layer._feedforward_layer_norm(x)
-        h = layer._feedforward_intermediate_dense(h)
-        x = layer._feedforward_output_dense(h) + residual
-        new_cache.append((key_cache, value_cache))
-    return backbone.layer_norm(x), tuple(new_cache)
+
+def _slots_second_attention(attention, x, key_cache, value_cache, start, mask):
+    """KerasHub's attention over a slots-second cache (`_compute_attention`)."""
+    query = attention._query_dense(x)
+    key_cache = ops.slice_update(key_cache, (0, start, 0, 0), attention._key_dense(x))
+    value_cache = ops.slice_update(value_cache, (0, start, 0, 0), attention._value_dense(x))
+    output, _ = attention._compute_attention(query, key_cache, value_cache, mask)
+    return attention._output_dense(output), key_cache, value_cache
 
 
 @contextlib.contextmanager
 def _slots_second():
-    """Trace generate_step with the slots-second cache (patching its globals)."""
-    from kgpt2.generation import generate_step
-
-    saved = generate_step.forward_with_cache, generate_step.empty_cache
-    generate_step.forward_with_cache = _slots_second_forward
-    generate_step.empty_cache = _slots_second_empty_cache
+    """Trace generate_step with the slots-second cache (patching module globals)."""
+    patches = [
+        (generate_step, "empty_cache", _slots_second_empty_cache),
+        (cached_forward, "cache_slots", _slots_second_slots),
+        (cached_forward, "_cached_attention", _slots_second_attention),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    for module, name, value in patches:
+        setattr(module, name, value)
     try:
         yield
     finally:
-        generate_step.forward_with_cache, generate_step.empty_cache = saved
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 def make_variant(name, lm, batch_size, new_tokens):
     """Return a no-argument callable that generates one batch as `name` does."""
-    import keras_hub
-
-    from kgpt2.generation.compiled import compiled_generate_function
-    from kgpt2.generation.layout import layout_prompts
-
     max_length = len(PROMPT) + new_tokens
     if name == "keras_hub":
         lm.compile(sampler=keras_hub.samplers.GreedySampler())
@@ -134,29 +122,6 @@ def make_variant(name, lm, batch_size, new_tokens):
     return run
 
 
-def machine():
-    import jax
-    import keras
-    import keras_hub
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    import os
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "backend": keras.config.backend(),
-        "keras": keras.__version__,
-        "keras_hub": keras_hub.__version__,
-        "jax": jax.__version__,
-    }
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="gpt2_base_random")
@@ -168,8 +133,6 @@ def main(argv=None):
     )
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args(argv)
-
-    import kgpt2
 
     lm = kgpt2.load(args.preset)
     variants = args.variants.split(",")
@@ -214,7 +177,7 @@ def main(argv=None):
               f"{ratio:14.2f} {row['same_tokens_as_first_variant']}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"machine": machine(), "rows": rows, "args": vars(args)}, handle, indent=1)
+            json.dump({"machine": machine_info(bandwidth=False), "rows": rows, "args": vars(args)}, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ weights out of the caches, as in a real model.
 Run (from the repository root; `--torch-python` adds PyTorch from another
 environment, such as the HF peer's):
   PYTHONPATH=$PWD python benchmarks/matmul_floor.py --batch-sizes 1,8 \
-      --torch-python /tmp/hfpeer/bin/python
+      --torch-python PEER_VENV/bin/python
 """
 
 import argparse
@@ -143,7 +143,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8, help="decode steps per timed call")
     parser.add_argument("--torch-python", default=None,
-                        help="a Python with PyTorch (e.g. /tmp/hfpeer/bin/python)")
+                        help="a Python interpreter that has PyTorch (e.g. the HF peer's)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]

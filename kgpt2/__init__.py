@@ -4,12 +4,16 @@ Importing kgpt2 picks the Keras backend when the user has not: JAX, because it
 measured fastest for GPT-2 generation on CPU (see the README's "Backend"
 section). Set `KERAS_BACKEND=tensorflow` before importing to use TensorFlow.
 
+`import kgpt2` itself loads nothing heavy: each public name and subpackage
+(`kgpt2.load`, `kgpt2.bench`, ...) is imported on first use (see
+`kgpt2.lazy`), so the `kgpt2` command starts without Keras or TensorFlow.
+
 Example:
 ```python
 import kgpt2
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
-print(lm.generate("The quick brown fox", max_length=16))
+print(kgpt2.generate(lm, "The quick brown fox", max_length=16))
 ```
 """
 
@@ -21,20 +25,27 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kgpt2.errors import Error  # noqa: E402
-from kgpt2 import presets  # noqa: E402
-from kgpt2 import data  # noqa: E402
-from kgpt2.presets import PresetError  # noqa: E402
-from kgpt2.presets import load  # noqa: E402
-from kgpt2.presets import save  # noqa: E402
-from kgpt2 import samplers  # noqa: E402
-from kgpt2.training import compile, finetune  # noqa: E402, A004
-from kgpt2.training.memory_plan import plan  # noqa: E402
-from kgpt2.generation.text import generate  # noqa: E402
-from kgpt2.bench import bench  # noqa: E402
+from kgpt2.lazy import lazy_exports  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Public function or class -> the module that defines it. Subpackages
+# (bench, data, generation, presets, samplers, training) load the same way.
+_EXPORTS = {
+    "PresetError": "kgpt2.presets",
+    "Recipe": "kgpt2.training.recipe",
+    "RunOptions": "kgpt2.training.run_options",
+    "compile": "kgpt2.training.compiling",
+    "finetune": "kgpt2.training.finetune",
+    "generate": "kgpt2.generation.text",
+    "load": "kgpt2.presets",
+    "plan": "kgpt2.training.memory_plan",
+    "save": "kgpt2.presets",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
 __all__ = [
-    "Error", "PresetError", "bench", "compile", "data", "finetune", "generate", "load", "plan", "presets",
-    "samplers", "save", "__version__",
+    "Error", "PresetError", "Recipe", "RunOptions", "bench", "compile", "data", "finetune", "generate", "load", "plan",
+    "presets", "samplers", "save", "__version__",
 ]

@@ -66,9 +66,10 @@ def run(
     import keras
 
     import kgpt2
+    from kgpt2.training.recipe import default_learning_rate
 
     if learning_rate is None:
-        learning_rate = 2e-3 if preset.endswith("_random") else 5e-5
+        learning_rate = default_learning_rate(preset)
     print_fn(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
     train = kgpt2.data.poetry(
@@ -86,10 +87,10 @@ def run(
 
     with tempfile.TemporaryDirectory() as checkpoints:
         kgpt2.finetune(
-            lm, train.repeat(), steps=steps, learning_rate=learning_rate,
+            lm, train.repeat(), recipe=kgpt2.Recipe(steps=steps, learning_rate=learning_rate),
             run_name="demo", checkpoint_dir=checkpoints, restore_from="fresh",
-            save_every=steps, print_every=max(1, steps // 10),
-            callbacks=[RecordLoss()], print_fn=print_fn,
+            save_every=steps, print_every=max(1, steps // 10), sample_every=0,
+            callbacks=[RecordLoss()],
         )
 
     samples, speeds = {}, {}

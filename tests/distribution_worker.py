@@ -119,8 +119,8 @@ def finetune(mode):
     with tempfile.TemporaryDirectory() as folder:
         outcome = kgpt2.finetune(
             lm, batches, steps=STEPS, learning_rate=1e-3, checkpoint_dir=folder,
-            save_every=0, print_every=0, distribution=mode,
-            callbacks=[RecordLoss()], print_fn=lambda line: None)
+            save_every=0, print_every=0, sample_every=0, distribution=mode,
+            callbacks=[RecordLoss()])
         final = lm.get_weights()
         saved = kgpt2.load(str(outcome.run_dir)).get_weights()
     return {

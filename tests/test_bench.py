@@ -1,4 +1,4 @@
-"""`kgpt2 bench` / `kgpt2.bench`: runs, writes JSON and PNG, figures consistent.
+"""`kgpt2 bench` / `kgpt2.bench.run`: runs, writes JSON and PNG, figures consistent.
 
 Speeds are never asserted (a shared machine makes them meaningless in a
 test); what is asserted is that every figure is positive and that each
@@ -70,6 +70,11 @@ def test_cli_writes_a_complete_json_report(cli_run):
     assert all(len(row["call_s"]) == 3 and row["prompt_length"] == 4 for row in generation)
     assert [(row["impl"], row["batch"], row["sequence_length"], len(row["step_s"]))
             for row in training] == [("kgpt2", 2, 8, 3)]
+    # CPU seconds per step are kept beside wall-clock seconds.
+    (train,) = training
+    assert len(train["cpu_step_s"]) == 3 and all(s > 0 for s in train["cpu_step_s"])
+    assert math.isclose(train["steady_tok_per_cpu_s"],
+                        train["tokens"] / statistics.median(train["cpu_step_s"][2:]))
     model = report["backends"]["jax"]["model"]
     assert model["preset"] == "gpt2_tiny_random" and model["weight_bytes"] == 4 * model["params"]
 
@@ -148,24 +153,44 @@ def test_rounds_pool_steady_calls_and_keep_later_first_calls():
 
 
 def test_batch_one_ceiling_is_bandwidth_over_weight_bytes():
-    from kgpt2.bench.report import ceiling_lines
+    from kgpt2.bench.report import BenchReport, batch_one_ceiling
 
     def report(bandwidths, weight_bytes):
-        return {
-            "backends": {
+        return BenchReport(
+            settings={}, machine={}, results=[],
+            backends={
                 backend: {"machine": {"matvec_bandwidth_gb_s": bandwidth},
                           "model": {"weight_bytes": weight_bytes, "dtype": "float32"}}
                 for backend, bandwidth in bandwidths.items()
             },
-            "summary": [{"what": "generate", "backend": "jax", "impl": "kgpt2",
-                         "sampler": "greedy", "batch": 1, "best_tok_per_s": 35.0}],
-        }
+            summary=[{"what": "generate", "backend": "jax", "impl": "kgpt2",
+                      "sampler": "greedy", "batch": 1, "best_tok_per_s": 35.0}],
+        )
 
-    # 35 GB/s over 500 MB is issue 6's 70 tok/s; the best backend's bandwidth counts.
-    lines = ceiling_lines(report({"jax": 35.0, "tensorflow": 20.0}, 500e6))
-    assert "= 70.0 tok/s" in lines[0]
-    assert "best 35.0 tok/s = 50% of the ceiling" in lines[1]
-    assert "No batch-1 bandwidth ceiling" in ceiling_lines(report({"jax": 35.0}, 50e6))[0]
+    # 35 GB/s over 500 MB is 70 tok/s; the best backend's bandwidth counts.
+    ceiling = batch_one_ceiling(report({"jax": 35.0, "tensorflow": 20.0}, 500e6))
+    assert ceiling.bandwidth_gb_s == 35.0 and ceiling.tok_per_s == 70.0
+    assert ceiling.shares == (("jax/kgpt2", "greedy", 35.0, 0.5),)
+    # Weights that fit in the CPU caches have no bandwidth ceiling.
+    assert batch_one_ceiling(report({"jax": 35.0}, 50e6)).tok_per_s is None
+
+
+def test_report_is_a_dataclass_that_round_trips_through_json(cli_run):
+    from kgpt2.bench.report import BenchReport
+
+    _, json_path, _, _ = cli_run
+    written = json.loads(json_path.read_text("utf-8"))
+    report = BenchReport(**written)
+    assert report.to_dict() == written
+    assert [row["what"] for row in report.rows("train")] == ["train"]
+    assert report.hf_env is None
+
+
+def test_package_modules_are_reachable_as_attributes():
+    import kgpt2
+
+    assert kgpt2.bench.report.BenchReport is kgpt2.bench.BenchReport
+    assert callable(kgpt2.bench.run) and kgpt2.bench.settings.SUPPORTED_BACKENDS
 
 
 def test_prompt_is_the_quick_brown_fox_repeated_or_cut():

@@ -17,8 +17,8 @@ TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--batch-sizes", "1
 
 @pytest.mark.slow
 def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
-    # ~25 s: the only test that imports the TensorFlow Keras backend, which
-    # issue 6 requires to work.
+    # ~25 s: the only test that runs kgpt2 on the TensorFlow Keras backend,
+    # which `kgpt2 bench --backends` supports.
     json_path = tmp_path / "report.json"
     status = main(["bench", *TINY, "--train", "2,8", "--train-steps", "3",
                    "--backends", "jax,tensorflow", "--json", str(json_path)])
@@ -53,7 +53,10 @@ def test_compare_hf_in_rounds_pools_and_prints_ratios(tmp_path, fixtures_dir):
     assert sorted((row["what"], row["batch"], row["rounds"]) for row in hf) == [
         ("generate", 1, 2), ("generate", 2, 2), ("train", 2, 2)]
     assert all(row["new_tokens"] == 3 for row in hf if row["what"] == "generate")
-    assert report["hf_env"]["torch"] == "fake"
+    # The peer's versions are recorded: its speed depends on them.
+    assert report["hf_env"]["torch"] == report["hf_env"]["transformers"] == "fake"
+    assert report["hf_env"]["python"] == sys.executable
+    assert "HF peer: torch fake, transformers fake" in terminal.getvalue()
     # Our rows pool both rounds' steady calls; round 2's first call is kept apart.
     rounds = [row for row in report["results"] if row["impl"] == "kgpt2"
               and row["what"] == "generate" and row["batch"] == 1]

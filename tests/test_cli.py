@@ -15,6 +15,9 @@ def test_presets_lists_all_seven(capsys):
     ]:
         assert name in out
     assert "124,439,808" in out
+    # The built-in 124M preset shows its real float32 size, not 0.0.
+    (base_random,) = [line for line in out.splitlines() if "gpt2_base_random" in line]
+    assert "124,439,808" in base_random and "474.7" in base_random
 
 
 def test_help_lists_commands(capsys):
@@ -35,14 +38,17 @@ def test_demo_bad_preset_is_a_clear_error(capsys):
     assert "Unknown preset 'gpt3_huge'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_console_script_runs():
-    result = subprocess.run(
-        [sys.executable, "-m", "kgpt2", "presets"],
-        capture_output=True, text=True, timeout=300,
-    )
+def test_console_script_runs_without_tensorflow():
+    # `kgpt2 presets` lists names offline: it must not pay for importing
+    # Keras, TensorFlow or JAX.
+    code = ("import sys; from kgpt2.cli import main; status = main(['presets']); "
+            "heavy = {'keras', 'tensorflow', 'jax', 'keras_hub'} & set(sys.modules); "
+            "print('heavy:', sorted(heavy)); sys.exit(status)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert "gpt2_tiny_random" in result.stdout
+    assert "heavy: []" in result.stdout
 
 
 @pytest.mark.slow

@@ -59,14 +59,29 @@ def test_take_counts_batches_and_keeps_the_same_examples():
 
 
 def test_validation_split_is_disjoint_and_stable():
-    train, validation = kgpt2.data.from_texts(TEXTS, batch_size=4, validation_split=0.25)
+    split = dict(batch_size=4, validation_split=0.25)
+    train = kgpt2.data.from_texts(TEXTS, subset="training", **split)
+    validation = kgpt2.data.from_texts(TEXTS, subset="validation", **split)
     held = strings(validation)
     assert len(held) == 5
     assert sorted(strings(train) + held) == sorted(TEXTS)
     assert strings(validation) == held  # Not reshuffled between epochs.
     assert sorted(strings(train) + held) == sorted(TEXTS)
-    _, ordered = kgpt2.data.from_texts(TEXTS, shuffle=False, validation_split=0.1)
+    ordered = kgpt2.data.from_texts(TEXTS, shuffle=False, validation_split=0.1,
+                                    subset="validation")
     assert strings(ordered) == TEXTS[-2:]
+
+
+def test_every_adapter_returns_one_dataset_and_a_split_needs_its_subset():
+    import tensorflow as tf
+
+    for options in [{}, dict(validation_split=0.25, subset="training"),
+                    dict(validation_split=0.25, subset="validation")]:
+        assert isinstance(kgpt2.data.from_texts(TEXTS, **options), tf.data.Dataset), options
+    with pytest.raises(kgpt2.data.DataError, match="needs subset='training' or subset='validation'"):
+        kgpt2.data.from_texts(TEXTS, validation_split=0.25)
+    with pytest.raises(kgpt2.data.DataError, match="subset='training' needs validation_split"):
+        kgpt2.data.from_texts(TEXTS, subset="training")
 
 
 def test_cache_to_files(tmp_path):
@@ -161,7 +176,7 @@ def test_bad_texts_are_named():
     with pytest.raises(DataError, match="list of strings, got one str"):
         kgpt2.data.from_texts("just one")
     with pytest.raises(DataError, match="leaves nothing to train on"):
-        kgpt2.data.from_texts(["only one"], validation_split=0.5)
+        kgpt2.data.from_texts(["only one"], validation_split=0.5, subset="training")
 
 
 def test_texts_too_short_to_fill_a_window(tokenizer):

@@ -25,9 +25,10 @@ def test_file_specs_match_their_adapters(fixtures_dir):
 
 
 def test_spec_passes_pipeline_and_adapter_options(fixtures_dir):
-    train, validation = kgpt2.data.from_spec(
-        f"poetry:{fixtures_dir / 'tang'}", batch_size=5, validation_split=0.1, to_simplified=False
-    )
+    spec = f"poetry:{fixtures_dir / 'tang'}"
+    options = dict(batch_size=5, validation_split=0.1, to_simplified=False)
+    train = kgpt2.data.from_spec(spec, subset="training", **options)
+    validation = kgpt2.data.from_spec(spec, subset="validation", **options)
     held = [s.decode() for b in validation for s in b.numpy()]
     assert len(held) == 6 and len(texts_of(train)) == 54
     first_poem = "秦川雄帝宅，函谷壯皇居。綺殿千尋起，離宮百雉餘。連甍遙接漢，飛觀迥凌虛。雲日隱層闕，風煙出綺疎。"

@@ -38,10 +38,10 @@ def test_reddit_tifu_long_split_splits(tifu_dir):
 
 @pytest.mark.slow
 def test_reddit_tifu_validation_split_and_packing(tifu_dir):
-    train, validation = kgpt2.data.reddit_tifu(
-        data_dir=tifu_dir, validation_split=0.34, pack=True, sequence_length=2,
-        tokenizer=kgpt2.presets.gpt2_tokenizer(),
-    )
+    options = dict(data_dir=tifu_dir, validation_split=0.34, pack=True, sequence_length=2,
+                   tokenizer=kgpt2.presets.gpt2_tokenizer())
+    train = kgpt2.data.reddit_tifu(subset="training", **options)
+    validation = kgpt2.data.reddit_tifu(subset="validation", **options)
     assert kgpt2.data.is_preprocessed(train) and kgpt2.data.is_preprocessed(validation)
     assert len(list(validation.unbatch())) >= 1
 

@@ -76,11 +76,18 @@ def test_parameter_count_matches_a_built_model(tiny_lm):
 def test_catalog_matches_keras_hub_metadata():
     import keras_hub
 
-    rows = {row.name: row for row in kgpt2.presets.list()}
+    rows = {name: kgpt2.presets.info(name) for name in kgpt2.presets.names()}
     assert set(rows) == {*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"}
     for name in OFFICIAL_PRESETS:
-        expected = keras_hub.models.GPT2Backbone.presets[name]["metadata"]["params"]
-        assert rows[name].params == expected, name
+        registry = keras_hub.models.GPT2Backbone.presets[name]
+        assert rows[name].params == registry["metadata"]["params"], name
+        # Kept offline in the catalog: they must still be KerasHub's.
+        assert rows[name].description == registry["metadata"]["description"], name
+        assert rows[name].source == f"download: {registry['kaggle_handle']}", name
+    # Every preset's float32 size follows from its parameter count, built-in ones too.
+    assert all(row.float32_mb == round(row.params * 4 / 2**20, 1) for row in rows.values())
+    with pytest.raises(kgpt2.Error, match="Unknown preset 'gpt3_huge'.*gpt2_tiny_random"):
+        kgpt2.presets.info("gpt3_huge")
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PRESETS))

@@ -1,8 +1,7 @@
 """Repetition control on a model that really loops.
 
-Reproduces the greedy loop from issue 5 (the reference article's
-"i was in the process of getting my license..." repeated until max_length):
-a gpt2_tiny_random fine-tuned for 60 steps with plain `lm.fit` on that
+Reproduces the reference article's greedy loop ("i was in the process of
+getting my license..." repeated until max_length): a gpt2_tiny_random fine-tuned for 60 steps with plain `lm.fit` on that
 sentence repeated loops under plain greedy search, and the repetition
 options break the loop. Training costs about 10-15 s on 2 CPU cores, mostly
 the first compile of the train step; the model is shared by this module.

@@ -2,6 +2,7 @@
 
 import kgpt2  # first: it picks the Keras backend
 
+import logging  # noqa: E402
 import math  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -22,8 +23,15 @@ def mean(values):
     return sum(values) / len(values)
 
 
+def logged(caplog):
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    caplog.clear()
+    return text
+
+
 @pytest.mark.slow
-def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsys):
+def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="kgpt2")
     arguments = [
         "finetune", "--preset", "gpt2_tiny_random", "--data", f"poetry:{TANG}",
         "--validation-split", "0.2",  # 48 poems to train on: 12 batches of 4
@@ -34,7 +42,7 @@ def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsy
         "--print-every", "6",
     ]
     assert main(arguments) == 0
-    out = capsys.readouterr().out
+    out = logged(caplog)
     run_dir = tmp_path / "poems"
     rows = read_metrics(run_dir / "metrics.csv")
     assert [row["step"] for row in rows] == list(range(1, 25))
@@ -52,6 +60,7 @@ def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsy
     assert validated[-1]["val_perplexity"] == pytest.approx(math.exp(validated[-1]["val_loss"]), rel=1e-4)
     assert all(row["tokens_per_second"] > 0 for row in rows)
     assert "step 6/24  loss" in out and "Saved step 10 to" in out and "epoch 2  step 24  val_loss" in out
+    assert "steps 1-24, 12 steps per epoch (one pass over the data)" in out
 
     # The run directory: LATEST names the only checkpoint kept.
     checkpoints = sorted(p.name for p in run_dir.glob("ckpt-*"))
@@ -75,8 +84,15 @@ def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsy
     assert capsys.readouterr().out.startswith(expected + "\n")
 
     # The same command again: the run is complete, nothing to do.
+    logged(caplog)
     assert main(arguments) == 0
-    assert "nothing to train" in capsys.readouterr().out
+    assert "nothing to train" in logged(caplog)
+    # Another sequence length and learning rate: each change is named.
+    changed = [*arguments, "--sequence-length", "48", "--learning-rate", "1e-3"]
+    assert main(changed) == 0
+    notes = logged(caplog)
+    assert "note: learning_rate was 0.002, now 0.001" in notes
+    assert "note: sequence_length was 32, now 48" in notes and "nothing to train" in notes
 
 
 @pytest.mark.parametrize(
@@ -96,6 +112,24 @@ def test_finetune_cli_errors_name_the_cause(tmp_path, capsys, options, message):
     assert main(arguments) == 1
     error = capsys.readouterr().err
     assert error.startswith("kgpt2 finetune: error: ") and message in error, error
+
+
+def test_help_shows_every_default(capsys):
+    import argparse
+
+    from kgpt2.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = [action for action in subparsers.choices["finetune"]._actions if action.option_strings]
+    optional = [a for a in flags if not a.required and a.option_strings != ["-h", "--help"]]
+    assert len(optional) > 20
+    for action in optional:
+        assert "(default: " in action.help, action.option_strings
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.002 for the *_random presets" in out
+    assert "steps between samples, plus one at the end (0: none) (default: 100)" in out
 
 
 def test_steps_and_epochs_are_exclusive(capsys):

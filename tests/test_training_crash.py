@@ -7,6 +7,7 @@ tens of seconds, and it is the point: nothing is simulated in-process.
 
 import kgpt2  # first: it picks the Keras backend
 
+import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 
@@ -33,10 +34,6 @@ def tokens(tmp_path_factory):
     return str(tokenize_to_file(tmp_path_factory.mktemp("tokens") / "tang.npz"))
 
 
-def quiet(*args):
-    pass
-
-
 # 24 poems in batches of 4 (reshuffled each pass, seeded): 6 batches per
 # pass, 8 steps in 2 epochs of 4, so the run crosses a pass and an epoch.
 DATASET = dict(count=24, batch_size=4, shuffle_seed=1)
@@ -44,7 +41,7 @@ SETTINGS = dict(SHARED_SETTINGS, save_every=3, print_every=1)
 
 
 @pytest.mark.slow
-def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, tokens, jax_cache):
+def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, tokens, jax_cache, caplog):
     checkpoints = tmp_path / "checkpoint"
     child = Child(
         "train",
@@ -62,16 +59,17 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(tmp
     assert [row["step"] for row in read_metrics(checkpoints / "killed" / "metrics.csv")] == [1, 2, 3, 4]
 
     resumed_lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    lines = []
+    caplog.set_level(logging.INFO, logger="kgpt2")
     resumed = kgpt2.finetune(
         resumed_lm, tokenized_dataset(tokens, **DATASET), checkpoint_dir=checkpoints,
-        run_name="killed", print_fn=lines.append, **SETTINGS,
+        run_name="killed", **SETTINGS,
     )
+    lines = [record.getMessage() for record in caplog.records]
     assert any("Resuming" in line and "at step 3" in line for line in lines)
     reference_lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
     reference = kgpt2.finetune(
         reference_lm, tokenized_dataset(tokens, **DATASET), checkpoint_dir=checkpoints,
-        run_name="uninterrupted", print_fn=quiet, **SETTINGS,
+        run_name="uninterrupted", **SETTINGS,
     )
 
     assert (resumed.resumed_from, resumed.step, reference.step) == (3, 8, 8)

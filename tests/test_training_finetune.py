@@ -6,6 +6,7 @@ test_training_cli.py; the crash tests in test_training_crash.py.
 
 import kgpt2  # first: it picks the Keras backend
 
+import logging  # noqa: E402
 import math  # noqa: E402
 
 import keras  # noqa: E402
@@ -37,10 +38,6 @@ def fresh_lm():
     return kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
 
 
-def quiet(*args):
-    pass
-
-
 def mean(values):
     return sum(values) / len(values)
 
@@ -60,13 +57,14 @@ class PoisonWeightsAfterStep(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, tokens):
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, tokens, caplog):
+    caplog.set_level(logging.INFO, logger="kgpt2")
     lm = fresh_lm()
-    lines = []
     result = kgpt2.finetune(
         lm, tokenized_dataset(tokens), checkpoint_dir=tmp_path, save_every=2,
-        print_fn=lines.append, callbacks=[PoisonWeightsAfterStep(3)], **SETTINGS,
+        callbacks=[PoisonWeightsAfterStep(3)], **SETTINGS,
     )
+    lines = [record.getMessage() for record in caplog.records]
     assert result.stop_reason == "nan"
     assert "at step 4" in result.message and "last good" in result.message
     assert result.message in lines
@@ -84,8 +82,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, tokens):
     lm = fresh_lm()
     settings = dict(
-        steps=16, learning_rate=5e-2, lora_rank=4, mixed_precision=True,
-        gradient_accumulation_steps=2, checkpoint_dir=tmp_path, save_every=8, print_fn=quiet,
+        steps=16, epochs=1, learning_rate=5e-2, lora_rank=4, mixed_precision=True,
+        gradient_accumulation_steps=2, checkpoint_dir=tmp_path, save_every=8, sample_every=0,
     )
     result = kgpt2.finetune(lm, tokenized_dataset(tokens), **settings)
     losses = [row["loss"] for row in read_metrics(tmp_path / "run1" / "metrics.csv")]
@@ -126,6 +124,25 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_defaults_label_epochs_by_pass_and_write_a_sample_at_the_end(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="kgpt2")
+    # 2 batches per pass, 5 steps: epochs of 2, 2 and 1 step.
+    result = kgpt2.finetune(
+        fresh_lm(), text_dataset(count=8), steps=5, learning_rate=2e-3, sample_length=12,
+        checkpoint_dir=tmp_path,
+    )
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("steps 1-5, 2 steps per epoch (one pass over the data)" in line for line in lines), lines
+    rows = read_metrics(tmp_path / "run1" / "metrics.csv")
+    assert [row["epoch"] for row in rows] == [1, 1, 2, 2, 3]
+    assert result.step == 5 and len(result.history["loss"]) == 3
+    # sample_every defaults to 100 steps, and the last step is always sampled.
+    samples = (tmp_path / "run1" / "samples.txt").read_text("utf-8")
+    assert samples.startswith("======== step 5 ========\n")
+    assert samples.count("======== step") == 1
+
+
 def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
     import keras_hub
 
@@ -140,7 +157,7 @@ def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
     with RunDirectory.open(tmp_path, "run1") as run:
         run.save(other, step=2, state={})
     with pytest.raises(ValueError, match="different architecture.*num_layers: run 1 vs model 2"):
-        kgpt2.finetune(fresh_lm(), text_dataset(), steps=4, checkpoint_dir=tmp_path, print_fn=quiet)
+        kgpt2.finetune(fresh_lm(), text_dataset(), steps=4, checkpoint_dir=tmp_path)
 
 
 def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, tiny_lm, tokens):
@@ -156,6 +173,11 @@ def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, tiny_lm, t
         (dict(callbacks=[print]), "callbacks"),
         (dict(sample_every=5, sample_length=5000), "sample_length"),
         (dict(lora_rank=-1), "lora_rank"),
+        (dict(lora_rank=65), "lora_rank=65 is larger than the model's hidden size 64"),
+        (dict(weight_decay=math.nan), "weight_decay must be a number >= 0, got nan"),
+        (dict(sample_prompt="床前明月光" * 10, sample_length=20), "leaves no room for new tokens"),
+        (dict(learning_rat=1e-3), "unknown option.*learning_rat"),
+        (dict(recipe=dict(steps=2)), "recipe must be a kgpt2.Recipe"),
     ]
     for options, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -180,7 +202,7 @@ def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, tiny_lm, t
 def test_a_run_in_use_is_locked(tmp_path):
     with RunDirectory.open(tmp_path, "run1"):
         with pytest.raises(ValueError, match="being trained by another process"):
-            kgpt2.finetune(fresh_lm(), text_dataset(), steps=2, checkpoint_dir=tmp_path, print_fn=quiet)
+            kgpt2.finetune(fresh_lm(), text_dataset(), steps=2, checkpoint_dir=tmp_path)
 
 
 def test_a_corrupt_pointer_is_a_clear_load_error(tmp_path):

@@ -1,6 +1,9 @@
-"""The schedule, step planning, run names and compile's validation (no training)."""
+"""The schedule, step planning, run names, the Recipe and compile's validation (no training)."""
 
 import kgpt2  # first: it picks the Keras backend
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -77,6 +80,56 @@ def test_count_steps_from_cardinality_and_errors():
         count_steps(dataset, epochs=0)
 
 
+def test_steps_alone_make_one_epoch_per_pass_over_the_data():
+    dataset = tf.data.Dataset.from_tensor_slices([str(i) for i in range(10)]).batch(4)
+    # 3 batches per pass: 7 steps are epochs of 3, 3 and 1 step.
+    assert count_steps(dataset, steps=7) == (7, 3)
+    assert [segment.steps for segment in fit_segments(0, 7, 3)] == [6, 1]
+    assert count_steps(dataset, steps=2) == (2, 2)
+    # A dataset that repeats (or of unknown length) is one epoch.
+    assert count_steps(dataset.repeat(), steps=7) == (7, 7)
+    assert count_steps(dataset.filter(lambda batch: True), steps=7) == (7, 7)
+
+
+def test_recipe_round_trips_and_refuses_silently_wrong_values():
+    import math
+
+    recipe = kgpt2.Recipe(learning_rate=1e-3, warmup_steps=5, steps=50, lora_rank=4, mixed_precision=True)
+    assert recipe.mixed_precision == "mixed_bfloat16"
+    assert kgpt2.Recipe.from_dict(recipe.to_dict()) == recipe
+    assert kgpt2.Recipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+    assert recipe.replace(lora_rank=8) == kgpt2.Recipe(**dict(recipe.to_dict(), lora_rank=8))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.learning_rate = 1.0
+    run = kgpt2.RunOptions(run_name="poems", save_every=None)
+    assert run.save_every == 0 and kgpt2.RunOptions.from_dict(run.to_dict()) == run
+    assert recipe.changes_from(dict(recipe.to_dict(), learning_rate=2e-3, other=1)) == [
+        ("learning_rate", 2e-3, 1e-3)
+    ]
+    cases = [
+        (dict(weight_decay=math.nan), "weight_decay must be a number >= 0, got nan"),
+        (dict(learning_rate=math.inf), "learning_rate"),
+        (dict(steps=4, warmup_steps=5), "warmup_steps=5 is more than steps=4"),
+        (dict(steps=2, epochs=3), "epochs=3 is more than steps=2"),
+        (dict(distribution="everywhere"), "distribution"),
+    ]
+    for options, message in cases:
+        with pytest.raises(kgpt2.Error, match=message):
+            kgpt2.Recipe(**options)
+    with pytest.raises(kgpt2.Error, match="has no option 'learning_rat'"):
+        kgpt2.Recipe.from_dict({"learning_rat": 1e-3})
+    with pytest.raises(ValueError, match="sample_length"):
+        kgpt2.RunOptions(sample_length=0)
+
+
+def test_learning_rate_defaults_suit_the_preset():
+    assert kgpt2.Recipe.for_preset("gpt2_tiny_random").learning_rate == 2e-3
+    assert kgpt2.Recipe.for_preset("gpt2_base_random", steps=5).learning_rate == 2e-3
+    assert kgpt2.Recipe.for_preset("gpt2_base_en").learning_rate == 5e-5
+    assert kgpt2.Recipe.for_preset("gpt2_tiny_random", learning_rate=1e-4).learning_rate == 1e-4
+    assert kgpt2.Recipe().learning_rate == 5e-5
+
+
 def test_fit_segments_cover_every_step_once_on_the_uninterrupted_epoch_bounds():
     for start in range(0, 23):
         segments = fit_segments(start, 23, 4)
@@ -149,6 +202,8 @@ def test_compile_switches_precision_in_place_and_back():
         (dict(weight_decay=-0.1), "weight_decay"),
         (dict(warmup_steps=20), "warmup_steps"),
         (dict(steps=None), "Pass steps=N"),
+        (dict(weight_decay=float("nan")), "weight_decay"),
+        (dict(lora_rank=65), "larger than the model's hidden size 64"),
     ],
 )
 def test_compile_rejects_bad_options(tiny_lm, options, message):

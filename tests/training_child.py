@@ -4,6 +4,7 @@ Usage: python tests/training_child.py train|save CONFIG.json
 """
 
 import json
+import logging
 import pathlib
 import signal
 import sys
@@ -28,6 +29,11 @@ if config.get("jax_cache"):
 
 def say(*parts):
     print(*parts, flush=True)
+
+
+# kgpt2 logs its progress; the parent reads it from our stdout.
+logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(message)s")
+logging.getLogger("kgpt2").setLevel(logging.INFO)
 
 
 class PauseAfterStep(keras.callbacks.Callback):
@@ -63,7 +69,7 @@ if mode == "train":
     dataset = tokenized_dataset(config["data"], **config.get("dataset", {}))
     pause = config.get("pause_after_step")
     callbacks = [PauseAfterStep(*pause)] if pause else []
-    result = kgpt2.finetune(lm, dataset, callbacks=callbacks, print_fn=say, **config["finetune"])
+    result = kgpt2.finetune(lm, dataset, callbacks=callbacks, **config["finetune"])
     say(f"RESULT {result.stop_reason} {result.step}")
 elif mode == "save":
     import os

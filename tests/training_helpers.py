@@ -15,7 +15,7 @@ TANG = TESTS / "fixtures" / "tang" / "poet.tang.0.json"
 SEQUENCE_LENGTH = 32
 # The training settings most tests share: the same settings compile to the
 # same XLA program, which the JAX compilation cache then compiles only once.
-SETTINGS = dict(steps=8, epochs=2, learning_rate=2e-3, warmup_steps=2)
+SETTINGS = dict(steps=8, epochs=2, learning_rate=2e-3, warmup_steps=2, sample_every=0)
 
 
 def tang_texts():

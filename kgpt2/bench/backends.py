@@ -1,4 +1,4 @@
-"""Measure under another Keras backend, in a subprocess.
+"""Measure under another Keras backend, in a child process.
 
 Keras fixes its backend when it is first imported, so `kgpt2 bench
 --backends jax,tensorflow` measures the running backend in-process and
@@ -7,13 +7,21 @@ each other one in a child `python -m kgpt2.bench.backends` with
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
 
+import keras
 
-def measure_in_subprocess(backend, settings, print_fn=print):
+from kgpt2.bench.measure import measure_backend
+from kgpt2.errors import Error
+
+logger = logging.getLogger("kgpt2")
+
+
+def measure_in_subprocess(backend, settings):
     """Run `measure_backend(settings)` under `backend` in a child process.
 
     The child's progress lines go straight to this process's stdout/stderr.
@@ -39,7 +47,8 @@ def measure_in_subprocess(backend, settings, print_fn=print):
     with tempfile.TemporaryDirectory(prefix="kgpt2-bench-") as folder:
         output = os.path.join(folder, "part.json")
         command = [sys.executable, "-m", "kgpt2.bench.backends", json.dumps(settings), output]
-        print_fn(f"Backend {backend}: measuring in a subprocess (KERAS_BACKEND={backend})")
+        logger.info("Backend %s: measuring in a subprocess (KERAS_BACKEND=%s)", backend, backend)
+        sys.stdout.flush()
         status = subprocess.run(command, env=environment).returncode
         if status != 0 or not os.path.exists(output):
             raise RuntimeError(
@@ -52,11 +61,8 @@ def measure_in_subprocess(backend, settings, print_fn=print):
 
 def _main(argv):
     settings_json, output = argv
-    import keras
-
-    from kgpt2.bench.benchmark import measure_backend
-    from kgpt2.presets import PresetError
-
+    # The parent shows these lines as its own progress.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     expected = os.environ.get("KERAS_BACKEND")
     if keras.config.backend() != expected:
         print(f"kgpt2 bench: error: Keras started on {keras.config.backend()}, "
@@ -64,7 +70,7 @@ def _main(argv):
         return 1
     try:
         part = measure_backend(json.loads(settings_json))
-    except (PresetError, ValueError, FileNotFoundError) as error:
+    except (Error, ValueError, FileNotFoundError) as error:
         print(f"kgpt2 bench ({expected}): error: {error}", file=sys.stderr)
         return 1
     with open(output, "w", encoding="utf-8") as file:

@@ -1,32 +1,32 @@
 """Generation speed: first-call seconds and steady tokens/s of a generation path.
 
-The protocol is the one of issue 6 (and of the HF transformers peer script,
-so the two compare as ratios): a prompt of `prompt_length` token ids built
-from "The quick brown fox" ([464, 2068, 7586, 21831]), `new_tokens` new tokens,
-no early stop. Call 0 of each (sampler, batch size) is the first call, which
-includes compilation; the calls after it are steady. Several paths ("impls")
-are measured call by call in turn, so that a noisy, shared machine slows them
-alike and their ratio stays meaningful.
+The protocol is the HF transformers peer script's (see `kgpt2.bench.settings`):
+a prompt of `prompt_length` token ids built from "The quick brown fox",
+`new_tokens` new tokens, no early stop. Call 0 of each (sampler, batch size)
+is the first call, which includes compilation; the calls after it are steady.
+Several paths ("impls") are measured call by call in turn, so that a noisy,
+shared machine slows them alike and their ratio stays meaningful.
 """
 
+import logging
 import statistics
 import time
 
-from kgpt2.bench.model import detached_preprocessor
+import keras
+import keras_hub
+import numpy as np
 
-# "The quick brown fox" in GPT-2's vocabulary.
-PROMPT_TOKEN_IDS = (464, 2068, 7586, 21831)
+from kgpt2 import samplers as kgpt2_samplers
+from kgpt2.bench.settings import IMPLS
+from kgpt2.bench.settings import PROMPT_TOKEN_IDS
+from kgpt2.bench.settings import SAMPLER_OPTIONS
+from kgpt2.bench.settings import check_choices
+from kgpt2.checks import check_integer
+from kgpt2.errors import InputError
+from kgpt2.generation.token_ids import generate_token_ids
+from kgpt2.training.preprocessing import detached_preprocessor
 
-# The options of the HF peer script, so that sampled runs compare too.
-SAMPLER_OPTIONS = {
-    "greedy": {},
-    "top_k": {"k": 5},
-    "top_p": {"p": 0.9},
-}
-
-# "kgpt2": kgpt2.generation.generate_token_ids. "keras_hub": plain
-# GPT2CausalLM.generate on token ids with the preprocessor detached.
-IMPLS = ("kgpt2", "keras_hub")
+logger = logging.getLogger("kgpt2")
 
 
 def prompt_token_ids(prompt_length):
@@ -39,8 +39,7 @@ def prompt_token_ids(prompt_length):
     print(prompt_token_ids(6))  # [464, 2068, 7586, 21831, 464, 2068]
     ```
     """
-    if not isinstance(prompt_length, int) or prompt_length < 1:
-        raise ValueError(f"prompt_length must be an integer >= 1, got {prompt_length!r}.")
+    check_integer(None, "prompt_length", prompt_length, minimum=1)
     repeats = -(-prompt_length // len(PROMPT_TOKEN_IDS))
     return list(PROMPT_TOKEN_IDS * repeats)[:prompt_length]
 
@@ -58,24 +57,14 @@ def make_sampler(name, impl="kgpt2"):
     print(make_sampler("top_k").k)  # 5
     ```
     """
-    if name not in SAMPLER_OPTIONS:
-        raise ValueError(
-            f"Unknown sampler {name!r} for the benchmark; choose from "
-            f"{', '.join(SAMPLER_OPTIONS)}."
-        )
+    check_choices("samplers", [name], list(SAMPLER_OPTIONS))
     if impl == "keras_hub":
-        import keras_hub
-
         return keras_hub.samplers.deserialize({"class_name": name, "config": SAMPLER_OPTIONS[name]})
-    import kgpt2
-
-    return kgpt2.samplers.get(name, **SAMPLER_OPTIONS[name])
+    return kgpt2_samplers.get(name, **SAMPLER_OPTIONS[name])
 
 
 def _keras_hub_call(lm, sampler, token_ids, max_length):
     """Plain `GPT2CausalLM.generate` on ids, as KerasHub documents it."""
-    import numpy as np
-
     batch_size, prompt_length = token_ids.shape
     padded = np.zeros((batch_size, max_length), "int32")
     padded[:, :prompt_length] = token_ids
@@ -95,8 +84,6 @@ def _keras_hub_call(lm, sampler, token_ids, max_length):
 
 
 def _kgpt2_call(lm, sampler, token_ids, max_length):
-    from kgpt2.generation import generate_token_ids
-
     def call():
         return generate_token_ids(lm, token_ids, max_length, sampler=sampler)
 
@@ -120,11 +107,8 @@ def generation_call(lm, impl, sampler, token_ids, max_length):
     print(call().shape)  # (1, 6)
     ```
     """
-    import numpy as np
-
     calls = {"kgpt2": _kgpt2_call, "keras_hub": _keras_hub_call}
-    if impl not in calls:
-        raise ValueError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
+    check_choices("impls", [impl], IMPLS)
     return calls[impl](lm, sampler, np.asarray(token_ids, "int32"), max_length)
 
 
@@ -142,7 +126,6 @@ def bench_generation(
     prompt_length=4,
     new_tokens=128,
     calls=3,
-    print_fn=print,
 ):
     """Measure generation speed of each impl, sampler and batch size.
 
@@ -159,7 +142,8 @@ def bench_generation(
         new_tokens: tokens generated per sequence (no early stop).
         calls: calls per measurement: the first call, then `calls - 1`
             steady ones (at least 1).
-        print_fn: where one line per finished measurement goes.
+
+    One line per finished measurement goes to the "kgpt2" logger.
 
     Returns:
         A list of dicts, one per (sampler, batch size, impl), with every call's
@@ -178,31 +162,20 @@ def bench_generation(
     print(rows[0]["steady_tok_per_s"] > 0)  # True
     ```
     """
-    import keras
-    import numpy as np
-
-    impls = list(impls)
-    for impl in impls:
-        if impl not in IMPLS:
-            raise ValueError(f"Unknown generation impl {impl!r}; choose from {', '.join(IMPLS)}.")
-    samplers = list(samplers)
-    for name in samplers:
-        make_sampler(name)  # fails now on a bad name, not after measuring
-    if not isinstance(calls, int) or calls < 2:
-        raise ValueError(f"calls must be an integer >= 2 (a first call and a steady one), got {calls!r}.")
-    if not isinstance(new_tokens, int) or new_tokens < 1:
-        raise ValueError(f"new_tokens must be an integer >= 1, got {new_tokens!r}.")
+    impls = check_choices("impls", impls, IMPLS)
+    samplers = check_choices("samplers", samplers, list(SAMPLER_OPTIONS))
+    check_integer(None, "calls", calls, minimum=2)
+    check_integer(None, "new_tokens", new_tokens, minimum=1)
     prompt = prompt_token_ids(prompt_length)
     max_length = prompt_length + new_tokens
     model_max = lm.backbone.max_sequence_length
     if max_length > model_max:
-        raise ValueError(
+        raise InputError(
             f"prompt_length + new_tokens = {max_length} is longer than the "
             f"model's {model_max} positions."
         )
     for batch_size in batch_sizes:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch sizes must be integers >= 1, got {batch_size!r}.")
+        check_integer(None, "each batch size", batch_size, minimum=1)
 
     rows = []
     for sampler_name in samplers:
@@ -238,10 +211,10 @@ def bench_generation(
                     )
                 )
                 row = rows[-1]
-                print_fn(
-                    f"  generate {row['backend']:<10} {impl:<9} {sampler_name:<6} "
-                    f"batch {batch_size:<3} first {row['first_call_s']:7.2f} s  "
-                    f"steady {row['steady_tok_per_s']:8.1f} tok/s"
+                logger.info(
+                    "  generate %-10s %-9s %-6s batch %-3d first %7.2f s  steady %8.1f tok/s",
+                    row["backend"], impl, sampler_name, batch_size, row["first_call_s"],
+                    row["steady_tok_per_s"],
                 )
     return rows
 

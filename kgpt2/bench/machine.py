@@ -1,10 +1,18 @@
 """What a benchmark ran on: CPU, cores, load, backend and library versions."""
 
 import os
+import pathlib
 import platform
 import sys
 import time
 from importlib import metadata
+
+import jax
+import keras
+import numpy as np
+
+import kgpt2
+from kgpt2.generation.compilation_cache import enable_compilation_cache
 
 # Every distribution whose version changes the numbers.
 VERSIONED_PACKAGES = ("keras", "keras-hub", "jax", "jaxlib", "tensorflow", "numpy")
@@ -62,9 +70,6 @@ def matvec_bandwidth_gb_s(rows=50257, columns=768, repeats=30):
     print(matvec_bandwidth_gb_s(rows=4096, columns=256, repeats=3) > 0)  # True
     ```
     """
-    import jax
-    import numpy as np
-
     cpu = jax.devices("cpu")[0]
     matrix = np.random.default_rng(0).standard_normal((rows, columns), dtype=np.float32)
     matrix_on_device = jax.device_put(matrix, cpu)
@@ -94,10 +99,6 @@ def compilation_cache_state():
     print(compilation_cache_state())  # e.g. {'folder': '~/.cache/kgpt2/jax', 'files_at_start': 12}
     ```
     """
-    import pathlib
-
-    from kgpt2.generation import enable_compilation_cache
-
     folder = enable_compilation_cache()
     if folder is None:
         return None
@@ -117,8 +118,6 @@ def machine_info(bandwidth=True):
     print(info["backend"], info["cores"] >= 1)  # jax True
     ```
     """
-    import keras
-
     try:
         usable_cores = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -134,14 +133,8 @@ def machine_info(bandwidth=True):
         "backend": keras.config.backend(),
         "versions": {package: _version(package) for package in VERSIONED_PACKAGES},
     }
-    info["versions"]["kgpt2"] = _kgpt2_version()
+    info["versions"]["kgpt2"] = kgpt2.__version__
     info["compilation_cache"] = compilation_cache_state()
     if bandwidth:
         info["matvec_bandwidth_gb_s"] = matvec_bandwidth_gb_s()
     return info
-
-
-def _kgpt2_version():
-    import kgpt2
-
-    return kgpt2.__version__

@@ -1,7 +1,11 @@
 """A benchmark report as a PNG: generation tokens/s by batch size and sampler."""
 
-import os
-import tempfile
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from kgpt2.atomic import atomic_writer
+from kgpt2.bench.report import series_name
+from kgpt2.errors import InputError
 
 
 def plot_report(report, path):
@@ -16,19 +20,14 @@ def plot_report(report, path):
     import tempfile, kgpt2
     from kgpt2.bench.plot import plot_report
 
-    report = kgpt2.bench("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
-                         new_tokens=4, train=None, print_fn=lambda *a: None)
+    report = kgpt2.bench.run("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
+                             new_tokens=4, train=None)
     plot_report(report, tempfile.mkdtemp() + "/bench.png")
     ```
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from kgpt2.bench.report import series_name
-
-    rows = [row for row in report["summary"] if row["what"] == "generate"]
+    rows = report.rows("generate")
     if not rows:
-        raise ValueError("The report has no generation results to plot.")
+        raise InputError("The report has no generation results to plot.")
     batch_sizes = sorted({row["batch"] for row in rows})
     samplers = list(dict.fromkeys(row["sampler"] for row in rows))
     series = list(dict.fromkeys(series_name(row) for row in rows))
@@ -50,25 +49,16 @@ def plot_report(report, path):
         axis.set_xticks(range(len(samplers)), samplers)
         axis.set_title(f"batch {batch_size}")
         axis.set_ylabel("steady tokens/s")
-    settings = report["settings"]
+    settings = report.settings
     figure.suptitle(
         f"{settings['preset']}: {settings['prompt_length']}-token prompt + "
-        f"{settings['new_tokens']} new tokens ({report['machine']['cpu']}, "
-        f"{report['machine']['usable_cores']} cores)",
+        f"{settings['new_tokens']} new tokens ({report.machine['cpu']}, "
+        f"{report.machine['usable_cores']} cores)",
         fontsize=9,
     )
     handles, labels = axes[0].get_legend_handles_labels()
     # Below the panels, so it never hides a bar.
     figure.legend(handles, labels, loc="outside lower center", ncols=min(len(series), 4), fontsize=8)
-    path = os.fspath(path)
-    descriptor, staging = tempfile.mkstemp(
-        prefix=".bench-", suffix=".png", dir=os.path.dirname(os.path.abspath(path))
-    )
-    os.close(descriptor)
-    try:
-        figure.savefig(staging, format="png", dpi=120)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+    with atomic_writer(path, "wb") as file:
+        figure.savefig(file, format="png", dpi=120)
     return path

@@ -59,9 +59,15 @@ def combine_rounds(rows):
             seconds = [first["step_s"][0]] + [
                 s for row in group for s in row["step_s"][row["warmup_steps"]:]
             ]
+            cpu_seconds = None
+            if all("cpu_step_s" in row for row in group):
+                cpu_seconds = [first["cpu_step_s"][0]] + [
+                    s for row in group for s in row["cpu_step_s"][row["warmup_steps"]:]
+                ]
             fields = {field: first[field] for field in TRAINING_KEY if field not in ("batch", "sequence_length")}
             combined = training_row(seconds, warmup_steps=1, batch=first["batch"],
-                                    sequence_length=first["sequence_length"], **fields)
+                                    sequence_length=first["sequence_length"],
+                                    cpu_step_seconds=cpu_seconds, **fields)
         combined["rounds"] = len(group)
         summary.append(combined)
     return summary

@@ -3,13 +3,25 @@
 The protocol matches the HF transformers peer script: `steps` optimizer
 steps (Adam, every token in the loss) on one fixed batch of random token
 ids; step 0 (compilation included) is reported apart, and the steady step
-time is the median of the steps after `warmup_steps`.
+time is the median of the steps after `warmup_steps`. Each step's CPU
+seconds (this process, all cores summed) are kept beside its wall-clock
+seconds: on a machine shared with other work, tokens per CPU-second is the
+steadier figure.
 """
 
+import logging
 import statistics
 import time
 
-from kgpt2.bench.model import detached_preprocessor
+import keras
+import numpy as np
+
+from kgpt2.checks import check_integer
+from kgpt2.errors import InputError
+from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.preprocessing import detached_preprocessor
+
+logger = logging.getLogger("kgpt2")
 
 
 def training_batch(batch_size, sequence_length, vocabulary_size, seed=0):
@@ -26,8 +38,6 @@ def training_batch(batch_size, sequence_length, vocabulary_size, seed=0):
     print(x["token_ids"].shape, y.shape)  # (2, 8) (2, 8)
     ```
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, vocabulary_size, size=(batch_size, sequence_length + 1), dtype="int32")
     x = {
@@ -37,17 +47,32 @@ def training_batch(batch_size, sequence_length, vocabulary_size, seed=0):
     return x, ids[:, 1:], np.ones((batch_size, sequence_length), "float32")
 
 
-def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=2, print_fn=print):
+def _check(lm, batch_size, sequence_length, steps, warmup_steps):
+    check_integer("training", "batch_size", batch_size, minimum=1)
+    check_integer("training", "sequence_length", sequence_length, minimum=2)
+    check_integer("training", "warmup_steps", warmup_steps, minimum=1)
+    check_integer("training", "steps", steps, minimum=warmup_steps + 1)
+    model_max = lm.backbone.max_sequence_length
+    if sequence_length > model_max:
+        raise InputError(
+            f"training sequence_length {sequence_length} is longer than the "
+            f"model's {model_max} positions."
+        )
+
+
+def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=2):
     """Measure training step time and tokens/s of `lm` (this changes its weights).
 
     The model is compiled with `kgpt2.compile` (Adam, learning rate 5e-5,
     `SparseCategoricalCrossentropy(from_logits=True)`, accuracy) and trained
     with Keras's `train_on_batch`, which returns only when the step is done.
+    One line goes to the "kgpt2" logger.
 
     Returns:
-        A dict with every step's seconds (`step_s`), `first_step_s`,
-        `steady_step_s` (median after warm-up), `tokens` per step and
-        `steady_tok_per_s` (= tokens / steady_step_s).
+        A dict (see `training_row`) with every step's wall-clock and CPU
+        seconds (`step_s`, `cpu_step_s`), `first_step_s`, `steady_step_s`
+        (median after warm-up), `tokens` per step, `steady_tok_per_s`
+        (= tokens / steady_step_s) and `steady_tok_per_cpu_s`.
 
     Example:
     ```python
@@ -59,50 +84,39 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
     print(row["steady_tok_per_s"] > 0)  # True
     ```
     """
-    import keras
-
-    import kgpt2
-
-    for name, value, low in [("batch_size", batch_size, 1), ("sequence_length", sequence_length, 2),
-                             ("warmup_steps", warmup_steps, 1)]:
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"training {name} must be an integer >= {low}, got {value!r}.")
-    if not isinstance(steps, int) or steps <= warmup_steps:
-        raise ValueError(
-            f"training steps must be an integer > warmup_steps ({warmup_steps}), got {steps!r}."
-        )
-    model_max = lm.backbone.max_sequence_length
-    if sequence_length > model_max:
-        raise ValueError(
-            f"training sequence_length {sequence_length} is longer than the "
-            f"model's {model_max} positions."
-        )
+    _check(lm, batch_size, sequence_length, steps, warmup_steps)
     x, y, sample_weight = training_batch(batch_size, sequence_length, lm.backbone.vocabulary_size)
-    kgpt2.compile(lm, learning_rate=5e-5, steps=steps)
-    seconds = []
+    compile_lm(lm, learning_rate=5e-5, steps=steps)
+    seconds, cpu_seconds = [], []
     with detached_preprocessor(lm):
         for _ in range(steps):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             lm.train_on_batch(x, y, sample_weight=sample_weight)
             seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
     row = training_row(
         seconds,
         warmup_steps=warmup_steps,
+        cpu_step_seconds=cpu_seconds,
         impl="kgpt2",
         backend=keras.config.backend(),
         batch=batch_size,
         sequence_length=sequence_length,
     )
-    print_fn(
-        f"  train    {row['backend']:<10} {'kgpt2':<9} batch {batch_size} x {sequence_length}  "
-        f"first {row['first_step_s']:7.2f} s  steady {row['steady_step_s']:.3f} s/step  "
-        f"{row['steady_tok_per_s']:8.1f} tok/s"
+    logger.info(
+        "  train    %-10s %-9s batch %d x %d  first %7.2f s  steady %.3f s/step  %8.1f tok/s",
+        row["backend"], "kgpt2", batch_size, sequence_length, row["first_step_s"],
+        row["steady_step_s"], row["steady_tok_per_s"],
     )
     return row
 
 
-def training_row(step_seconds, warmup_steps, batch, sequence_length, **fields):
+def training_row(step_seconds, warmup_steps, batch, sequence_length, cpu_step_seconds=None,
+                 **fields):
     """Summarise the seconds of each training step as a result row.
+
+    `cpu_step_seconds`, when known, adds `cpu_step_s` and
+    `steady_tok_per_cpu_s` (tokens over the median CPU seconds after warm-up).
 
     Example:
     ```python
@@ -114,7 +128,7 @@ def training_row(step_seconds, warmup_steps, batch, sequence_length, **fields):
     """
     tokens = batch * sequence_length
     steady = statistics.median(step_seconds[warmup_steps:])
-    return {
+    row = {
         "what": "train",
         **fields,
         "batch": batch,
@@ -127,3 +141,7 @@ def training_row(step_seconds, warmup_steps, batch, sequence_length, **fields):
         "steady_tok_per_s": tokens / steady,
         "first_over_steady": step_seconds[0] / steady,
     }
+    if cpu_step_seconds is not None:
+        row["cpu_step_s"] = list(cpu_step_seconds)
+        row["steady_tok_per_cpu_s"] = tokens / statistics.median(cpu_step_seconds[warmup_steps:])
+    return row

@@ -1,5 +1,7 @@
 """`kgpt2 generate`: samples from a preset or a fine-tuned checkpoint."""
 
+import logging
+
 # Flag -> kgpt2.samplers option name; flags left unset keep the default.
 SAMPLER_FLAGS = {
     "temperature": "temperature",
@@ -51,6 +53,7 @@ def register(subparsers):
 
 def run(args):
     import kgpt2
+    from kgpt2.generation.samples_file import format_samples
 
     options = {
         option: getattr(args, flag)
@@ -73,11 +76,8 @@ def run(args):
         seed=args.seed,
         destination_path=args.output,
     )
-    from kgpt2.generation.samples_file import format_samples
-
+    # The samples alone on stdout (pipe them anywhere); the speed line goes
+    # to the "kgpt2" logger, which the CLI shows on stderr.
     print(format_samples(texts), end="")
-    print(
-        f"{texts.new_tokens} new tokens in {texts.seconds:.2f} s: "
-        f"{texts.tokens_per_second:.1f} tokens/s"
-        + (f" (samples also written to {args.output})" if args.output else "")
-    )
+    if args.output:
+        logging.getLogger("kgpt2").info("Samples also written to %s", args.output)

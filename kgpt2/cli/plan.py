@@ -1,5 +1,10 @@
 """`kgpt2 plan`: estimate memory per device before fine-tuning."""
 
+import kgpt2
+from kgpt2.cli.tables import print_lines
+from kgpt2.cli.tables import print_table
+from kgpt2.training.memory_plan import format_bytes
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -26,8 +31,6 @@ def register(subparsers):
 
 
 def run(args):
-    import kgpt2
-
     result = kgpt2.plan(
         args.preset,
         batch_size=args.batch_size,
@@ -38,4 +41,36 @@ def run(args):
         devices=args.devices,
         distribution=args.distribution,
     )
-    print(result.table())
+    print_plan(result)
+
+
+def print_plan(result):
+    """Print a `kgpt2.plan` result: every compared option, the requested one starred."""
+    where = (f"{result.devices} devices, {result.distribution}"
+             if result.devices > 1 else "1 device")
+    print_lines(
+        f"{result.preset}: {result.comparison[0].parameters:,} parameters; batch "
+        f"{result.batch_size} x {result.sequence_length} tokens per update; "
+        f"{where}. Adam, bytes per device:"
+    )
+    columns = ["option", "micro-batch", "trainable", "parameters", "gradients",
+               "Adam moments", "activations", "total"]
+    rows = []
+    for estimate in result.comparison:
+        marker = "*" if estimate.label == result.label else " "
+        rows.append([
+            f"{marker} {estimate.label}",
+            estimate.micro_batch_size,
+            f"{estimate.trainable_parameters:,}",
+            format_bytes(estimate.parameter_bytes),
+            format_bytes(estimate.gradient_bytes),
+            format_bytes(estimate.optimizer_bytes),
+            format_bytes(estimate.activation_bytes),
+            format_bytes(estimate.total_bytes),
+        ])
+    print_table(None, columns, rows, numeric=set(columns[1:]))
+    print_lines(
+        "* = the options asked for. micro-batch: sequences per device per forward "
+        "pass. The runtime itself is not counted: keep headroom (CPU training "
+        "processes peaked at 1.1-1.5x these totals, see benchmarks/plan_memory.py)."
+    )

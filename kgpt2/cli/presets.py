@@ -1,4 +1,8 @@
-"""`kgpt2 presets`: list every preset name with size and origin."""
+"""`kgpt2 presets`: list every preset name with its size and origin."""
+
+import kgpt2
+from kgpt2.cli.tables import print_lines
+from kgpt2.cli.tables import print_table
 
 
 def register(subparsers):
@@ -6,16 +10,16 @@ def register(subparsers):
         "presets",
         help="list GPT-2 presets (official and built-in offline ones)",
         description="List every preset name kgpt2 can load, with parameter "
-        "count, float32 size on disk and where it comes from.",
+        "count, float32 size and where it comes from.",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args):
-    import kgpt2
-
-    rows = kgpt2.presets.list()
-    print(f"{'name':<28} {'params':>14} {'size MB':>9}  source")
-    for row in rows:
-        print(f"{row.name:<28} {row.params:>14,} {row.size_on_disk_mb:>9,.1f}  {row.source}")
-    print("\nAlso accepted: a local preset directory, hf://USER/REPO, kaggle://HANDLE.")
+    rows = []
+    for name in kgpt2.presets.names():
+        info = kgpt2.presets.info(name)
+        rows.append([info.name, f"{info.params:,}", f"{info.float32_mb:,.1f}", info.source])
+    print_table(None, ["name", "parameters", "float32 MiB", "source"], rows,
+                numeric={"parameters", "float32 MiB"})
+    print_lines("Also accepted: a local preset directory, hf://USER/REPO, kaggle://HANDLE.")

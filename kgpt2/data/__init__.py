@@ -1,10 +1,13 @@
 """Data pipelines: TFDS corpora, chinese-poetry JSON and text files.
 
-Every adapter returns a batched `tf.data.Dataset` that `GPT2CausalLM.fit`
+Every adapter returns one batched `tf.data.Dataset` that `GPT2CausalLM.fit`
 accepts directly, and takes the shared options of `kgpt2.data.pipeline`
-(batch_size, shuffle, seed, take, cache, prefetch, validation_split, pack,
-sequence_length, tokenizer). Packed pipelines yield token ids: fit them with
-the preprocessor detached (see `is_preprocessed`).
+(batch_size, shuffle, seed, take, cache, prefetch, validation_split and
+subset, pack, sequence_length, tokenizer). A validation split works as in
+`keras.utils.text_dataset_from_directory`: call the adapter once with
+`subset="training"` and once with `subset="validation"`, same seed.
+Packed pipelines yield token ids: fit them with the preprocessor detached
+(see `is_preprocessed`).
 
 Example:
 ```python
@@ -12,9 +15,9 @@ import kgpt2
 from kgpt2.demo import sample_poems_path
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
-train, validation = kgpt2.data.poetry(
-    sample_poems_path(), batch_size=8, take=10, validation_split=0.1
-)
+options = dict(batch_size=8, take=10, validation_split=0.1)
+train = kgpt2.data.poetry(sample_poems_path(), subset="training", **options)
+validation = kgpt2.data.poetry(sample_poems_path(), subset="validation", **options)
 lm.fit(train, validation_data=validation, epochs=1, verbose=0)
 ```
 """

@@ -12,10 +12,14 @@ them accept the same keywords with the same defaults:
 - `cache=True`: cache the texts (or packed windows) in memory after the
   first epoch; a string caches to files with that prefix instead.
 - `prefetch=True`: overlap input preparation with training.
-- `validation_split=None`: a fraction in (0, 1) of the texts to hold out.
-  The texts are split before packing, at random with `seed` (or the last
-  ones when `shuffle=False`), and a `(train, validation)` pair is returned.
-  The validation set is never shuffled; `take` caps it too.
+- `validation_split=None`, `subset=None`: hold out a fraction in (0, 1) of
+  the texts, as `keras.utils.text_dataset_from_directory` does: with
+  `subset="training"` the adapter returns the rest, with
+  `subset="validation"` the held-out part; call it twice (same `seed`) for
+  both. The texts are split before packing, at random with `seed` (or the
+  last ones when `shuffle=False`), the same way on every call. The
+  validation set is never shuffled; `take` caps it too. Every adapter
+  returns one `tf.data.Dataset`, whatever the options.
 - `pack=False`, `sequence_length=None`, `tokenizer=None`: with `pack=True`
   the texts are tokenized and packed into full windows when the pipeline is
   built (see `kgpt2.data.packing`); both other options are then required.
@@ -43,16 +47,34 @@ def _positive_int(value, name, allow_none=False):
         raise DataError(f"{name} must be {allowed}, got {value!r}.")
 
 
-def _check_options(batch_size, take, validation_split, pack, sequence_length, tokenizer):
-    _positive_int(batch_size, "batch_size")
-    _positive_int(take, "take", allow_none=True)
-    if validation_split is not None and not (
-        isinstance(validation_split, numbers.Real) and 0 < validation_split < 1
-    ):
+SUBSETS = ("training", "validation")
+
+
+def _check_split(validation_split, subset):
+    if validation_split is None:
+        if subset is not None:
+            raise DataError(
+                f"subset={subset!r} needs validation_split, the fraction to hold out."
+            )
+        return
+    if not (isinstance(validation_split, numbers.Real) and 0 < validation_split < 1):
         raise DataError(
             f"validation_split must be None or a fraction between 0 and 1 "
             f"(exclusive), got {validation_split!r}."
         )
+    if subset not in SUBSETS:
+        raise DataError(
+            f"validation_split={validation_split} needs subset='training' or "
+            f"subset='validation' (got {subset!r}); call twice, with the same seed, "
+            "for both parts."
+        )
+
+
+def _check_options(batch_size, take, validation_split, subset, pack, sequence_length,
+                   tokenizer):
+    _positive_int(batch_size, "batch_size")
+    _positive_int(take, "take", allow_none=True)
+    _check_split(validation_split, subset)
     if pack:
         if tokenizer is None:
             raise DataError(
@@ -171,6 +193,7 @@ def build_pipeline(
     cache=True,
     prefetch=True,
     validation_split=None,
+    subset=None,
     pack=False,
     sequence_length=None,
     tokenizer=None,
@@ -182,12 +205,12 @@ def build_pipeline(
             of scalar strings.
         source: how error messages name the input, e.g. `poetry:PATH`.
         batch_size, shuffle, seed, take, cache, prefetch, validation_split,
-        pack, sequence_length, tokenizer: the shared options described in
-            this module's docstring.
+        subset, pack, sequence_length, tokenizer: the shared options
+            described in this module's docstring.
 
     Returns:
-        A `tf.data.Dataset`, or a `(train, validation)` pair of them when
-        `validation_split` is set.
+        A batched `tf.data.Dataset`: all the texts, or with
+        `validation_split` the `subset` asked for.
 
     Raises:
         DataError: a bad option value, no texts, a validation split that
@@ -198,13 +221,14 @@ def build_pipeline(
     ```python
     from kgpt2.data.pipeline import build_pipeline
 
-    train, validation = build_pipeline(
-        ["one", "two", "three", "four"], batch_size=2, validation_split=0.25
-    )
+    texts = ["one", "two", "three", "four"]
+    train = build_pipeline(texts, batch_size=2, validation_split=0.25, subset="training")
+    validation = build_pipeline(texts, batch_size=2, validation_split=0.25, subset="validation")
     print([len(batch) for batch in train], [len(b) for b in validation])  # [2, 1] [1]
     ```
     """
-    _check_options(batch_size, take, validation_split, pack, sequence_length, tokenizer)
+    _check_options(batch_size, take, validation_split, subset, pack, sequence_length,
+                   tokenizer)
     options = dict(
         batch_size=batch_size, shuffle=shuffle, seed=seed, take=take, cache=cache,
         prefetch=prefetch, pack=pack, sequence_length=sequence_length, tokenizer=tokenizer,
@@ -220,10 +244,9 @@ def build_pipeline(
     (train, train_count), (held, held_count) = _split(
         dataset, count, validation_split, shuffle, seed, source
     )
-    return (
-        _finish(train, train_count, True, source, options),
-        _finish(held, held_count, False, source, options),
-    )
+    if subset == "training":
+        return _finish(train, train_count, True, source, options)
+    return _finish(held, held_count, False, source, options)
 
 
 def from_texts(texts, **pipeline):
@@ -232,12 +255,12 @@ def from_texts(texts, **pipeline):
     Args:
         texts: a non-empty list (or other iterable) of strings.
         **pipeline: the shared options of `kgpt2.data.pipeline` (batch_size,
-            shuffle, seed, take, cache, prefetch, validation_split, pack,
-            sequence_length, tokenizer).
+            shuffle, seed, take, cache, prefetch, validation_split, subset,
+            pack, sequence_length, tokenizer).
 
     Returns:
         A `tf.data.Dataset` of string batches (or of packed `(x, y,
-        sample_weight)` with `pack=True`), or a `(train, validation)` pair.
+        sample_weight)` with `pack=True`).
 
     Example:
     ```python

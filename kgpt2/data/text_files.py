@@ -137,7 +137,7 @@ def text(path, unit="line", field=None, start=None, end=None, format=None, heade
 
     Returns:
         A `tf.data.Dataset` of string batches (or packed model inputs with
-        `pack=True`), or a `(train, validation)` pair.
+        `pack=True`): all of it, or the `subset` of a `validation_split`.
 
     Raises:
         FileNotFoundError: `path` does not exist.

@@ -75,7 +75,7 @@ def tfds_text(name, split="train", text_key=None, data_dir=None, download=True, 
 
     Returns:
         A `tf.data.Dataset` of string batches (or packed model inputs with
-        `pack=True`), or a `(train, validation)` pair.
+        `pack=True`): all of it, or the `subset` of a `validation_split`.
 
     Raises:
         DataError: an unknown dataset (close names are suggested) or config,

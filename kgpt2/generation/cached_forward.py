@@ -48,6 +48,11 @@ def empty_cache(backbone, batch_size, length, dtype=None):
     )
 
 
+def cache_slots(cache):
+    """Return how many token slots a cache from `empty_cache` has (its last axis)."""
+    return ops.shape(cache[0][0])[-1]
+
+
 def _attention_mask(num_queries, cache_length, start, offset):
     """Query `i` (at slot `start + i`) sees key slots in `[offset, start + i]`."""
     query_slots = ops.arange(num_queries, dtype="int32")[:, None] + start
@@ -108,7 +113,7 @@ def forward_with_cache(backbone, token_ids, cache, start, offset):
         `(batch, T, hidden_dim)` and the updated cache.
     """
     num_queries = ops.shape(token_ids)[1]
-    cache_length = ops.shape(cache[0][0])[-1]
+    cache_length = cache_slots(cache)
     positions = ops.maximum(ops.arange(num_queries, dtype="int32") + (start - offset), 0)
     tokens = backbone.token_embedding(token_ids)
     x = backbone.embeddings_add(

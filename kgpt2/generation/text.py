@@ -7,33 +7,27 @@ import kgpt2
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 texts = kgpt2.generate(lm, "The quick brown fox", sampler="top_k", seed=1,
                        max_length=24, nsamples=4, batch_size=2)
-print(len(texts), f"{texts.tokens_per_second:.0f} tokens/s")
+print(len(texts), texts[0])
 ```
 """
 
-import sys
+import logging
 import time
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TimeRemainingColumn
 
-from kgpt2.generation.samples_file import SAMPLE_DELIMITER
+from kgpt2.generation.sampler_lookup import reseed
+from kgpt2.generation.sampler_lookup import resolve_sampler
 from kgpt2.generation.samples_file import write_samples
+from kgpt2.generation.token_ids import generate_token_ids
+from kgpt2.generation.token_ids import model_max_length
 
-
-class GeneratedTexts(list):
-    """The samples (a plain list of strings) plus how fast they came.
-
-    Attributes:
-        new_tokens: tokens generated for the returned samples.
-        seconds: time spent generating (compiling included, if it happened).
-    """
-
-    new_tokens = 0
-    seconds = 0.0
-
-    @property
-    def tokens_per_second(self):
-        return self.new_tokens / self.seconds if self.seconds else 0.0
+logger = logging.getLogger("kgpt2")
 
 
 def _check_count(name, value):
@@ -62,8 +56,6 @@ def _prompt_list(prompt_or_prompts):
 
 
 def _max_length(lm, max_length):
-    from kgpt2.generation.token_ids import model_max_length
-
     preprocessor_length = lm.preprocessor.sequence_length
     limit = min(preprocessor_length, model_max_length(lm))
     if max_length is None:
@@ -138,9 +130,6 @@ def _progress(total_batches):
     clean), or None for a single batch."""
     if total_batches <= 1:
         return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     return Progress(
         "[progress.description]{task.description}", BarColumn(),
         MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
@@ -160,7 +149,6 @@ def generate(
     seed=None,
     stop_token_ids="auto",
     destination_path=None,
-    return_as_list=True,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
 
@@ -195,24 +183,17 @@ def generate(
             of the text), None (always generate to `max_length`), or ids.
         destination_path: also write the samples to this file, each followed
             by a line of twenty `=` (gpt-2-simple's format).
-        return_as_list: return the samples; with False, print them (with the
-            delimiter) unless they went to `destination_path`, and return None.
 
     Returns:
-        A `GeneratedTexts` (a list of strings: for each prompt in order, its
-        `nsamples` samples) with `new_tokens`, `seconds` and
-        `tokens_per_second`; or None when `return_as_list=False`.
+        A `list[str]`: for each prompt in order, its `nsamples` samples. How
+        many new tokens came in how many seconds (compiling included, if it
+        happened) goes to the "kgpt2" logger at INFO level.
 
     Raises:
         ValueError: an empty prompt list, `nsamples` or `batch_size` below 1,
             `max_length` over the limits or too short for a prompt, an unknown
             sampler name or option.
     """
-    # Keras loads here, not at `import kgpt2`.
-    from kgpt2.generation.sampler_lookup import reseed
-    from kgpt2.generation.sampler_lookup import resolve_sampler
-    from kgpt2.generation.token_ids import generate_token_ids
-
     prompts = _prompt_list(prompt_or_prompts)
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
@@ -231,7 +212,7 @@ def generate(
     # One row per (prompt, sample), generated batch_size rows at a time.
     jobs = [p for p in range(len(prompts)) for _ in range(nsamples)]
     batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
-    texts = GeneratedTexts()
+    texts, new_tokens, seconds = [], 0, 0.0
     progress = _progress(len(batches))
     task = progress.add_task("generating", total=len(batches)) if progress else None
     if progress:
@@ -248,10 +229,10 @@ def generate(
                 lm, token_ids, max_length, sampler=sampler,
                 stop_token_ids=stop_ids, prompt_lengths=lengths,
             )
-            texts.seconds += time.perf_counter() - start
+            seconds += time.perf_counter() - start
             for row, p in enumerate(batch):
                 new = _new_tokens(output[row], lengths[row], stop_ids)
-                texts.new_tokens += new.size
+                new_tokens += new.size
                 texts.append(
                     _text(lm, new, stop_ids, prompts[p], include_prefix, truncate)
                 )
@@ -260,11 +241,10 @@ def generate(
     finally:
         if progress:
             progress.stop()
+    logger.info(
+        "%d new tokens in %.2f s: %.1f tokens/s",
+        new_tokens, seconds, new_tokens / seconds if seconds else 0.0,
+    )
     if destination_path is not None:
         write_samples(texts, destination_path)
-    if return_as_list:
-        return texts
-    if destination_path is None:
-        for text in texts:
-            sys.stdout.write(f"{text}\n{SAMPLE_DELIMITER}\n")
-    return None
+    return texts

@@ -1,10 +1,13 @@
 """GPT-2 presets: the official KerasHub ones and built-in offline ones.
 
+Listing presets (`names`, `info`) needs neither Keras nor TensorFlow.
+
 Example:
 ```python
 import kgpt2
 
-for info in kgpt2.presets.list():
+for name in kgpt2.presets.names():
+    info = kgpt2.presets.info(name)
     print(info.name, info.params, info.source)
 ```
 """
@@ -12,7 +15,8 @@ for info in kgpt2.presets.list():
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import PresetInfo
-from kgpt2.presets.catalog import list_presets as list  # noqa: A001
+from kgpt2.presets.catalog import info
+from kgpt2.presets.catalog import names
 from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
 from kgpt2.presets.loading import PresetError
 from kgpt2.presets.loading import load
@@ -27,8 +31,9 @@ __all__ = [
     "PresetError",
     "PresetInfo",
     "gpt2_tokenizer",
-    "list",
+    "info",
     "load",
+    "names",
     "save",
     "with_dtype",
 ]

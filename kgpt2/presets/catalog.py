@@ -2,6 +2,9 @@
 
 import dataclasses
 
+from kgpt2.errors import InputError
+from kgpt2.presets.tokenizer import GPT2_VOCABULARY_SIZE
+
 # GPT-2's published shapes (OpenAI, 2019). They need no download, so memory
 # planning and `kgpt2 presets` work offline.
 GPT2_SHAPES = {
@@ -17,6 +20,19 @@ OFFICIAL_PRESETS = {
     "gpt2_large_en": "large",
     "gpt2_extra_large_en": "extra_large",
     "gpt2_base_en_cnn_dailymail": "base",
+}
+
+# KerasHub's descriptions and Kaggle version of the official presets, kept
+# here so that listing them needs neither KerasHub nor TensorFlow
+# (tests/test_presets.py checks them against KerasHub's registry).
+KAGGLE_VERSION = 3
+OFFICIAL_DESCRIPTIONS = {
+    "gpt2_base_en": "12-layer GPT-2 model where case is maintained. Trained on WebText.",
+    "gpt2_medium_en": "24-layer GPT-2 model where case is maintained. Trained on WebText.",
+    "gpt2_large_en": "36-layer GPT-2 model where case is maintained. Trained on WebText.",
+    "gpt2_extra_large_en": "48-layer GPT-2 model where case is maintained. Trained on WebText.",
+    "gpt2_base_en_cnn_dailymail": "12-layer GPT-2 model where case is maintained. "
+    "Finetuned on the CNN/DailyMail summarization dataset.",
 }
 
 # Built-in offline architectures: random weights from a seed, real tokenizer.
@@ -47,8 +63,6 @@ def backbone_config(shape_name_or_preset):
     print(backbone_config("gpt2_medium_en")["num_layers"])  # 24
     ```
     """
-    from kgpt2.presets.tokenizer import GPT2_VOCABULARY_SIZE
-
     name = shape_name_or_preset
     if name in RANDOM_PRESETS:
         config = dict(RANDOM_PRESETS[name])
@@ -87,52 +101,67 @@ def count_parameters(config):
 
 @dataclasses.dataclass(frozen=True)
 class PresetInfo:
-    """One row of `kgpt2.presets.list()`."""
+    """What `kgpt2.presets.info(name)` says about a preset.
+
+    Attributes:
+        name: the preset name `kgpt2.load` takes.
+        params: the backbone's parameter count.
+        float32_mb: what its weights take as float32, in MiB: the download
+            for an official preset, what `kgpt2.save` writes for a built-in one.
+        source: where the weights come from.
+        description: one line about the model.
+    """
 
     name: str
     params: int
-    size_on_disk_mb: float
+    float32_mb: float
     source: str
     description: str
 
 
-def list_presets():
-    """List every preset name kgpt2 resolves, with size and origin.
-
-    Sizes are what the weights take on disk as float32 (what Kaggle serves);
-    the random presets take nothing until you save them.
+def names():
+    """Return every preset name kgpt2 resolves: the official ones, then the built-in ones.
 
     Example:
     ```python
     import kgpt2
 
-    print([info.name for info in kgpt2.presets.list()])
+    print(kgpt2.presets.names()[-2:])  # ['gpt2_tiny_random', 'gpt2_base_random']
     ```
     """
-    import keras_hub
+    return [*OFFICIAL_PRESETS, *RANDOM_PRESETS]
 
-    rows = []
-    for name, shape in OFFICIAL_PRESETS.items():
-        metadata = keras_hub.models.GPT2Backbone.presets[name]["metadata"]
-        params = count_parameters(backbone_config(shape))
-        handle = keras_hub.models.GPT2Backbone.presets[name]["kaggle_handle"]
-        rows.append(
-            PresetInfo(
-                name=name,
-                params=params,
-                size_on_disk_mb=round(params * 4 / 2**20, 1),
-                source=f"download: {handle}",
-                description=metadata["description"],
-            )
+
+def info(name):
+    """Return a `PresetInfo` (size and origin) for a preset name, offline.
+
+    Raises:
+        kgpt2.errors.InputError: `name` is not one of `names()`.
+
+    Example:
+    ```python
+    import kgpt2
+
+    base = kgpt2.presets.info("gpt2_base_random")
+    print(base.params, base.float32_mb)  # 124439808 474.7
+    ```
+    """
+    if name not in OFFICIAL_PRESETS and name not in RANDOM_PRESETS:
+        raise InputError(
+            f"Unknown preset {name!r}; kgpt2.presets.names() lists them: "
+            f"{', '.join(names())}."
         )
-    for name, spec in RANDOM_PRESETS.items():
-        rows.append(
-            PresetInfo(
-                name=name,
-                params=count_parameters(backbone_config(name)),
-                size_on_disk_mb=0.0,
-                source="built in (random weights, seed; real GPT-2 tokenizer)",
-                description=spec["description"],
-            )
-        )
-    return rows
+    params = count_parameters(backbone_config(name))
+    if name in OFFICIAL_PRESETS:
+        source = f"download: kaggle://keras/gpt2/keras/{name}/{KAGGLE_VERSION}"
+        description = OFFICIAL_DESCRIPTIONS[name]
+    else:
+        source = "built in (random weights, seed; real GPT-2 tokenizer)"
+        description = RANDOM_PRESETS[name]["description"]
+    return PresetInfo(
+        name=name,
+        params=params,
+        float32_mb=round(params * 4 / 2**20, 1),
+        source=source,
+        description=description,
+    )

@@ -6,9 +6,10 @@ for the ones that sample). They are `keras_hub.samplers.Sampler` subclasses
 that run inside the compiled generate loop and serialize with
 `keras_hub.samplers.serialize` / `deserialize`.
 
-The names below load on first use, so `import kgpt2` stays instant (the CLI
-starts without importing Keras). Touching any of them registers every kgpt2
-sampler class with Keras, which `keras_hub.samplers.deserialize` needs.
+The names below load on first use, so that the `kgpt2` command starts
+without Keras. Touching `get`, `options`, `SAMPLERS` or any sampler class
+imports the registry, which registers every kgpt2 sampler class with Keras,
+as `keras_hub.samplers.deserialize` needs.
 
 Example:
 ```python
@@ -24,37 +25,24 @@ print(keras_hub.samplers.deserialize(config).get_config() == sampler.get_config(
 ```
 """
 
-import importlib
+from kgpt2.lazy import lazy_exports
 
-# Public name -> the module that defines it.
+# Public name -> the module that defines it (the registry imports, and so
+# registers, every sampler class).
 _EXPORTS = {
     "SAMPLERS": "kgpt2.samplers.registry",
     "get": "kgpt2.samplers.registry",
     "options": "kgpt2.samplers.registry",
-    "GreedySampler": "kgpt2.samplers.greedy_sampler",
-    "RandomSampler": "kgpt2.samplers.random_sampler",
-    "TopKSampler": "kgpt2.samplers.top_k_sampler",
-    "TopPSampler": "kgpt2.samplers.top_p_sampler",
-    "BeamSampler": "kgpt2.samplers.beam_sampler",
-    "ContrastiveSampler": "kgpt2.samplers.contrastive_sampler",
-    "RepetitionControl": "kgpt2.samplers.repetition_control",
+    "BeamSampler": "kgpt2.samplers.registry",
+    "ContrastiveSampler": "kgpt2.samplers.registry",
+    "GreedySampler": "kgpt2.samplers.registry",
+    "RandomSampler": "kgpt2.samplers.registry",
+    "TopKSampler": "kgpt2.samplers.registry",
+    "TopPSampler": "kgpt2.samplers.registry",
     "MinPFilter": "kgpt2.samplers.min_p_filter",
-    "logits_processing": "kgpt2.samplers.logits_processing",
+    "RepetitionControl": "kgpt2.samplers.repetition_control",
 }
 
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'kgpt2.samplers' has no attribute {name!r}")
-    # The registry imports every sampler module: all classes get registered.
-    importlib.import_module("kgpt2.samplers.registry")
-    module = importlib.import_module(_EXPORTS[name])
-    value = module if module.__name__.endswith("." + name) else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = sorted([*_EXPORTS, "logits_processing"])

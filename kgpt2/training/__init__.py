@@ -1,4 +1,4 @@
-"""Fine-tuning: the reference compile recipe, named runs, crash-safe checkpoints.
+"""Fine-tuning: the `Recipe`, named runs (`RunOptions`), crash-safe checkpoints.
 
 Example:
 ```python
@@ -7,32 +7,28 @@ import tensorflow as tf
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 poems = tf.data.Dataset.from_tensor_slices(["床前明月光，疑是地上霜。"] * 32).batch(8)
-result = kgpt2.finetune(lm, poems, epochs=2, learning_rate=1e-3, run_name="poems")
+recipe = kgpt2.Recipe(epochs=2, learning_rate=1e-3)
+result = kgpt2.finetune(lm, poems, recipe=recipe, run_name="poems")
 lm = kgpt2.load("checkpoint/poems")  # the latest checkpoint
 ```
+
+Names load on first use, so that `kgpt2 plan` (which needs only
+`kgpt2.training.memory_plan`) starts without Keras.
 """
 
-from kgpt2.training.checkpoints import RunDirectory
-from kgpt2.training.compile import compile
-from kgpt2.training.finetune import FinetuneResult
-from kgpt2.training.finetune import finetune
-from kgpt2.training.runs import validate_run_name
+from kgpt2.lazy import lazy_exports
 
-__all__ = [
-    "FinetuneResult",
-    "RunDirectory",
-    "WarmupPolynomialDecay",
-    "compile",
-    "finetune",
-    "validate_run_name",
-]
+_EXPORTS = {
+    "FinetuneResult": "kgpt2.training.finetune",
+    "Recipe": "kgpt2.training.recipe",
+    "RunDirectory": "kgpt2.training.checkpoints",
+    "RunOptions": "kgpt2.training.run_options",
+    "WarmupPolynomialDecay": "kgpt2.training.schedule",
+    "compile": "kgpt2.training.compiling",
+    "finetune": "kgpt2.training.finetune",
+    "validate_run_name": "kgpt2.training.runs",
+}
 
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
-def __getattr__(name):
-    # The schedule subclasses a Keras class: import Keras only when asked,
-    # so that `import kgpt2` (and `kgpt2 --help`) stays instant.
-    if name == "WarmupPolynomialDecay":
-        from kgpt2.training.schedule import WarmupPolynomialDecay
-
-        return WarmupPolynomialDecay
-    raise AttributeError(f"module 'kgpt2.training' has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)

@@ -1,29 +1,25 @@
-"""`kgpt2.finetune`: a named, resumable, crash-safe fine-tuning run."""
+"""`kgpt2.finetune`: a named, resumable, crash-safe fine-tuning run.
+
+`finetune` runs five steps, each a function below: validate the inputs,
+open (or resume) the run, build the callbacks, train, report.
+"""
 
 import contextlib
 import dataclasses
+import logging
 import pathlib
 
-from kgpt2.presets import MAX_SEQUENCE_LENGTH
-from kgpt2.training.compile import check_causal_lm
-from kgpt2.training.compile import compile as compile_lm
-from kgpt2.training.compile import lora_rank_of
-from kgpt2.training.compile import precision_policy
-from kgpt2.training.runs import validate_run_name
-from kgpt2.training.steps import count_steps
+from kgpt2.errors import InputError
+from kgpt2.training.compiling import as_recipe
+from kgpt2.training.compiling import check_causal_lm
+from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.compiling import lora_rank_of
+from kgpt2.training.recipe import Recipe
+from kgpt2.training.run_options import RunOptions
+from kgpt2.training.steps import batches_per_pass
 from kgpt2.training.steps import fit_segments
 
-RESTORE_FROM = ("latest", "fresh")
-# Settings whose change on resume is worth a line in the log.
-RESUMED_SETTINGS = (
-    "learning_rate",
-    "total_steps",
-    "warmup_steps",
-    "end_learning_rate",
-    "weight_decay",
-    "clipnorm",
-    "mixed_precision",
-)
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -59,6 +55,39 @@ class FinetuneResult:
     message: str = None
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What one `finetune` call trains: the options and the data's shape."""
+
+    recipe: Recipe
+    run: RunOptions
+    tokenized: bool
+    total_steps: int
+    steps_per_epoch: int
+    sequence_length: int
+
+    def state(self):
+        """The fields stored in each checkpoint's training_state.json."""
+        import keras
+
+        return dict(
+            self.recipe.to_dict(),
+            run_name=self.run.run_name,
+            total_steps=self.total_steps,
+            steps_per_epoch=self.steps_per_epoch,
+            sequence_length=self.sequence_length,
+            keras_backend=keras.config.backend(),
+        )
+
+    def changes_from(self, saved):
+        """`(name, saved, now)` for each stored option or data shape that changed."""
+        changes = self.recipe.changes_from(saved)
+        for name in ("total_steps", "sequence_length"):
+            if name in saved and saved[name] != getattr(self, name):
+                changes.append((name, saved[name], getattr(self, name)))
+        return changes
+
+
 def _copy_weights(source, target):
     """Copy every backbone variable of `source` into `target`.
 
@@ -72,14 +101,6 @@ def _copy_weights(source, target):
         old.assign(new.numpy())
 
 
-def _check_count(value, label):
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{label} must be an integer >= 0 or None, got {value!r}.")
-    return value
-
-
 def _check_dataset(dataset, label):
     """Return whether `dataset` is tokenized; raise if it isn't usable."""
     import tensorflow as tf
@@ -87,7 +108,7 @@ def _check_dataset(dataset, label):
     from kgpt2.data import is_preprocessed
 
     if not isinstance(dataset, tf.data.Dataset):
-        raise ValueError(
+        raise InputError(
             f"{label} must be a tf.data.Dataset of text batches or of "
             f"tokenized (x, y, sample_weight) batches, got {type(dataset).__name__}."
         )
@@ -95,67 +116,237 @@ def _check_dataset(dataset, label):
     tokenized = is_preprocessed(dataset)
     first = spec[0]["token_ids"] if tokenized else spec
     if not tokenized and not (isinstance(first, tf.TensorSpec) and first.dtype == tf.string):
-        raise ValueError(
+        raise InputError(
             f"{label} yields {spec}, neither batches of strings nor "
             "tokenized ({'token_ids', 'padding_mask'}, y, sample_weight) batches."
         )
     if first.shape.rank == (1 if tokenized else 0):
-        raise ValueError(
+        raise InputError(
             f"{label} yields single examples, not batches: batch it first, "
             f"e.g. {label}.batch(8)."
         )
     return tokenized
 
 
-def _tokens_per_example(lm, dataset, tokenized):
+def _sequence_length(lm, dataset, tokenized):
     if tokenized and dataset.element_spec[0]["token_ids"].shape[-1] is not None:
         return int(dataset.element_spec[0]["token_ids"].shape[-1])
     return lm.preprocessor.sequence_length
 
 
-def finetune(
-    lm,
-    train_ds,
-    val_ds=None,
-    epochs=1,
-    steps=None,
-    run_name="run1",
-    checkpoint_dir="checkpoint",
-    restore_from="latest",
-    save_every=1000,
-    sample_every=None,
-    sample_prompt="",
-    sample_length=100,
-    print_every=10,
-    learning_rate=5e-5,
-    warmup_steps=0,
-    weight_decay=0.0,
-    clipnorm=None,
-    end_learning_rate=0.0,
-    lora_rank=None,
-    mixed_precision=False,
-    gradient_accumulation_steps=1,
-    distribution=None,
-    sampler=None,
-    keep_checkpoints=1,
-    callbacks=None,
-    print_fn=print,
-):
-    """Fine-tune `lm` in run directory `checkpoint_dir/run_name`, resumably.
+def _split_options(recipe, run, options):
+    """Apply keyword `options` to the recipe or the run options, by field name."""
+    recipe_fields, run_fields = set(Recipe.field_names()), set(RunOptions.field_names())
+    unknown = sorted(set(options) - recipe_fields - run_fields)
+    if unknown:
+        raise InputError(
+            f"finetune() got unknown option(s) {', '.join(unknown)}; it takes the "
+            f"fields of kgpt2.Recipe ({', '.join(Recipe.field_names())}) and of "
+            f"kgpt2.RunOptions ({', '.join(RunOptions.field_names())})."
+        )
+    if run is None:
+        run = RunOptions()
+    elif not isinstance(run, RunOptions):
+        raise InputError(f"run must be a kgpt2.RunOptions, got {type(run).__name__}.")
+    recipe = as_recipe(recipe, **{k: v for k, v in options.items() if k in recipe_fields})
+    run_changes = {k: v for k, v in options.items() if k in run_fields}
+    return recipe, run.replace(**run_changes) if run_changes else run
 
-    Compiles `lm` with `kgpt2.compile` (the reference recipe: Adam on a
-    warmup + polynomial-decay schedule ending at `end_learning_rate` after
-    the last step), trains it in place, and keeps the run directory current:
-    the latest model as a KerasHub preset (`kgpt2.load(run_dir)`), optimizer,
-    step and RNG state to resume exactly, `metrics.csv`, `loss.png` and
-    `samples.txt`.
+
+def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
+    """Check every input before anything is built or written; return the `_Plan`."""
+    import keras
+
+    check_causal_lm(lm)
+    recipe, run = _split_options(recipe, run, options)
+    tokenized = _check_dataset(train_ds, "train_ds")
+    if val_ds is not None and _check_dataset(val_ds, "val_ds") != tokenized:
+        raise InputError(
+            "train_ds and val_ds must both be text or both be tokenized; got "
+            f"{'tokenized' if tokenized else 'text'} train_ds and the other kind of val_ds."
+        )
+    if lm.preprocessor is None:
+        raise InputError(
+            "lm has no preprocessor: kgpt2.finetune tokenizes text and saves "
+            "the tokenizer with each checkpoint. Reattach it (lm.preprocessor = ...)."
+        )
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise InputError(f"callbacks must be keras.callbacks.Callback instances, got {callback!r}.")
+    recipe.check_fits(lm)
+    run.check_sample_prompt(lm.preprocessor.tokenizer)
+    total_steps, steps_per_epoch = recipe.count_steps(train_ds)
+    return _Plan(
+        recipe, run, tokenized, total_steps, steps_per_epoch,
+        _sequence_length(lm, train_ds, tokenized),
+    )
+
+
+def _open_run(run, lm, plan):
+    """Resume `run`'s latest checkpoint into `lm`, or clear its logs; return the start step."""
+    from kgpt2.training.callbacks.metrics_csv import truncate_metrics
+
+    checkpoint = run.latest() if plan.run.restore_from == "latest" else None
+    if checkpoint is None:
+        for old_log in (run.metrics_csv, run.loss_png, run.samples_txt):
+            old_log.unlink(missing_ok=True)
+        return 0
+    log.info("Resuming %s at step %d from %s", run.path, checkpoint.step, checkpoint.path.name)
+    for name, saved, now in plan.changes_from(checkpoint.state):
+        log.info("  note: %s was %r, now %r", name, saved, now)
+    run.restore(lm, checkpoint)
+    truncate_metrics(run.metrics_csv, checkpoint.step)
+    return checkpoint.step
+
+
+@dataclasses.dataclass
+class _Callbacks:
+    """kgpt2's callbacks of one call, and the list `fit` gets."""
+
+    meter: object
+    logger: object
+    nan_stop: object
+    interrupt: object
+    checkpointer: object
+    all: list
+
+
+def _build_callbacks(run, plan, start_step, preprocessor, extra):
+    from kgpt2.training.callbacks import MetricsCSV
+    from kgpt2.training.callbacks import RunCheckpoint
+    from kgpt2.training.callbacks import SampleEvery
+    from kgpt2.training.callbacks import StopOnInterrupt
+    from kgpt2.training.callbacks import StopOnNaN
+    from kgpt2.training.callbacks import TokensPerSecond
+
+    options = plan.run
+    meter = TokensPerSecond(plan.sequence_length)
+    logger = MetricsCSV(run.metrics_csv, start_step, options.print_every, plan.total_steps)
+    nan_stop = StopOnNaN(start_step)
+    interrupt = StopOnInterrupt()
+    checkpointer = RunCheckpoint(
+        run, options.save_every, plan.total_steps, start_step, plan.state(), preprocessor
+    )
+    # Order matters: the meter's tokens/s reaches the CSV through the
+    # step's logs, and stop decisions come before the checkpoint's.
+    every = [meter, logger, nan_stop, interrupt, checkpointer]
+    if options.sample_every:
+        every.append(
+            SampleEvery(
+                options.sample_every, options.sample_prompt, options.sample_length,
+                run.samples_txt, start_step, preprocessor, total_steps=plan.total_steps,
+            )
+        )
+    return _Callbacks(meter, logger, nan_stop, interrupt, checkpointer, every + list(extra))
+
+
+def _describe_epochs(plan, train_ds):
+    per_pass = batches_per_pass(train_ds)
+    if per_pass == plan.steps_per_epoch:
+        return f"{per_pass} steps per epoch (one pass over the data)"
+    passes = f"{per_pass} batches per pass" if per_pass else "the data repeats"
+    return f"{plan.steps_per_epoch} steps per epoch ({passes})"
+
+
+def _train(lm, train_ds, val_ds, plan, start_step, callbacks):
+    """Fit steps `start_step + 1 .. total_steps`; return Keras's merged history."""
+    import keras
+
+    from kgpt2.training.batches import RunBatches
+    from kgpt2.training.preprocessing import detached_preprocessor
+
+    preprocessor = lm.preprocessor
+    # kgpt2 feeds model inputs itself (text is tokenized here), so the
+    # preprocessor stays detached during fit: KerasHub would apply it again.
+    batches = RunBatches(train_ds, start_step, None if plan.tokenized else preprocessor)
+    if val_ds is not None and not plan.tokenized:
+        val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
+    history = {}
+    checkpointer = callbacks.checkpointer
+    with detached_preprocessor(lm), callbacks.interrupt:
+        for segment in fit_segments(start_step, plan.total_steps, plan.steps_per_epoch):
+            step_before = checkpointer.step
+            # The batches are model inputs already: skip KerasHub's fit,
+            # which would only add preprocessing (and can't take a
+            # generator), for Keras's own.
+            segment_history = keras.Model.fit(
+                lm,
+                batches.generator(),
+                initial_epoch=segment.initial_epoch,
+                epochs=segment.epochs,
+                steps_per_epoch=segment.steps_per_epoch,
+                validation_data=val_ds,
+                callbacks=callbacks.all,
+                shuffle=False,  # the dataset's own order, resumable
+                verbose=0,
+            )
+            for key, values in segment_history.history.items():
+                history.setdefault(key, []).extend(values)
+            if lm.stop_training:
+                break
+            batches.keep_unused(trained=checkpointer.step - step_before)
+    return history
+
+
+def _stop_reason(lm, callbacks):
+    """`(stop_reason, message)` of a finished `_train`."""
+    step = callbacks.checkpointer.step
+    if callbacks.nan_stop.stopped_step is not None:
+        return "nan", callbacks.nan_stop.message
+    if callbacks.interrupt.interrupted:
+        return "interrupted", (
+            f"Interrupted ({callbacks.interrupt.interrupted}) at step {step}, saved; "
+            "train the same run again (restore_from='latest', the default) to resume."
+        )
+    if lm.stop_training:
+        return "stopped", f"A callback stopped training at step {step}."
+    return "completed", None
+
+
+def _report(run, plan, start_step, stop_reason, history, callbacks=None, message=None):
+    """Draw loss.png and return the `FinetuneResult`."""
+    from kgpt2.training.plot import plot_loss_curve
+
+    if callbacks is not None:
+        plot_loss_curve(run.metrics_csv, run.loss_png, title=f"{run.path.name}: training loss")
+    latest = run.latest()
+    logger, meter = (callbacks.logger, callbacks.meter) if callbacks else (None, None)
+    result = FinetuneResult(
+        run_dir=run.path,
+        step=latest.step if latest else start_step,
+        total_steps=plan.total_steps,
+        stop_reason=stop_reason,
+        history=history,
+        metrics=dict(logger.last_row) if logger and logger.last_row else {},
+        tokens_per_second=meter.tokens_per_second if meter else None,
+        checkpoint=latest.path if latest else None,
+        resumed_from=start_step,
+        message=message,
+    )
+    if callbacks is not None and result.checkpoint is not None:
+        log.info("Run %s is at step %d: kgpt2.load(%r) loads it.", run.path, result.step, str(run.path))
+    return result
+
+
+def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, callbacks=None, **options):
+    """Fine-tune `lm` with `recipe` in the run folder `run.checkpoint_dir/run.run_name`, resumably.
+
+    Compiles `lm` with `kgpt2.compile(lm, recipe)` (the reference recipe by
+    default: Adam on a warmup + linear-decay schedule ending at
+    `end_learning_rate` after the last step), trains it in place, and keeps
+    the run folder current: the latest model as a KerasHub preset
+    (`kgpt2.load(run_dir)`), optimizer, step and RNG state to resume
+    exactly, `metrics.csv`, `loss.png` and `samples.txt`. Progress,
+    checkpoint and sample lines go to the `kgpt2` logger (level INFO).
 
     Crash safety: checkpoints are written atomically (a crash or `kill -9`
     mid-save leaves the previous one loadable); Ctrl-C or SIGTERM saves the
     current step, then returns; a NaN/inf loss stops the run and keeps the
-    last good checkpoint. Running the same call again with
-    `restore_from="latest"` resumes at the saved step with the optimizer
-    state, schedule position and data position of an uninterrupted run.
+    last good checkpoint. Calling `finetune` again on the same run (with
+    `restore_from="latest"`, the default) resumes at the saved step with the
+    optimizer state, schedule position and data position of an
+    uninterrupted run, and logs each recipe field (and the sequence length)
+    that differs from the checkpoint's.
 
     Args:
         lm: a `GPT2CausalLM` (e.g. `kgpt2.load("gpt2_base_en")`).
@@ -164,42 +355,22 @@ def finetune(
             batches (e.g. packed ones from `kgpt2.data`).
         val_ds: an optional validation dataset of the same kind, evaluated
             after each epoch (val_loss and val_perplexity in metrics.csv).
-        epochs: passes over `train_ds`; with `steps`, the number of epochs
-            the steps are split into (validation after each).
-        steps: total training steps of the run (resuming counts from the
-            saved step up to this). Needed when `train_ds`'s length is
-            unknown or infinite.
-        run_name: the run's folder name inside `checkpoint_dir` (letters,
-            digits, `_`, `-`, `.`; no paths).
-        restore_from: `"latest"` resumes the run's latest checkpoint (or
-            starts from `lm` if it has none); `"fresh"` starts from `lm`
-            and replaces the run's checkpoints and logs.
-        save_every: steps between checkpoints (the last step and early stops
-            are always saved); None or 0 to save only then.
-        sample_every: steps between samples (None or 0: no samples).
-        sample_prompt, sample_length: the samples' prompt and length in
-            tokens (prompt included).
-        print_every: steps between progress lines (None or 0: none).
-        learning_rate, warmup_steps, weight_decay, clipnorm,
-        end_learning_rate, lora_rank, mixed_precision,
-        gradient_accumulation_steps, sampler: see `kgpt2.compile`.
-        distribution: None (one device), `"data_parallel"` (weights
-            replicated, each batch split over all local devices) or
-            `"model_parallel"` (weights, gradients and Adam moments sharded
-            with GPT-2's layout map), via `keras.distribution` on the JAX
-            backend. `lm` is rebuilt under it for training and the trained
-            weights are copied back into `lm`; see `kgpt2.plan` for what fits.
-        keep_checkpoints: how many checkpoints the run keeps.
+        recipe: a `kgpt2.Recipe` (how to train); None for `Recipe()`.
+        run: a `kgpt2.RunOptions` (where the run lives, what it records);
+            None for `RunOptions()`.
+        sampler: the sampler of the samples (see `kgpt2.compile`).
         callbacks: extra `keras.callbacks.Callback`s, run after kgpt2's.
-        print_fn: where progress, checkpoint and sample lines go.
+        **options: fields of `Recipe` or `RunOptions` applied on top of
+            `recipe` and `run`, e.g. `steps=100, learning_rate=1e-3,
+            run_name="poems"`.
 
     Returns:
         A `FinetuneResult`.
 
     Raises:
-        ValueError: a bad argument, dataset or run name, a run locked by
-            another process, or a checkpoint that doesn't fit `lm` (the
-            message says what and how to fix it).
+        ValueError: a bad option, dataset or run name (`kgpt2.InputError`),
+            a run locked by another process, or a checkpoint that doesn't
+            fit `lm` (the message says what and how to fix it).
 
     Example:
     ```python
@@ -208,198 +379,42 @@ def finetune(
 
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
     poems = tf.data.Dataset.from_tensor_slices(["床前明月光", "疑是地上霜"] * 8).batch(4)
-    folder = tempfile.mkdtemp()
-    result = kgpt2.finetune(lm, poems, steps=8, learning_rate=1e-3, checkpoint_dir=folder)
+    recipe = kgpt2.Recipe(steps=8, learning_rate=1e-3)
+    run = kgpt2.RunOptions(checkpoint_dir=tempfile.mkdtemp(), sample_every=0)
+    result = kgpt2.finetune(lm, poems, recipe=recipe, run=run)
     print(result.step, result.stop_reason)  # 8 completed
     print(kgpt2.load(result.run_dir).count_params() == lm.count_params())  # True
     ```
     """
     import keras
 
-    from kgpt2.training.callbacks import MetricsCSV
-    from kgpt2.training.callbacks import RunCheckpoint
-    from kgpt2.training.callbacks import SampleEvery
-    from kgpt2.training.callbacks import StopOnInterrupt
-    from kgpt2.training.callbacks import StopOnNaN
-    from kgpt2.training.callbacks import TokensPerSecond
-    from kgpt2.training.callbacks.metrics_csv import truncate_metrics
-    from kgpt2.training.batches import RunBatches
     from kgpt2.training.checkpoints import RunDirectory
     from kgpt2.training.distribution import distributed
-    from kgpt2.training.plot import plot_loss_curve
-    from kgpt2.training.preprocessing import detached_preprocessor
 
-    check_causal_lm(lm)
-    tokenized = _check_dataset(train_ds, "train_ds")
-    if val_ds is not None and _check_dataset(val_ds, "val_ds") != tokenized:
-        raise ValueError(
-            "train_ds and val_ds must both be text or both be tokenized; got "
-            f"{'tokenized' if tokenized else 'text'} train_ds and the other kind of val_ds."
-        )
-    if lm.preprocessor is None:
-        raise ValueError(
-            "lm has no preprocessor: kgpt2.finetune tokenizes text and saves "
-            "the tokenizer with each checkpoint. Reattach it (lm.preprocessor = ...)."
-        )
-    if restore_from not in RESTORE_FROM:
-        raise ValueError(f"restore_from must be 'latest' or 'fresh', got {restore_from!r}.")
-    save_every = _check_count(save_every, "save_every")
-    sample_every = _check_count(sample_every, "sample_every")
-    print_every = _check_count(print_every, "print_every")
     extra_callbacks = list(callbacks or [])
-    for callback in extra_callbacks:
-        if not isinstance(callback, keras.callbacks.Callback):
-            raise ValueError(f"callbacks must be keras.callbacks.Callback instances, got {callback!r}.")
-    total_steps, steps_per_epoch = count_steps(train_ds, epochs, steps)
-    settings = dict(
-        run_name=run_name,
-        total_steps=total_steps,
-        steps_per_epoch=steps_per_epoch,
-        learning_rate=learning_rate,
-        warmup_steps=warmup_steps,
-        end_learning_rate=end_learning_rate,
-        weight_decay=weight_decay,
-        clipnorm=clipnorm,
-        lora_rank=lora_rank,
-        mixed_precision=precision_policy(mixed_precision),
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        keras_backend=keras.config.backend(),
-        distribution=distribution,
-    )
-
-    if sample_every and (
-        isinstance(sample_length, bool)
-        or not isinstance(sample_length, int)
-        or not 1 <= sample_length <= MAX_SEQUENCE_LENGTH
-    ):
-        raise ValueError(
-            f"sample_length must be an integer in [1, {MAX_SEQUENCE_LENGTH}], got {sample_length!r}."
-        )
-    validate_run_name(run_name)
+    plan = _validate(lm, train_ds, val_ds, recipe, run, options, extra_callbacks)
     user_lm = lm
     with contextlib.ExitStack() as stack:
         # keras.distribution lays a variable out when it is created: train a
         # copy built under the distribution, then give the caller's model
         # the trained weights (the callback runs before the scope closes).
-        lm = stack.enter_context(distributed(user_lm, distribution))
+        lm = stack.enter_context(distributed(user_lm, plan.recipe.distribution))
         if lm is not user_lm:
             stack.callback(_copy_weights, lm, user_lm)
         # Compile first: its errors (bad options) leave no run directory behind.
-        compile_lm(
-            lm,
-            learning_rate=learning_rate,
-            steps=total_steps,
-            warmup_steps=warmup_steps,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            end_learning_rate=end_learning_rate,
-            sampler=sampler,
-            mixed_precision=mixed_precision,
-            lora_rank=lora_rank,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-        )
-
-        with RunDirectory.open(checkpoint_dir, run_name, keep_checkpoints) as run:
-            checkpoint = run.latest() if restore_from == "latest" else None
-            start_step = 0
-            if checkpoint is not None:
-                run.restore(lm, checkpoint)
-                start_step = checkpoint.step
-                print_fn(f"Resuming {run.path} at step {start_step} from {checkpoint.path.name}")
-                for key in RESUMED_SETTINGS:
-                    if key in checkpoint.state and checkpoint.state[key] != settings[key]:
-                        print_fn(f"  note: {key} was {checkpoint.state[key]!r}, now {settings[key]!r}")
-                truncate_metrics(run.metrics_csv, start_step)
-            else:
-                for log in (run.metrics_csv, run.loss_png, run.samples_txt):
-                    log.unlink(missing_ok=True)
-
-            def result(stop_reason, history, callbacks_used=None, message=None):
-                latest = run.latest()
-                logger, meter = callbacks_used or (None, None)
-                return FinetuneResult(
-                    run_dir=run.path,
-                    step=latest.step if latest else start_step,
-                    total_steps=total_steps,
-                    stop_reason=stop_reason,
-                    history=history,
-                    metrics=dict(logger.last_row) if logger and logger.last_row else {},
-                    tokens_per_second=meter.tokens_per_second if meter else None,
-                    checkpoint=latest.path if latest else None,
-                    resumed_from=start_step,
-                    message=message,
-                )
-
-            if start_step >= total_steps:
-                print_fn(f"{run.path} is already at step {start_step} of {total_steps}: nothing to train.")
-                return result("completed", {})
-
-            preprocessor = lm.preprocessor
-            meter = TokensPerSecond(_tokens_per_example(lm, train_ds, tokenized))
-            logger = MetricsCSV(run.metrics_csv, start_step, print_every, total_steps, print_fn)
-            nan_stop = StopOnNaN(start_step, print_fn=print_fn)
-            interrupt = StopOnInterrupt(print_fn=print_fn)
-            checkpointer = RunCheckpoint(
-                run, save_every, total_steps, start_step, settings, preprocessor, print_fn
+        compile_lm(lm, plan.recipe, sampler=sampler, dataset=train_ds)
+        options = plan.run
+        with RunDirectory.open(options.checkpoint_dir, options.run_name, options.keep_checkpoints) as folder:
+            start_step = _open_run(folder, lm, plan)
+            if start_step >= plan.total_steps:
+                log.info("%s is already at step %d of %d: nothing to train.", folder.path, start_step, plan.total_steps)
+                return _report(folder, plan, start_step, "completed", {})
+            used = _build_callbacks(folder, plan, start_step, lm.preprocessor, extra_callbacks)
+            log.info(
+                "Fine-tuning %s: steps %d-%d, %s, learning rate %g, Keras backend %s",
+                folder.path, start_step + 1, plan.total_steps, _describe_epochs(plan, train_ds),
+                plan.recipe.learning_rate, keras.config.backend(),
             )
-            # Order matters: the meter's tokens/s reaches the CSV through the
-            # step's logs, and stop decisions come before the checkpoint's.
-            all_callbacks = [meter, logger, nan_stop, interrupt, checkpointer]
-            if sample_every:
-                all_callbacks.append(
-                    SampleEvery(
-                        sample_every, sample_prompt, sample_length, run.samples_txt,
-                        start_step, preprocessor, print_fn,
-                    )
-                )
-            all_callbacks.extend(extra_callbacks)
-
-            print_fn(
-                f"Fine-tuning {run.path}: steps {start_step + 1}-{total_steps} "
-                f"({steps_per_epoch} per epoch), learning rate {learning_rate:g}, "
-                f"Keras backend {keras.config.backend()}"
-            )
-            # kgpt2 feeds model inputs itself (text is tokenized here), so the
-            # preprocessor stays detached during fit: KerasHub would apply it again.
-            text_preprocessor = None if tokenized else preprocessor
-            batches = RunBatches(train_ds, start_step, text_preprocessor)
-            if val_ds is not None and not tokenized:
-                val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
-            history = {}
-            with detached_preprocessor(lm), interrupt:
-                for segment in fit_segments(start_step, total_steps, steps_per_epoch):
-                    step_before = checkpointer.step
-                    # The batches are model inputs already: skip KerasHub's
-                    # fit, which would only add preprocessing (and can't take
-                    # a generator), for Keras's own.
-                    segment_history = keras.Model.fit(
-                        lm,
-                        batches.generator(),
-                        initial_epoch=segment.initial_epoch,
-                        epochs=segment.epochs,
-                        steps_per_epoch=segment.steps_per_epoch,
-                        validation_data=val_ds,
-                        callbacks=all_callbacks,
-                        shuffle=False,  # the dataset's own order, resumable
-                        verbose=0,
-                    )
-                    for key, values in segment_history.history.items():
-                        history.setdefault(key, []).extend(values)
-                    if lm.stop_training:
-                        break
-                    batches.keep_unused(trained=checkpointer.step - step_before)
-
-            if nan_stop.stopped_step is not None:
-                stop_reason, message = "nan", nan_stop.message
-            elif interrupt.interrupted:
-                stop_reason = "interrupted"
-                message = f"Interrupted ({interrupt.interrupted}) at step {checkpointer.step}; run again with restore_from='latest' to resume."
-            elif lm.stop_training:
-                stop_reason, message = "stopped", f"A callback stopped training at step {checkpointer.step}."
-            else:
-                stop_reason, message = "completed", None
-            plot_loss_curve(run.metrics_csv, run.loss_png)
-            outcome = result(stop_reason, history, (logger, meter), message)
-            if outcome.checkpoint is not None:
-                print_fn(f"Run {run.path} is at step {outcome.step}: kgpt2.load({str(run.path)!r}) loads it.")
-            return outcome
+            history = _train(lm, train_ds, val_ds, plan, start_step, used)
+            stop_reason, message = _stop_reason(lm, used)
+            return _report(folder, plan, start_step, stop_reason, history, used, message)

@@ -85,8 +85,8 @@ class MemoryPlan(MemoryEstimate):
     """The estimate for the requested options, with the alternatives beside it.
 
     `comparison` holds full fine-tuning, LoRA, mixed precision and gradient
-    accumulation at the same batch, sequence length and devices; `table()`
-    (and `str(plan)`) prints them.
+    accumulation at the same batch, sequence length and devices (`kgpt2
+    plan` prints them as a table).
     """
 
     preset: str = ""
@@ -95,12 +95,6 @@ class MemoryPlan(MemoryEstimate):
     devices: int = 1
     distribution: str | None = None
     comparison: tuple = ()
-
-    def table(self):
-        return _format_table(self)
-
-    def __str__(self):
-        return self.table()
 
 
 def _check_positive_int(name, value):
@@ -265,8 +259,7 @@ def plan(
     Returns:
         A `MemoryPlan`: `parameter_bytes`, `gradient_bytes`,
         `optimizer_bytes`, `activation_bytes`, `total_bytes` per device for
-        the requested options, `comparison` with the alternatives, and
-        `table()`.
+        the requested options, and `comparison` with the alternatives.
 
     Example:
     ```python
@@ -275,7 +268,7 @@ def plan(
     result = kgpt2.plan("gpt2_medium_en", batch_size=8, sequence_length=512,
                         lora_rank=8)
     print(result.total_bytes / 2**30, "GiB")
-    print(result.table())
+    print([estimate.label for estimate in result.comparison])
     ```
     """
     config = _resolve_config(preset)
@@ -318,42 +311,3 @@ def format_bytes(count):
         if count >= size:
             return f"{count / size:.2f} {unit}"
     return f"{count} B"
-
-
-def _format_table(result):
-    where = (f"{result.devices} devices, {result.distribution}"
-             if result.devices > 1 else "1 device")
-    lines = [
-        f"{result.preset}: {result.comparison[0].parameters:,} parameters; batch "
-        f"{result.batch_size} x {result.sequence_length} tokens per update; "
-        f"{where}. Adam, bytes per device:",
-        "",
-    ]
-    header = ("option", "micro-batch", "trainable", "parameters", "gradients",
-              "Adam moments", "activations", "total")
-    rows = [header]
-    for estimate in result.comparison:
-        marker = "*" if estimate.label == result.label else " "
-        rows.append((
-            f"{marker} {estimate.label}",
-            str(estimate.micro_batch_size),
-            f"{estimate.trainable_parameters:,}",
-            format_bytes(estimate.parameter_bytes),
-            format_bytes(estimate.gradient_bytes),
-            format_bytes(estimate.optimizer_bytes),
-            format_bytes(estimate.activation_bytes),
-            format_bytes(estimate.total_bytes),
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells))
-    lines += [
-        "",
-        "* = the options asked for. micro-batch: sequences per device per "
-        "forward pass. The runtime itself is not counted: keep headroom (CPU "
-        "training processes peaked at 1.1-1.5x these totals, see "
-        "benchmarks/plan_memory.py).",
-    ]
-    return "\n".join(lines)

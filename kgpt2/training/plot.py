@@ -4,8 +4,12 @@ import os
 import pathlib
 
 
-def plot_loss_curve(metrics_csv, png_path):
+def plot_loss_curve(metrics_csv, png_path, title=None):
     """Draw training loss (and validation loss, if any) against step.
+
+    The y-axis starts at 0, so that a change of 1% looks like one: an
+    auto-zoomed axis makes noise look like progress. `title` (e.g. the run's
+    name) heads the plot.
 
     Written beside `png_path` and renamed over it, so a reader never sees a
     half-written image. Returns the path, or None when there are no rows.
@@ -43,6 +47,9 @@ def plot_loss_curve(metrics_csv, png_path):
         )
     axes.set_xlabel("step")
     axes.set_ylabel("loss (cross-entropy, nats/token)")
+    axes.set_ylim(bottom=0)
+    if title:
+        axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -10,14 +10,17 @@ def _positive_int(value, label):
     return value
 
 
-def count_steps(dataset=None, epochs=1, steps=None):
+def count_steps(dataset=None, epochs=None, steps=None):
     """Return `(total_steps, steps_per_epoch)` of a training run.
 
-    With `steps` given, the run is `steps` batches long, split into `epochs`
-    Keras epochs (validation runs after each). Without it, one epoch is one
-    pass over `dataset`, whose cardinality must be known: a dataset of
-    unknown or infinite length (e.g. after `filter` or `repeat()`) needs
-    `steps`.
+    One epoch is one pass over `dataset` unless both `steps` and `epochs`
+    are given. Without `steps`, the run is `epochs` passes (default 1), and
+    `dataset`'s cardinality must be known: a dataset of unknown or infinite
+    length (e.g. after `filter` or `repeat()`) needs `steps`. With `steps`
+    alone, the run is `steps` batches long in epochs of one pass each (the
+    last one shorter), or a single epoch when the dataset's length is
+    unknown or infinite. With both, the `steps` are split into `epochs`
+    equal Keras epochs (validation runs after each).
 
     Raises:
         ValueError: no `steps` and no dataset, a dataset of unknown, infinite
@@ -30,15 +33,20 @@ def count_steps(dataset=None, epochs=1, steps=None):
 
     dataset = tf.data.Dataset.from_tensor_slices(["a", "b", "c"]).batch(2)
     print(count_steps(dataset, epochs=3))  # (6, 2)
+    print(count_steps(dataset, steps=5))  # (5, 2)
     print(count_steps(steps=10, epochs=2))  # (10, 5)
     ```
     """
-    _positive_int(epochs, "epochs")
+    if epochs is not None:
+        _positive_int(epochs, "epochs")
     if steps is not None:
         _positive_int(steps, "steps")
-        if epochs > steps:
-            raise ValueError(f"epochs={epochs} is more than steps={steps}: each epoch needs a step.")
-        return steps, math.ceil(steps / epochs)
+        if epochs is not None:
+            if epochs > steps:
+                raise ValueError(f"epochs={epochs} is more than steps={steps}: each epoch needs a step.")
+            return steps, math.ceil(steps / epochs)
+        per_pass = batches_per_pass(dataset) if dataset is not None else None
+        return steps, min(per_pass or steps, steps)
     if dataset is None:
         raise ValueError(
             "Pass steps=N (total training steps), or a dataset of known "
@@ -61,7 +69,23 @@ def count_steps(dataset=None, epochs=1, steps=None):
         )
     if cardinality == 0:
         raise ValueError("The training dataset is empty: it yields no batches.")
-    return cardinality * epochs, cardinality
+    return cardinality * (epochs or 1), cardinality
+
+
+def batches_per_pass(dataset):
+    """The number of batches in one pass over `dataset`, or None if unknown or infinite.
+
+    Example:
+    ```python
+    import tensorflow as tf
+    from kgpt2.training.steps import batches_per_pass
+
+    print(batches_per_pass(tf.data.Dataset.range(5).batch(2)))  # 3
+    print(batches_per_pass(tf.data.Dataset.range(5).repeat()))  # None
+    ```
+    """
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality > 0 else None
 
 
 @dataclasses.dataclass(frozen=True)

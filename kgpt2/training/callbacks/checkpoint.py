@@ -1,8 +1,11 @@
 """`RunCheckpoint`: save the run atomically every N steps and when training stops."""
 
+import logging
 import math
 
 from kgpt2.training.callbacks.step import StepCallback
+
+log = logging.getLogger(__name__)
 
 
 def _weights_are_finite(model):
@@ -32,7 +35,6 @@ class RunCheckpoint(StepCallback):
             `steps_per_epoch` in it also records the epoch.
         preprocessor: the preprocessor to save with the model when
             it is detached from it during training (tokenized datasets).
-        print_fn: where "saved" lines go.
 
     Example:
     ```python
@@ -53,7 +55,6 @@ class RunCheckpoint(StepCallback):
         initial_step=0,
         state=None,
         preprocessor=None,
-        print_fn=print,
     ):
         super().__init__(initial_step)
         self.run = run
@@ -61,7 +62,6 @@ class RunCheckpoint(StepCallback):
         self.total_steps = total_steps
         self.state = dict(state or {})
         self.preprocessor = preprocessor
-        self.print_fn = print_fn
         self.last_checkpoint = None
         self.saved_step = initial_step
         self.diverged = False
@@ -86,9 +86,9 @@ class RunCheckpoint(StepCallback):
         model = self.model  # syncs JAX state into the model's variables
         if not _weights_are_finite(model):
             self.diverged = True
-            self.print_fn(
-                f"Not saving step {self.step}: the weights hold NaN or inf. "
-                "The last good checkpoint is kept."
+            log.warning(
+                "Not saving step %d: the weights hold NaN or inf. The last good checkpoint is kept.",
+                self.step,
             )
             return None
         state = dict(self.state)
@@ -96,5 +96,5 @@ class RunCheckpoint(StepCallback):
             state["epoch"] = self.step // state["steps_per_epoch"]
         self.last_checkpoint = self.run.save(model, self.step, state, self.preprocessor)
         self.saved_step = self.step
-        self.print_fn(f"Saved step {self.step} to {self.last_checkpoint.path}")
+        log.info("Saved step %d to %s", self.step, self.last_checkpoint.path)
         return self.last_checkpoint

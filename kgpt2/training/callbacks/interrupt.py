@@ -1,9 +1,12 @@
 """`StopOnInterrupt`: Ctrl-C (or SIGTERM) ends training cleanly after the step."""
 
+import logging
 import signal
 import threading
 
 import keras
+
+log = logging.getLogger(__name__)
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
@@ -28,10 +31,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM), print_fn=print):
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
         super().__init__()
         self.signals = tuple(signals)
-        self.print_fn = print_fn
         self.interrupted = None
         self._previous = {}
         self._announced = False
@@ -58,9 +60,10 @@ class StopOnInterrupt(keras.callbacks.Callback):
     def _stop_if_interrupted(self):
         if self.interrupted and not self._announced:
             self._announced = True
-            self.print_fn(
-                f"{self.interrupted}: stopping after this step and saving a "
-                "checkpoint (interrupt again to stop without saving)."
+            log.warning(
+                "%s: stopping after this step and saving a checkpoint "
+                "(interrupt again to stop without saving).",
+                self.interrupted,
             )
         if self.interrupted:
             self.model.stop_training = True

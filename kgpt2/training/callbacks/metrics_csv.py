@@ -1,12 +1,15 @@
-"""`MetricsCSV`: one CSV row per training step, and a printed progress line."""
+"""`MetricsCSV`: one CSV row per training step, and a logged progress line."""
 
 import csv
+import logging
 import math
 import os
 import pathlib
 
 from kgpt2.training.callbacks.metric_state import StepMetricReader
 from kgpt2.training.callbacks.step import StepCallback
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "step",
@@ -74,7 +77,7 @@ def read_metrics(path):
 
 
 class MetricsCSV(StepCallback):
-    """Write each training step's metrics to a CSV file, and print progress.
+    """Write each training step's metrics to a CSV file, and log progress.
 
     Columns: step, epoch, loss and accuracy of that step alone (not Keras's
     running epoch mean), learning_rate (the schedule's value after the step,
@@ -87,10 +90,9 @@ class MetricsCSV(StepCallback):
     Args:
         path: the CSV file; created with a header if missing, else appended.
         initial_step: the step training starts after (for resumed runs).
-        print_every: print a progress line every this many steps (0: never).
-            Validation results are printed at each epoch end.
+        print_every: log a progress line every this many steps (0: never).
+            Validation results are logged at each epoch end.
         total_steps: shown in the progress line.
-        print_fn: where progress lines go.
 
     Example:
     ```python
@@ -104,12 +106,11 @@ class MetricsCSV(StepCallback):
     ```
     """
 
-    def __init__(self, path, initial_step=0, print_every=0, total_steps=None, print_fn=print):
+    def __init__(self, path, initial_step=0, print_every=0, total_steps=None):
         super().__init__(initial_step)
         self.path = pathlib.Path(path)
         self.print_every = print_every
         self.total_steps = total_steps
-        self.print_fn = print_fn
         self.last_row = None
         self._reader = StepMetricReader()
         self._last_row_offset = None
@@ -138,7 +139,7 @@ class MetricsCSV(StepCallback):
         }
         self._write(row)
         if self.print_every and step % self.print_every == 0:
-            self.print_fn(self._progress_line(row))
+            log.info(self._progress_line(row))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -155,9 +156,9 @@ class MetricsCSV(StepCallback):
         with open(self.path, "r+", encoding="utf-8") as file:
             file.truncate(self._last_row_offset)
         self._write(row)
-        self.print_fn(
-            f"epoch {epoch + 1}  step {row['step']}  val_loss {val_loss:.4f}  "
-            f"val_perplexity {row['val_perplexity']:.2f}"
+        log.info(
+            "epoch %d  step %d  val_loss %.4f  val_perplexity %.2f",
+            epoch + 1, row["step"], val_loss, row["val_perplexity"],
         )
 
     def _write(self, row):

@@ -1,10 +1,13 @@
 """`StopOnNaN`: stop training cleanly at the first NaN or infinite loss."""
 
+import logging
 import math
 
 import keras
 
 from kgpt2.training.callbacks.step import StepCallback
+
+log = logging.getLogger(__name__)
 
 
 class StopOnNaN(StepCallback, keras.callbacks.TerminateOnNaN):
@@ -24,10 +27,9 @@ class StopOnNaN(StepCallback, keras.callbacks.TerminateOnNaN):
     ```
     """
 
-    def __init__(self, initial_step=0, raise_error=False, print_fn=print):
+    def __init__(self, initial_step=0, raise_error=False):
         StepCallback.__init__(self, initial_step)
         self.raise_error = raise_error
-        self.print_fn = print_fn
         self.stopped_step = None
         self.message = None
 
@@ -43,5 +45,5 @@ class StopOnNaN(StepCallback, keras.callbacks.TerminateOnNaN):
         )
         if self.raise_error:
             raise RuntimeError(self.message)
-        self.print_fn(self.message)
+        log.error(self.message)
         self.model.stop_training = True

@@ -1,15 +1,19 @@
 """`SampleEvery`: generate a sample every N steps, to watch the model learn."""
 
+import logging
 import pathlib
 
+from kgpt2.checks import check_integer
 from kgpt2.training.callbacks.step import StepCallback
 from kgpt2.training.preprocessing import attached_preprocessor
 
+log = logging.getLogger(__name__)
+
 
 class SampleEvery(StepCallback):
-    """Every `every` steps, `model.generate(prompt)` and record the text.
+    """Every `every` steps (and at `total_steps`), `model.generate(prompt)` and record the text.
 
-    Uses the model's compiled sampler. Samples are printed and appended to
+    Uses the model's compiled sampler. Samples are logged and appended to
     `path` under a `======== step N ========` header.
 
     Args:
@@ -21,7 +25,8 @@ class SampleEvery(StepCallback):
         initial_step: the step training starts after (for resumed runs).
         preprocessor: the preprocessor to generate with when it is detached
             from the model during training (tokenized datasets).
-        print_fn: where samples are printed.
+        total_steps: the run's last step, also sampled; None: only every
+            `every` steps.
 
     Example:
     ```python
@@ -44,28 +49,28 @@ class SampleEvery(StepCallback):
         path=None,
         initial_step=0,
         preprocessor=None,
-        print_fn=print,
+        total_steps=None,
     ):
         super().__init__(initial_step)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"sample_every must be an integer >= 1, got {every!r}.")
+        check_integer("SampleEvery", "sample_every", every, minimum=1)
         self.every = every
         self.prompt = prompt
         self.max_length = max_length
         self.path = pathlib.Path(path) if path is not None else None
         self.preprocessor = preprocessor
-        self.print_fn = print_fn
+        self.total_steps = total_steps
         self.samples = []
 
     def on_step_end(self, step, logs):
-        if step % self.every or self.model.stop_training:
+        due = step % self.every == 0 or step == self.total_steps
+        if not due or self.model.stop_training:
             return
         model = self.model  # syncs JAX state into the model's variables
         with attached_preprocessor(model, self.preprocessor):
             text = model.generate(self.prompt, max_length=self.max_length)
         self.samples.append((step, text))
         block = f"======== step {step} ========\n{text}\n"
-        self.print_fn(block.rstrip("\n"))
+        log.info(block.rstrip("\n"))
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as file:
                 file.write(block)

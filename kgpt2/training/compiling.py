@@ -1,0 +1,166 @@
+"""`kgpt2.compile`: apply a fine-tuning `Recipe` to a model (optimizer, loss, precision, LoRA)."""
+
+from kgpt2.errors import InputError
+from kgpt2.training.recipe import Recipe
+
+
+def check_causal_lm(lm):
+    import keras_hub
+
+    if not isinstance(lm, keras_hub.models.CausalLM):
+        raise InputError(
+            f"Expected a keras_hub CausalLM such as the one kgpt2.load() "
+            f"returns, got {type(lm).__name__}."
+        )
+
+
+def _set_precision(lm, policy_name):
+    import keras
+
+    policy = keras.DTypePolicy(policy_name)
+    # The backbone's layers read their policy at call time, so this switches
+    # an already-built model in place; weights stay float32. The
+    # preprocessor keeps its own (integer/string) policies.
+    for layer in [lm, *lm.backbone._flatten_layers(include_self=True)]:
+        layer.dtype_policy = policy
+
+
+def lora_rank_of(lm):
+    """Return the LoRA rank enabled on `lm`'s backbone, or None.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.training.compiling import lora_rank_of
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
+    lm.backbone.enable_lora(4)
+    print(lora_rank_of(lm))  # 4
+    ```
+    """
+    for layer in lm.backbone._flatten_layers(include_self=False):
+        if getattr(layer, "lora_enabled", False):
+            return layer.lora_rank
+    return None
+
+
+
+def _enable_lora(lm, rank):
+    enabled = lora_rank_of(lm)
+    if enabled is None:
+        lm.backbone.enable_lora(rank)
+    elif enabled != rank:
+        raise InputError(
+            f"LoRA is already enabled on this model with rank {enabled}; it "
+            f"can't be changed to lora_rank={rank}. Load the model again."
+        )
+
+
+def as_recipe(recipe=None, **options):
+    """Return `recipe` (default `Recipe()`) with `options` (its fields) applied.
+
+    Example:
+    ```python
+    from kgpt2.training.compiling import as_recipe
+
+    print(as_recipe(steps=10).steps)  # 10
+    ```
+    """
+    if recipe is None:
+        recipe = Recipe()
+    elif not isinstance(recipe, Recipe):
+        raise InputError(f"recipe must be a kgpt2.Recipe, got {type(recipe).__name__}.")
+    return recipe.replace(**options) if options else recipe
+
+
+def _optimizer(recipe, total_steps):
+    import keras
+
+    from kgpt2.training.schedule import WarmupPolynomialDecay
+
+    schedule = WarmupPolynomialDecay(
+        recipe.learning_rate,
+        decay_steps=total_steps,
+        warmup_steps=recipe.warmup_steps,
+        end_learning_rate=recipe.end_learning_rate,
+    )
+    accumulation = recipe.gradient_accumulation_steps
+    options = dict(
+        global_clipnorm=recipe.clipnorm,
+        # Keras counts accumulation from 2; 1 means none.
+        gradient_accumulation_steps=accumulation if accumulation > 1 else None,
+    )
+    if recipe.weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay, **options)
+        # GPT-2's layer norms are `gamma`/`beta`: like biases, not decayed.
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
+    return keras.optimizers.Adam(schedule, **options)
+
+
+def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
+    """Compile `lm` for fine-tuning with `recipe` (default: the reference recipe).
+
+    Adam (AdamW when `weight_decay > 0`, never decaying biases and layer
+    norms) on a `WarmupPolynomialDecay` schedule from `learning_rate` to
+    `end_learning_rate`, `SparseCategoricalCrossentropy(from_logits=True)`
+    and `weighted_metrics=["accuracy"]`. Padding is masked by the sample
+    weights the preprocessor makes, and the loss is the mean over the real
+    tokens (`reduction="mean_with_sample_weight"`): with Keras's default
+    (a mean over all positions, padding included) a batch of short texts
+    has a smaller loss and smaller gradients, and `exp(loss)` is not the
+    perplexity. `mixed_precision` switches `lm`'s compute dtype in place
+    (float32 switches it back); `lora_rank` enables LoRA on the attention
+    query and value projections, freezing every other weight (saved
+    presets hold the merged weights).
+
+    Args:
+        lm: a `GPT2CausalLM` (e.g. from `kgpt2.load`).
+        recipe: a `kgpt2.Recipe`; None for `Recipe()`.
+        sampler: the `generate()` sampler (name or `keras_hub.samplers`
+            instance); defaults to KerasHub's `"top_k"`.
+        dataset: a `tf.data.Dataset` to derive the schedule's length from
+            when the recipe has no `steps` (`epochs` passes over it).
+        **options: `Recipe` fields, applied on top of `recipe`
+            (e.g. `steps=100, learning_rate=1e-3`).
+
+    Returns:
+        `lm`, compiled.
+
+    Raises:
+        InputError: neither `steps` nor a dataset of known length, a
+            `lora_rank` above the model's hidden size, or an invalid option
+            (the message names it).
+
+    Example:
+    ```python
+    import kgpt2
+    import tensorflow as tf
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
+    texts = tf.data.Dataset.from_tensor_slices(["a poem", "another one"]).batch(2)
+    kgpt2.compile(lm, kgpt2.Recipe(learning_rate=1e-3, epochs=4), dataset=texts)
+    print(round(float(lm.optimizer.learning_rate), 6))  # 0.001
+    lm.fit(texts, epochs=4, verbose=0)
+    print(round(float(lm.optimizer.learning_rate), 6))  # 0.0
+    ```
+    """
+    import keras
+
+    check_causal_lm(lm)
+    recipe = as_recipe(recipe, **options)
+    recipe.check_fits(lm)
+    total_steps, _ = recipe.count_steps(dataset)
+    optimizer = _optimizer(recipe, total_steps)
+    if recipe.lora_rank is not None:
+        _enable_lora(lm, recipe.lora_rank)
+    _set_precision(lm, recipe.mixed_precision)
+    lm.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
+        weighted_metrics=["accuracy"],
+        sampler=sampler if sampler is not None else "top_k",
+    )
+    return lm
