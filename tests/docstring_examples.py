@@ -122,3 +122,21 @@ def run_example(example):
                 f"{example.name}, line {statement.lineno}: the example claims\n"
                 f"    {claim!r}\nbut it printed\n    {output.rstrip()!r}"
             )
+
+
+def run_example_in_a_new_process(name):
+    """Run the example `name` in a new Python process (for examples about
+    what importing loads); raise AssertionError with its output if it fails."""
+    import os
+    import subprocess
+    import sys
+
+    tests = str(pathlib.Path(__file__).parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(PACKAGE.parent), tests, os.environ.get("PYTHONPATH")])))
+    code = ("import sys, docstring_examples as d; "
+            "d.run_example(next(e for e in d.find_examples() if e.name == sys.argv[1]))")
+    result = subprocess.run([sys.executable, "-c", code, name], capture_output=True,
+                            text=True, env=env, timeout=300)
+    if result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
