@@ -4,6 +4,7 @@ import inspect
 
 import keras_hub
 
+from kgpt2.errors import InputError
 from kgpt2.samplers.beam_sampler import BeamSampler
 from kgpt2.samplers.contrastive_sampler import ContrastiveSampler
 from kgpt2.samplers.greedy_sampler import GreedySampler
@@ -24,7 +25,7 @@ SAMPLERS = {
 def _sampler_class(name):
     key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
     if key not in SAMPLERS:
-        raise ValueError(
+        raise InputError(
             f"Unknown sampler {name!r}. Known samplers: {', '.join(SAMPLERS)} "
             "(or pass a keras_hub.samplers.Sampler object)."
         )
