@@ -4,8 +4,9 @@ An example is a ```python fenced block after `Example:` in a module, class or
 function docstring. Running one executes its top-level statements in order,
 each with its own captured output, and checks the claims:
 
-- a comment at the end of a line with a `print(...)` call, or
-- comment-only lines right below a top-level statement that calls `print`,
+- a comment at the end of a line with a `print(...)` call, or, where there
+  is none, comment-only lines right below a top-level statement that calls
+  `print` and not right above the next statement (those are a remark on it),
 
 say what that statement prints. A claim must match the output exactly, up to
 runs of whitespace; `...` in a claim stands for any text. Comments anywhere
@@ -85,16 +86,20 @@ def _print_lines(statement):
 def claims(code):
     """[(statement, claimed output or None)] for the top-level statements."""
     tree = ast.parse(code)
+    lines = code.splitlines()
     comments, alone = _comments(code)
     result = []
     for statement in tree.body:
         print_lines = _print_lines(statement)
         parts = [comments[line] for line in sorted(print_lines)
                  if line in comments and line not in alone]
-        line = statement.end_lineno + 1
-        while print_lines and line in alone:
-            parts.append(comments[line])
+        below, line = [], statement.end_lineno + 1
+        while line in alone:
+            below.append(comments[line])
             line += 1
+        # Comment lines right above the next statement are a remark on it.
+        if print_lines and not parts and not (line <= len(lines) and lines[line - 1].strip()):
+            parts = below
         result.append((statement, "\n".join(parts) if parts else None))
     return result
 

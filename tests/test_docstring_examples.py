@@ -77,8 +77,11 @@ def test_claims_are_print_comments_and_the_comment_lines_below_a_print():
         "# 1\n"
         "y = x\n"
         "# a remark below a statement that prints nothing\n"
+        "print(y)\n"
+        "# a remark above the next statement\n"
+        "print(y)  # 2\n"
     )
-    assert [claim for _, claim in claims(code)] == [None, "2", "0\n1", None]
+    assert [claim for _, claim in claims(code)] == [None, "2", "0\n1", None, None, "2"]
 
 
 @pytest.mark.parametrize("code", [
