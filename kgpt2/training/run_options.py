@@ -36,6 +36,9 @@ class RunOptions(Options):
         sample_prompt: the samples' prompt (`""`: unconditional).
         sample_length: the samples' length in tokens, prompt included.
         print_every: steps between progress lines; 0 (or None): none.
+        tensorboard: also write TensorBoard event files (loss, accuracy,
+            learning rate, tokens/s, validation, samples) to the run's
+            `tensorboard/` folder; see `kgpt2.training.callbacks.TensorBoardLogger`.
 
     Example:
     ```python
@@ -58,6 +61,7 @@ class RunOptions(Options):
     sample_prompt: str = option("", "the samples' prompt")
     sample_length: int = option(100, "the samples' length in tokens, prompt included")
     print_every: int = option(10, "steps between progress lines (0: none)")
+    tensorboard: bool = option(False, "also write TensorBoard event files to the run's tensorboard/ folder")
 
     def __post_init__(self):
         owner = type(self).__name__
@@ -73,6 +77,8 @@ class RunOptions(Options):
         if not isinstance(self.sample_prompt, str):
             raise InputError(f"{owner}: sample_prompt must be a string, got {self.sample_prompt!r}.")
         check_integer(owner, "sample_length", self.sample_length, minimum=1, maximum=MAX_SEQUENCE_LENGTH)
+        if not isinstance(self.tensorboard, bool):
+            raise InputError(f"{owner}: tensorboard must be True or False, got {self.tensorboard!r}.")
 
     def check_sample_prompt(self, tokenizer):
         """Raise `InputError` if `sample_prompt` leaves no room in `sample_length`.
