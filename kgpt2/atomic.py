@@ -41,7 +41,8 @@ def ordinary_mode(folder=False):
     ```python
     from kgpt2.atomic import ordinary_mode
 
-    print(oct(ordinary_mode()))  # 0o644 under a umask of 022
+    # 0o644 under a umask of 022.
+    print(oct(ordinary_mode()))
     ```
     """
     return (0o777 if folder else 0o666) & ~_umask()
