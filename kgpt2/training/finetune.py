@@ -9,10 +9,29 @@ import dataclasses
 import logging
 import pathlib
 
+import keras
+import tensorflow as tf
+
+from kgpt2.data import is_preprocessed
 from kgpt2.errors import InputError
+from kgpt2.training.batches import RunBatches
+from kgpt2.training.callbacks import MetricsCSV
+from kgpt2.training.callbacks import RunCheckpoint
+from kgpt2.training.callbacks import SampleEvery
+from kgpt2.training.callbacks import StopOnInterrupt
+from kgpt2.training.callbacks import StopOnNaN
+from kgpt2.training.callbacks import TokensPerSecond
+from kgpt2.training.callbacks.compile_progress import CompileProgress
+from kgpt2.training.callbacks.metrics_csv import truncate_metrics
+from kgpt2.training.callbacks.tensorboard import TENSORBOARD_DIR
+from kgpt2.training.callbacks.tensorboard import TensorBoardLogger
+from kgpt2.training.checkpoints import RunDirectory
 from kgpt2.training.compiling import as_recipe
 from kgpt2.training.compiling import check_causal_lm
 from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.distribution import distributed
+from kgpt2.training.plot import plot_loss_curve
+from kgpt2.training.preprocessing import detached_preprocessor
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.run_options import RunOptions
 from kgpt2.training.steps import batches_per_pass
@@ -68,8 +87,6 @@ class _Plan:
 
     def state(self):
         """The fields stored in each checkpoint's training_state.json."""
-        import keras
-
         return dict(
             self.recipe.to_dict(),
             run_name=self.run.run_name,
@@ -90,10 +107,6 @@ class _Plan:
 
 def _check_dataset(dataset, label):
     """Return whether `dataset` is tokenized; raise if it isn't usable."""
-    import tensorflow as tf
-
-    from kgpt2.data import is_preprocessed
-
     if not isinstance(dataset, tf.data.Dataset):
         raise InputError(
             f"{label} must be a tf.data.Dataset of text batches or of "
@@ -142,8 +155,6 @@ def _split_options(recipe, run, options):
 
 def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
     """Check every input before anything is built or written; return the `_Plan`."""
-    import keras
-
     check_causal_lm(lm)
     recipe, run = _split_options(recipe, run, options)
     tokenized = _check_dataset(train_ds, "train_ds")
@@ -171,8 +182,6 @@ def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
 
 def _open_run(run, lm, plan):
     """Resume `run`'s latest checkpoint into `lm`, or clear its logs; return the start step."""
-    from kgpt2.training.callbacks.metrics_csv import truncate_metrics
-
     checkpoint = run.latest() if plan.run.restore_from == "latest" else None
     if checkpoint is None:
         run.start_over()
@@ -198,14 +207,6 @@ class _Callbacks:
 
 
 def _build_callbacks(run, plan, start_step, preprocessor, extra):
-    from kgpt2.training.callbacks import MetricsCSV
-    from kgpt2.training.callbacks import RunCheckpoint
-    from kgpt2.training.callbacks import SampleEvery
-    from kgpt2.training.callbacks import StopOnInterrupt
-    from kgpt2.training.callbacks import StopOnNaN
-    from kgpt2.training.callbacks import TokensPerSecond
-    from kgpt2.training.callbacks.compile_progress import CompileProgress
-
     options = plan.run
     meter = TokensPerSecond(plan.sequence_length)
     logger = MetricsCSV(run.metrics_csv, start_step, options.print_every, plan.total_steps)
@@ -225,8 +226,6 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
             )
         )
     if options.tensorboard:
-        from kgpt2.training.callbacks.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
-
         samples = next((c for c in every if isinstance(c, SampleEvery)), None)
         every.append(TensorBoardLogger(run.path / TENSORBOARD_DIR, start_step, samples))
     return _Callbacks(meter, logger, nan_stop, interrupt, checkpointer, every + list(extra))
@@ -242,11 +241,6 @@ def _describe_epochs(plan, train_ds):
 
 def _train(lm, train_ds, val_ds, plan, start_step, callbacks):
     """Fit steps `start_step + 1 .. total_steps`; return Keras's merged history."""
-    import keras
-
-    from kgpt2.training.batches import RunBatches
-    from kgpt2.training.preprocessing import detached_preprocessor
-
     preprocessor = lm.preprocessor
     # kgpt2 feeds model inputs itself (text is tokenized here), so the
     # preprocessor stays detached during fit: KerasHub would apply it again.
@@ -297,8 +291,6 @@ def _stop_reason(lm, callbacks):
 
 def _report(run, plan, start_step, stop_reason, history, callbacks=None, message=None):
     """Draw loss.png and return the `FinetuneResult`."""
-    from kgpt2.training.plot import plot_loss_curve
-
     if callbacks is not None:
         plot_loss_curve(run.metrics_csv, run.loss_png, title=f"{run.path.name}: training loss")
     latest = run.latest()
@@ -378,11 +370,6 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
     print(kgpt2.load(result.run_dir).count_params() == lm.count_params())  # True
     ```
     """
-    import keras
-
-    from kgpt2.training.checkpoints import RunDirectory
-    from kgpt2.training.distribution import distributed
-
     extra_callbacks = list(callbacks or [])
     plan = _validate(lm, train_ds, val_ds, recipe, run, options, extra_callbacks)
     user_lm = lm
