@@ -35,15 +35,24 @@ import threading
 import time
 import weakref
 
+import keras
 import numpy as np
+from keras import ops
 
+from kgpt2.checks import check_integer
 from kgpt2.errors import Error
 from kgpt2.errors import InputError
 from kgpt2.generation.buckets import bucket_length
+from kgpt2.generation.cached_forward import empty_cache
+from kgpt2.generation.cached_forward import forward_rows
+from kgpt2.generation.cached_forward import forward_with_cache
+from kgpt2.generation.compilation_cache import enable_compilation_cache
 from kgpt2.generation.detokenize import IncrementalDecoder
 from kgpt2.generation.row_sampling import SamplingOptions
 from kgpt2.generation.row_sampling import needed_features
+from kgpt2.generation.row_sampling import sample_rows
 from kgpt2.generation.stop_text import StopText
+from kgpt2.generation.token_ids import model_max_length
 
 
 def cache_length(needed, context_length):
@@ -163,14 +172,11 @@ def _compiler(lm_ref):
     `compiled.py` does), so training or reloading weights needs no
     recompile; elsewhere it runs eagerly.
     """
-    import keras
-
     lm = lm_ref()
     if keras.config.backend() != "jax" or lm.run_eagerly:
         return lambda fn, static_argnums=(), donate_argnums=(): fn
+    # Only the JAX backend compiles here: other backends never load JAX.
     import jax
-
-    from kgpt2.generation.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache()
 
@@ -211,13 +217,6 @@ class _Programs:
     """
 
     def __init__(self, lm):
-        from keras import ops
-
-        from kgpt2.generation.cached_forward import empty_cache
-        from kgpt2.generation.cached_forward import forward_rows
-        from kgpt2.generation.cached_forward import forward_with_cache
-        from kgpt2.generation.row_sampling import sample_rows
-
         backbone = lm.backbone
         compile_function = _compiler(weakref.ref(lm))
 
@@ -275,9 +274,6 @@ class BatchingEngine:
     """
 
     def __init__(self, lm, max_batch_size=8, max_queue=64, context_length=None):
-        from kgpt2.checks import check_integer
-        from kgpt2.generation.token_ids import model_max_length
-
         check_integer("BatchingEngine", "max_batch_size", max_batch_size, minimum=1)
         check_integer("BatchingEngine", "max_queue", max_queue, minimum=0)
         limit = model_max_length(lm)
@@ -460,10 +456,6 @@ class BatchingEngine:
 
     def _resize_cache(self, length):
         """Make the cache `length` slots long (new slots are zeros)."""
-        from keras import ops
-
-        from kgpt2.generation.cached_forward import empty_cache
-
         current = self._history.shape[1]
         if self._cache is None or not self._busy():
             self._cache = empty_cache(self.lm.backbone, self.max_batch_size, length)

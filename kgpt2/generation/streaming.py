@@ -16,6 +16,15 @@ for piece in stream_text(lm, "The quick brown fox", sampler="greedy", max_length
 
 import time
 
+from kgpt2.errors import Error
+from kgpt2.errors import InputError
+from kgpt2.generation.batching_engine import BatchingEngine
+from kgpt2.generation.row_sampling import SamplingOptions
+from kgpt2.generation.text import _max_length
+from kgpt2.generation.text import _prompt_list
+from kgpt2.generation.text import _stop_ids
+from kgpt2.generation.text import _tokenize
+
 
 class TextStream:
     """An iterator of text pieces; after it ends, `new_tokens`, `seconds`,
@@ -45,8 +54,6 @@ class TextStream:
         return self
 
     def __next__(self):
-        from kgpt2.errors import Error
-
         if self.finish_reason is not None:
             raise StopIteration
         try:
@@ -94,16 +101,7 @@ def stream_text(lm, prompt=None, sampler="top_k", max_length=None, seed=None,
     Returns:
         A `TextStream` (iterate it for the text pieces).
     """
-    from kgpt2.generation.batching_engine import BatchingEngine
-    from kgpt2.generation.row_sampling import SamplingOptions
-    from kgpt2.generation.text import _max_length
-    from kgpt2.generation.text import _prompt_list
-    from kgpt2.generation.text import _stop_ids
-    from kgpt2.generation.text import _tokenize
-
     if prompt is not None and not isinstance(prompt, str):
-        from kgpt2.errors import InputError
-
         raise InputError(
             f"prompt must be a string or None, got {type(prompt).__name__}: {prompt!r}."
         )
