@@ -15,7 +15,9 @@ import shutil
 import time
 from importlib import resources
 
+import kgpt2
 from kgpt2.errors import InputError
+from kgpt2.training.recipe import default_learning_rate
 
 logger = logging.getLogger("kgpt2")
 
@@ -126,6 +128,7 @@ def held_out_perplexity(lm, dataset):
     print(held_out_perplexity(lm, data) > 1000)  # True: random weights
     ```
     """
+    # Local: `kgpt2 --help` imports this module (for DEFAULT_RUN_DIR) and must not load Keras.
     import keras
 
     from kgpt2.training.preprocessing import detached_preprocessor
@@ -174,10 +177,7 @@ def run(
     print(result["perplexity"]["after"] < result["perplexity"]["before"])  # True
     ```
     """
-    import keras
-
-    import kgpt2
-    from kgpt2.training.recipe import default_learning_rate
+    import keras  # local: `kgpt2 --help` imports this module and must not load Keras
 
     if learning_rate is None:
         learning_rate = default_learning_rate(preset)

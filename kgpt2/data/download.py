@@ -2,6 +2,8 @@
 
 import pathlib
 
+from kgpt2.data.errors import DataError
+
 CHINESE_POETRY_RAW = (
     "https://raw.githubusercontent.com/chinese-poetry/chinese-poetry/master/"
     "%E5%85%A8%E5%94%90%E8%AF%97/poet.tang.{start}.json"  # 全唐诗/
@@ -27,8 +29,6 @@ def fetch_chinese_poetry(destination, files=10):
     ```
     """
     import urllib.request
-
-    from kgpt2.data.errors import DataError
 
     if isinstance(files, bool) or not isinstance(files, int) or not 1 <= files <= 58:
         raise DataError(f"files must be an integer from 1 to 58, got {files!r}.")

@@ -1,5 +1,8 @@
 """`kgpt2.data.token_stats`: how much of a pipeline's batches is padding."""
 
+from kgpt2.data.errors import DataError
+from kgpt2.data.packing import is_preprocessed
+
 
 def token_stats(dataset, preprocessor=None):
     """Count real tokens and padding in every batch of `dataset`.
@@ -26,9 +29,6 @@ def token_stats(dataset, preprocessor=None):
     ```
     """
     import numpy as np
-
-    from kgpt2.data.errors import DataError
-    from kgpt2.data.packing import is_preprocessed
 
     preprocessed = is_preprocessed(dataset)
     if not preprocessed and preprocessor is None:

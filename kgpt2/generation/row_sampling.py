@@ -33,6 +33,7 @@ from keras import ops
 
 from kgpt2.checks import check_number
 from kgpt2.errors import InputError
+from kgpt2.samplers import SAMPLERS
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import _tokens_to_vocab_mask
 from kgpt2.samplers.logits_processing import present_token_mask
@@ -109,8 +110,6 @@ class SamplingOptions:
         (top_k's `k=5`, top_p's `p=0.1`).
         """
         import inspect
-
-        from kgpt2.samplers import SAMPLERS
 
         key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
         if key not in ROW_SAMPLERS:

@@ -31,6 +31,7 @@ from kgpt2.generation.batching_engine import EngineClosedError
 from kgpt2.generation.batching_engine import QueueFullError
 from kgpt2.generation.row_sampling import ROW_SAMPLERS
 from kgpt2.generation.row_sampling import SamplingOptions
+from kgpt2.generation.text import _tokenize
 from kgpt2.serving.api_errors import ApiError
 from kgpt2.serving.schemas import Completion
 from kgpt2.serving.schemas import CompletionChoice
@@ -107,8 +108,6 @@ class CompletionService:
         self.model_name = model_name
 
     def _prompt_ids(self, prompt):
-        from kgpt2.generation.text import _tokenize
-
         # A huge max_length: the context check below names the field instead.
         return _tokenize(self.engine.lm, [prompt], max_length=2**31)[0]
 

@@ -17,6 +17,10 @@ import pathlib
 import signal
 import threading
 
+import kgpt2
+from kgpt2.serving.app import DEFAULT_MAX_BODY_BYTES
+from kgpt2.serving.app import create_app
+
 API_KEY_VARIABLE = "KGPT2_API_KEY"
 
 logger = logging.getLogger("kgpt2")
@@ -49,10 +53,6 @@ def serve(preset, host="127.0.0.1", port=8000, max_batch_size=8, max_queue=64,
             `--port 0`).
     """
     import uvicorn
-
-    import kgpt2
-    from kgpt2.serving.app import DEFAULT_MAX_BODY_BYTES
-    from kgpt2.serving.app import create_app
 
     api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
     lm = kgpt2.load(preset, sequence_length=context_length)

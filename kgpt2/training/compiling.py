@@ -2,6 +2,7 @@
 
 from kgpt2.errors import InputError
 from kgpt2.training.recipe import Recipe
+from kgpt2.training.schedule import WarmupPolynomialDecay
 from kgpt2.training.weights import lora_rank_of
 
 
@@ -56,8 +57,6 @@ def as_recipe(recipe=None, **options):
 
 def _optimizer(recipe, total_steps):
     import keras
-
-    from kgpt2.training.schedule import WarmupPolynomialDecay
 
     schedule = WarmupPolynomialDecay(
         recipe.learning_rate,

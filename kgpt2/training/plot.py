@@ -3,6 +3,7 @@
 import pathlib
 
 from kgpt2.atomic import atomic_writer
+from kgpt2.training.callbacks.metrics_csv import read_metrics
 
 
 def plot_loss_curve(metrics_csv, png_path, title=None):
@@ -29,8 +30,6 @@ def plot_loss_curve(metrics_csv, png_path, title=None):
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
-
-    from kgpt2.training.callbacks.metrics_csv import read_metrics
 
     rows = [row for row in read_metrics(metrics_csv) if row["loss"] is not None]
     if not rows:

@@ -4,6 +4,7 @@ import pathlib
 import re
 import time
 
+from kgpt2.atomic import atomic_writer
 from kgpt2.training.callbacks.metric_state import StepMetricReader
 from kgpt2.training.callbacks.step import StepCallback
 
@@ -37,8 +38,6 @@ def truncate_events(log_dir, last_step):
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
-
-    from kgpt2.atomic import atomic_writer
 
     for path in _event_files(log_dir):
         records = list(RawEventFileLoader(str(path)).Load())
