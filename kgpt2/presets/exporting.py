@@ -25,6 +25,7 @@ from kgpt2.atomic import writing_folder
 from kgpt2.atomic import write_atomically
 from kgpt2.checks import check_choice
 from kgpt2.errors import InputError
+from kgpt2.presets.hf_folder import TensorFiles
 
 FORMATS = ("transformers", "keras")
 RECORD_FILE = "kgpt2_export.json"
@@ -187,8 +188,6 @@ def float32_copy(lm):
     """
     import keras_hub
     from keras_hub.src.utils.transformers import convert_gpt2
-
-    from kgpt2.presets.hf_folder import TensorFiles
 
     config = dict(lm.backbone.get_config(), dtype="float32")
     backbone = type(lm.backbone).from_config(config)

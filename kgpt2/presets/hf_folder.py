@@ -24,6 +24,7 @@ import pathlib
 from kgpt2.errors import MissingFileError
 from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
 from kgpt2.presets.loading import PresetError
+from kgpt2.presets.loading import _check_sequence_length
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -312,8 +313,6 @@ def load_transformers_folder(folder, sequence_length=None, dtype=None, **unsuppo
     """
     import keras_hub
     from keras_hub.src.utils.transformers import convert_gpt2
-
-    from kgpt2.presets.loading import _check_sequence_length
 
     if unsupported:
         raise PresetError(

@@ -14,6 +14,7 @@ from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.tokenizer import gpt2_tokenizer
 
 MAX_SEQUENCE_LENGTH = 1024
 DEFAULT_SEQUENCE_LENGTH = 1024
@@ -156,8 +157,6 @@ def _local_preset(path):
 def _build_random(name, sequence_length, seed, dtype=None, **unsupported):
     import keras
     import keras_hub
-
-    from kgpt2.presets.tokenizer import gpt2_tokenizer
 
     if unsupported:
         raise PresetError(
@@ -304,6 +303,7 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
                 f"Unknown preset '{name}'. Known names: {known}; or give a "
                 "local preset directory, an hf:// or a kaggle:// handle."
             )
+        # Local: hf_folder imports this module at its top.
         from kgpt2.presets import hf_folder
 
         if hf_folder.looks_like_transformers_folder(local):
