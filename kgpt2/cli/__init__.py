@@ -22,6 +22,7 @@ from kgpt2.cli import presets
 from kgpt2.cli import serve
 from kgpt2.cli.output import command_output
 from kgpt2.cli.output import package_version
+from kgpt2.errors import Error
 
 # Order here is the order in `kgpt2 --help`.
 COMMANDS = [presets, finetune, generate, serve, export, bench, plan, demo]
@@ -79,8 +80,6 @@ def _debug(args):
 def _ours(error):
     """Whether kgpt2 raised `error` on purpose: a `kgpt2.Error`, or a
     ValueError/FileNotFoundError raised by kgpt2's own code."""
-    from kgpt2.errors import Error
-
     if isinstance(error, Error):
         return True
     if not isinstance(error, (ValueError, FileNotFoundError)):

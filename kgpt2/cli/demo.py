@@ -3,6 +3,7 @@
 import argparse
 
 from kgpt2.demo import DEFAULT_RUN_DIR
+from kgpt2.demo import run as run_demo
 
 
 def register(subparsers):
@@ -30,8 +31,6 @@ def register(subparsers):
 
 
 def run(args):
-    from kgpt2.demo import run as run_demo
-
     run_demo(
         preset=args.preset,
         steps=args.steps,

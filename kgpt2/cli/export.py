@@ -1,5 +1,7 @@
 """`kgpt2 export`: write a preset or run as a transformers folder or a KerasHub preset."""
 
+import kgpt2
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -23,8 +25,6 @@ def register(subparsers):
 
 
 def run(args):
-    import kgpt2
-
     lm = kgpt2.load(args.source)
     folder = kgpt2.export(lm, args.out_dir, format=args.format, force=args.force)
     print(f"Exported {args.source} ({args.format}) to {folder}")

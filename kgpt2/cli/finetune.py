@@ -6,16 +6,16 @@ generated from the fields of `kgpt2.Recipe` and `kgpt2.RunOptions`.
 
 import logging
 
+import kgpt2
 from kgpt2.cli.option_flags import add_option_flags
 from kgpt2.cli.option_flags import given_options
+from kgpt2.training.recipe import Recipe
+from kgpt2.training.run_options import RunOptions
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers):
-    from kgpt2.training.recipe import Recipe
-    from kgpt2.training.run_options import RunOptions
-
     parser = subparsers.add_parser(
         "finetune",
         help="fine-tune a preset on your data (named runs, resumable checkpoints)",
@@ -46,8 +46,6 @@ def register(subparsers):
 
 
 def _load_data(args, lm):
-    import kgpt2
-
     options = dict(
         text_key=args.text_key,
         batch_size=args.batch_size,
@@ -65,8 +63,6 @@ def _load_data(args, lm):
 
 
 def run(args):
-    import kgpt2
-
     # Options are checked before a (possibly large) model is loaded.
     recipe = kgpt2.Recipe.for_preset(args.preset, **given_options(args, kgpt2.Recipe))
     run_options = kgpt2.RunOptions(**given_options(args, kgpt2.RunOptions))

@@ -2,6 +2,11 @@
 
 import logging
 
+import kgpt2
+from kgpt2.checks import check_seed
+from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
+
 # Flag -> kgpt2.samplers option name; flags left unset keep the default.
 SAMPLER_FLAGS = {
     "temperature": "temperature",
@@ -63,9 +68,6 @@ def _flag(name):
 
 def _check_sampler_flags(args):
     """Refuse a sampler flag the chosen sampler does not take, naming the flag."""
-    import kgpt2
-    from kgpt2.errors import InputError
-
     try:
         allowed = kgpt2.samplers.options(args.sampler)
     except ValueError:
@@ -80,9 +82,6 @@ def _check_sampler_flags(args):
         )
 def _stream(args, options):
     import sys
-
-    import kgpt2
-    from kgpt2.errors import InputError
 
     if args.nsamples != 1 or args.output or args.truncate:
         raise InputError("--stream prints one sample: leave out --nsamples, "
@@ -102,9 +101,7 @@ def _stream(args, options):
 
 
 def run(args):
-    import kgpt2
-    from kgpt2.checks import check_seed
-    from kgpt2.errors import WriteError
+    # Local: kgpt2.generation loads Keras, which `kgpt2 --help` must not.
     from kgpt2.generation.samples_file import SamplesNotWrittenError
     from kgpt2.generation.samples_file import check_destination
     from kgpt2.generation.samples_file import format_samples

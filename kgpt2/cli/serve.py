@@ -29,6 +29,7 @@ def register(subparsers):
 
 
 def run(args):
+    # Local: kgpt2.serving loads Keras and FastAPI, which `kgpt2 --help` must not.
     from kgpt2.serving import serve
 
     def ready(port):
