@@ -2,6 +2,8 @@
 
 import collections
 
+import tensorflow as tf
+
 
 class RunBatches:
     """The batches of steps `start_step + 1, ...` of a run, as model inputs.
@@ -32,8 +34,6 @@ class RunBatches:
     """
 
     def __init__(self, dataset, start_step=0, preprocessor=None):
-        import tensorflow as tf
-
         if dataset.cardinality() != tf.data.INFINITE_CARDINALITY:
             dataset = dataset.repeat()
         dataset = dataset.skip(start_step)

@@ -11,6 +11,9 @@ import os
 import pathlib
 import shutil
 
+import keras
+import numpy as np
+
 from kgpt2 import runs
 from kgpt2.errors import WriteError
 from kgpt2.runs import Checkpoint  # noqa: F401  (what `latest` returns)
@@ -46,22 +49,16 @@ def model_state_variables(lm):
 
 
 def _to_numpy(variable):
-    import keras
-
     return keras.ops.convert_to_numpy(variable.value)
 
 
 def _save_arrays(path, variables):
-    import numpy as np
-
     with open(path, "wb") as file:
         np.savez(file, **{str(i): _to_numpy(v) for i, v in enumerate(variables)})
 
 
 def _load_arrays(path, variables, what, checkpoint):
     import zipfile
-
-    import numpy as np
 
     try:
         with np.load(path) as arrays:

@@ -1,5 +1,8 @@
 """`kgpt2.compile`: apply a fine-tuning `Recipe` to a model (optimizer, loss, precision, LoRA)."""
 
+import keras
+import keras_hub
+
 from kgpt2.errors import InputError
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.schedule import WarmupPolynomialDecay
@@ -7,8 +10,6 @@ from kgpt2.training.weights import lora_rank_of
 
 
 def check_causal_lm(lm):
-    import keras_hub
-
     if not isinstance(lm, keras_hub.models.CausalLM):
         raise InputError(
             f"Expected a keras_hub CausalLM such as the one kgpt2.load() "
@@ -17,8 +18,6 @@ def check_causal_lm(lm):
 
 
 def _set_precision(lm, policy_name):
-    import keras
-
     policy = keras.DTypePolicy(policy_name)
     # The backbone's layers read their policy at call time, so this switches
     # an already-built model in place; weights stay float32. The
@@ -56,8 +55,6 @@ def as_recipe(recipe=None, **options):
 
 
 def _optimizer(recipe, total_steps):
-    import keras
-
     schedule = WarmupPolynomialDecay(
         recipe.learning_rate,
         decay_steps=total_steps,
@@ -125,8 +122,6 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     print(round(float(lm.optimizer.learning_rate), 6))  # 0.0
     ```
     """
-    import keras
-
     check_causal_lm(lm)
     recipe = as_recipe(recipe, **options)
     recipe.check_fits(lm)

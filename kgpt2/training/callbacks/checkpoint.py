@@ -3,6 +3,9 @@
 import logging
 import math
 
+import keras
+import numpy as np
+
 from kgpt2.training.callbacks.nan_stop import kept_checkpoint
 from kgpt2.training.callbacks.step import StepCallback
 
@@ -10,9 +13,6 @@ log = logging.getLogger(__name__)
 
 
 def _weights_are_finite(model):
-    import keras
-    import numpy as np
-
     return all(
         np.isfinite(keras.ops.convert_to_numpy(v.value)).all()
         for v in model.trainable_variables

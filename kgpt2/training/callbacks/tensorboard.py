@@ -4,6 +4,8 @@ import pathlib
 import re
 import time
 
+import tensorflow as tf
+
 from kgpt2.atomic import atomic_writer
 from kgpt2.training.callbacks.metric_state import StepMetricReader
 from kgpt2.training.callbacks.step import StepCallback
@@ -113,8 +115,6 @@ class TensorBoardLogger(StepCallback):
         # writer, one event file, per callback.
         if self._writer is not None:
             return
-        import tensorflow as tf
-
         self.log_dir.mkdir(parents=True, exist_ok=True)
         truncate_events(self.log_dir, self.step)
         _wait_for_a_newer_name(self.log_dir)
@@ -124,16 +124,12 @@ class TensorBoardLogger(StepCallback):
         self._reader.reset()
 
     def _scalars(self, values, step):
-        import tensorflow as tf
-
         with self._writer.as_default():
             for tag, value in values.items():
                 if value is not None:
                     tf.summary.scalar(tag, float(value), step=step)
 
     def on_step_end(self, step, logs):
-        import tensorflow as tf
-
         model = self.model  # syncs JAX state into the model's variables
         values = self._reader.read(model)
         self._scalars({
