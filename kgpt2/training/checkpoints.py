@@ -27,6 +27,7 @@ import shutil
 
 from kgpt2.presets.loading import RUN_POINTER_FILE
 from kgpt2.presets.loading import resolve_run_pointer
+from kgpt2.training import processes
 from kgpt2.training.preprocessing import attached_preprocessor
 from kgpt2.training.runs import run_directory
 
@@ -171,6 +172,9 @@ class RunDirectory:
 
     Holds an exclusive lock while open (two processes can't train one run),
     writes checkpoints atomically, and keeps the newest `keep_checkpoints`.
+    In a multi-process group (`kgpt2.connect_processes`) only the writer,
+    process 0, locks and writes; the others read the run and wait at each
+    save until the writer's checkpoint is complete.
 
     Example:
     ```python
@@ -186,18 +190,24 @@ class RunDirectory:
     ```
     """
 
-    def __init__(self, path, keep_checkpoints=1):
+    def __init__(self, path, keep_checkpoints=1, writer=True):
         if isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be an integer >= 1, got {keep_checkpoints!r}.")
         self.path = pathlib.Path(path)
         self.keep_checkpoints = keep_checkpoints
+        self.writer = writer
         self._written = []
         self._lock = None
 
     @classmethod
     def open(cls, checkpoint_dir, run_name, keep_checkpoints=1):
-        """Create (if needed), lock and clean up run `checkpoint_dir/run_name`."""
-        run = cls(run_directory(checkpoint_dir, run_name), keep_checkpoints)
+        """Create (if needed), lock and clean up run `checkpoint_dir/run_name`.
+
+        A process other than the group's writer only reads the run.
+        """
+        run = cls(run_directory(checkpoint_dir, run_name), keep_checkpoints, processes.is_writer())
+        if not run.writer:
+            return run
         if run.path.exists() and not run.path.is_dir():
             raise ValueError(f"Run directory {run.path} is a file; remove it or pick another run_name.")
         run.path.mkdir(parents=True, exist_ok=True)
@@ -275,8 +285,13 @@ class RunDirectory:
 
         `state` is stored in `training_state.json` with the step. If `lm`'s
         preprocessor is detached (tokenized data), pass it as `preprocessor`
-        so that the preset keeps its tokenizer.
+        so that the preset keeps its tokenizer. Every process of a group
+        calls it; the writer writes, and all return once the checkpoint is
+        complete.
         """
+        if not self.writer:
+            processes.barrier(f"checkpoint {step}")
+            return self.latest()
         name = f"{CHECKPOINT_PREFIX}{step:08d}-{secrets.token_hex(3)}"
         staging = self.path / f"{STAGING_PREFIX}{name}"
         final = self.path / name
@@ -306,6 +321,7 @@ class RunDirectory:
         self._point_to(f"{name}/model")
         self._written.append(name)
         self._prune()
+        processes.barrier(f"checkpoint {step}")
         return Checkpoint(final, state)
 
     def _point_to(self, relative_preset):

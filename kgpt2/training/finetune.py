@@ -65,6 +65,8 @@ class _Plan:
     total_steps: int
     steps_per_epoch: int
     sequence_length: int
+    data_shards: int = 1
+    data_shard_index: int = 0
 
     def state(self):
         """The fields stored in each checkpoint's training_state.json."""
@@ -153,12 +155,50 @@ def _split_options(recipe, run, options):
     return recipe, run.replace(**run_changes) if run_changes else run
 
 
+def _data_shards(recipe, run):
+    """Join the process group `run` asks for; return `(data_shards, this_shard)`.
+
+    Data parallel: each process feeds its part of every batch. Model
+    parallel lays weights, not the batch, over the devices: every process
+    feeds the whole batch.
+    """
+    from kgpt2.training.processes import connect_processes
+
+    count, index = connect_processes(run.num_processes, run.process_id, run.coordinator)
+    if count > 1 and recipe.distribution is None:
+        raise InputError(
+            f"Training in {count} processes needs distribution='data_parallel' or "
+            "'model_parallel' (--distribution): without one each process would "
+            "train its own copy."
+        )
+    if count > 1 and recipe.distribution == "model_parallel":
+        # Saving would need every shard gathered on process 0 first.
+        raise InputError(
+            "distribution='model_parallel' runs in one process for now (all of its "
+            f"devices); across {count} processes use 'data_parallel'."
+        )
+    if count > 1:
+        return count, index
+    return 1, 0
+
+
+def _check_batch_divides(dataset, tokenized, shards):
+    spec = dataset.element_spec[0]["token_ids"] if tokenized else dataset.element_spec
+    size = spec.shape[0]
+    if shards > 1 and size is not None and size % shards:
+        raise InputError(
+            f"train_ds's batches of {size} don't divide among the {shards} processes: "
+            f"use a batch size that is a multiple of {shards}."
+        )
+
+
 def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
     """Check every input before anything is built or written; return the `_Plan`."""
     import keras
 
     check_causal_lm(lm)
     recipe, run = _split_options(recipe, run, options)
+    shards, shard_index = _data_shards(recipe, run)
     tokenized = _check_dataset(train_ds, "train_ds")
     if val_ds is not None and _check_dataset(val_ds, "val_ds") != tokenized:
         raise InputError(
@@ -175,10 +215,11 @@ def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
             raise InputError(f"callbacks must be keras.callbacks.Callback instances, got {callback!r}.")
     recipe.check_fits(lm)
     run.check_sample_prompt(lm.preprocessor.tokenizer)
+    _check_batch_divides(train_ds, tokenized, shards)
     total_steps, steps_per_epoch = recipe.count_steps(train_ds)
     return _Plan(
         recipe, run, tokenized, total_steps, steps_per_epoch,
-        _sequence_length(lm, train_ds, tokenized),
+        _sequence_length(lm, train_ds, tokenized), shards, shard_index,
     )
 
 
@@ -188,14 +229,16 @@ def _open_run(run, lm, plan):
 
     checkpoint = run.latest() if plan.run.restore_from == "latest" else None
     if checkpoint is None:
-        for old_log in (run.metrics_csv, run.loss_png, run.samples_txt):
-            old_log.unlink(missing_ok=True)
+        if run.writer:
+            for old_log in (run.metrics_csv, run.loss_png, run.samples_txt):
+                old_log.unlink(missing_ok=True)
         return 0
     log.info("Resuming %s at step %d from %s", run.path, checkpoint.step, checkpoint.path.name)
     for name, saved, now in plan.changes_from(checkpoint.state):
         log.info("  note: %s was %r, now %r", name, saved, now)
     run.restore(lm, checkpoint)
-    truncate_metrics(run.metrics_csv, checkpoint.step)
+    if run.writer:
+        truncate_metrics(run.metrics_csv, checkpoint.step)
     return checkpoint.step
 
 
@@ -229,15 +272,21 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
     )
     # Order matters: the meter's tokens/s reaches the CSV through the
     # step's logs, and stop decisions come before the checkpoint's.
-    every = [meter, logger, nan_stop, interrupt, checkpointer]
+    # In a process group only the writer records metrics and samples; the
+    # others still generate the samples, since every process takes part
+    # in each computation on the distributed model.
+    every = [meter, logger, nan_stop, interrupt, checkpointer] if run.writer else [
+        meter, nan_stop, interrupt, checkpointer
+    ]
     if options.sample_every:
         every.append(
             SampleEvery(
                 options.sample_every, options.sample_prompt, options.sample_length,
-                run.samples_txt, start_step, preprocessor, total_steps=plan.total_steps,
+                run.samples_txt if run.writer else None, start_step, preprocessor,
+                total_steps=plan.total_steps,
             )
         )
-    return _Callbacks(meter, logger, nan_stop, interrupt, checkpointer, every + list(extra))
+    return _Callbacks(meter, logger if run.writer else None, nan_stop, interrupt, checkpointer, every + list(extra))
 
 
 def _describe_epochs(plan, train_ds):
@@ -254,11 +303,17 @@ def _train(lm, train_ds, val_ds, plan, start_step, callbacks):
 
     from kgpt2.training.batches import RunBatches
     from kgpt2.training.preprocessing import detached_preprocessor
+    from kgpt2.training.processes import shard_batches
 
     preprocessor = lm.preprocessor
     # kgpt2 feeds model inputs itself (text is tokenized here), so the
     # preprocessor stays detached during fit: KerasHub would apply it again.
-    batches = RunBatches(train_ds, start_step, None if plan.tokenized else preprocessor)
+    batches = RunBatches(
+        shard_batches(train_ds, plan.data_shards, plan.data_shard_index),
+        start_step, None if plan.tokenized else preprocessor,
+    )
+    if val_ds is not None:
+        val_ds = shard_batches(val_ds, plan.data_shards, plan.data_shard_index)
     if val_ds is not None and not plan.tokenized:
         val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
     history = {}
@@ -307,7 +362,7 @@ def _report(run, plan, start_step, stop_reason, history, callbacks=None, message
     """Draw loss.png and return the `FinetuneResult`."""
     from kgpt2.training.plot import plot_loss_curve
 
-    if callbacks is not None:
+    if callbacks is not None and run.writer:
         plot_loss_curve(run.metrics_csv, run.loss_png, title=f"{run.path.name}: training loss")
     latest = run.latest()
     logger, meter = (callbacks.logger, callbacks.meter) if callbacks else (None, None)
