@@ -20,6 +20,7 @@ print(path.read_text())  # hello
 import contextlib
 import os
 import pathlib
+import shutil
 import tempfile
 
 from kgpt2.errors import WriteError
@@ -120,3 +121,41 @@ def write_atomically(path, content):
     with atomic_writer(path, "wb" if isinstance(content, bytes) else "w") as file:
         file.write(content)
     return path
+
+
+def replace_folder(staging, target):
+    """Move the finished folder `staging` to `target`, replacing what is there.
+
+    `target` may be missing, an empty folder, or a folder the caller has
+    checked it may replace. Two renames swap a non-empty `target` out, so a
+    crash in between leaves the old version whole beside it (in a hidden
+    `.<name>.old.*` folder), never a mix; the old version is then deleted.
+    Both folders must be on the same file system (make `staging` beside
+    `target`).
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.atomic import replace_folder
+
+    parent = pathlib.Path(tempfile.mkdtemp())
+    staging = pathlib.Path(tempfile.mkdtemp(dir=parent))
+    (staging / "a.txt").write_text("new")
+    replace_folder(staging, parent / "result")
+    print((parent / "result" / "a.txt").read_text())  # new
+    ```
+    """
+    staging, target = pathlib.Path(staging), pathlib.Path(target)
+    try:
+        if target.is_dir() and any(target.iterdir()):
+            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.rename(target, old / target.name)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except OSError as error:
+        raise WriteError(
+            f"Cannot move the new '{target}' into place: {error.strerror or error}. "
+            "What was there before is unchanged."
+        ) from error

@@ -9,13 +9,15 @@ import sys
 
 from kgpt2.cli import bench
 from kgpt2.cli import demo
+from kgpt2.cli import export
 from kgpt2.cli import finetune
 from kgpt2.cli import generate
 from kgpt2.cli import plan
 from kgpt2.cli import presets
+from kgpt2.cli import serve
 
 # Order here is the order in `kgpt2 --help`.
-COMMANDS = [presets, finetune, generate, bench, plan, demo]
+COMMANDS = [presets, finetune, generate, serve, export, bench, plan, demo]
 
 
 def build_parser():

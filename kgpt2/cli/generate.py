@@ -48,7 +48,33 @@ def register(subparsers):
                         action="store_false", help="leave the prompt out of the samples")
     parser.add_argument("--output", default=None,
                         help="also write the samples to this file")
+    parser.add_argument("--stream", action="store_true",
+                        help="print one sample's text as it is generated (greedy, "
+                        "random, top_k or top_p)")
     parser.set_defaults(handler=run)
+
+
+def _stream(args, options):
+    import sys
+
+    import kgpt2
+    from kgpt2.errors import InputError
+
+    if args.nsamples != 1 or args.output or args.truncate:
+        raise InputError("--stream prints one sample: leave out --nsamples, "
+                         "--output and --truncate.")
+    lm = kgpt2.load(args.preset, sequence_length=args.max_length)
+    stream = kgpt2.generation.stream_text(
+        lm, args.prompt, sampler=args.sampler, max_length=args.max_length,
+        seed=args.seed, **options,
+    )
+    if args.include_prefix and args.prompt:
+        sys.stdout.write(args.prompt)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    print(f"\n{stream.new_tokens} new tokens in {stream.seconds:.2f} s: "
+          f"{stream.tokens_per_second:.1f} tokens/s")
 
 
 def run(args):
@@ -60,6 +86,8 @@ def run(args):
         for flag, option in SAMPLER_FLAGS.items()
         if getattr(args, flag) is not None
     }
+    if args.stream:
+        return _stream(args, options)
     sampler = kgpt2.samplers.get(args.sampler, **options)
     # Load with room for --max-length: a checkpoint's preprocessor keeps the
     # (often short) training length.

@@ -62,8 +62,29 @@ def _attention_mask(num_queries, cache_length, start, offset):
 
 
 def _write(cache, update, start):
-    """Write `update` `(batch, T, heads, head_dim)` at slots `[start, start + T)`."""
+    """Write `update` `(batch, T, heads, head_dim)` at slots `[start, start + T)`.
+
+    `start` is one slot for all rows, or (with `T == 1`) a `(batch,)` vector
+    of each row's own slot, as `forward_rows` uses.
+    """
+    if len(getattr(start, "shape", ())) == 1:
+        return _write_rows(cache, update, start)
     return ops.slice_update(cache, (0, 0, 0, start), ops.transpose(update, (0, 2, 3, 1)))
+
+
+def _write_rows(cache, update, slots):
+    """Write each row's one new key/value `(batch, 1, heads, head_dim)` at its slot."""
+    batch_size, num_heads, head_dim, _ = ops.shape(cache)
+    grid = ops.meshgrid(
+        ops.arange(batch_size, dtype="int32"),
+        ops.arange(num_heads, dtype="int32"),
+        ops.arange(head_dim, dtype="int32"),
+        indexing="ij",
+    )
+    row_slots = ops.broadcast_to(ops.cast(slots, "int32")[:, None, None], grid[0].shape)
+    indices = ops.reshape(ops.stack([*grid, row_slots], axis=-1), (-1, 4))
+    values = ops.reshape(ops.cast(update, cache.dtype), (-1,))
+    return ops.scatter_update(cache, indices, values)
 
 
 def _cached_attention(attention, x, key_cache, value_cache, start, mask):
@@ -127,3 +148,49 @@ def forward_with_cache(backbone, token_ids, cache, start, offset):
         )
         new_cache.append((key_cache, value_cache))
     return backbone.layer_norm(x), tuple(new_cache)
+
+
+def forward_rows(backbone, token_ids, cache, positions):
+    """Run one token per row, each row at its own position (continuous batching).
+
+    Row `b`'s token sits at cache slot `positions[b]` (slot == position: rows
+    are left-aligned) and attends to its slots `[0, positions[b]]`; slots
+    after it may hold a previous occupant's keys and are never read.
+
+    Args:
+        backbone: a `keras_hub.models.GPT2Backbone`.
+        token_ids: int tensor `(batch,)`.
+        cache: from `empty_cache`, `(batch, heads, head_dim, length)` per layer.
+        positions: int tensor `(batch,)`, each `< length`.
+
+    Returns:
+        `(hidden_states, cache)`: `(batch, hidden_dim)` and the updated cache.
+
+    Example:
+    ```python
+    import numpy as np
+    import kgpt2
+    from kgpt2.generation.cached_forward import empty_cache, forward_rows
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    cache = empty_cache(lm.backbone, batch_size=2, length=16)
+    hidden, cache = forward_rows(lm.backbone, np.array([464, 2068]), cache,
+                                 positions=np.array([0, 0]))
+    print(hidden.shape)  # (2, 64)
+    ```
+    """
+    positions = ops.cast(positions, "int32")
+    cache_length = ops.shape(cache[0][0])[-1]
+    tokens = backbone.token_embedding(ops.cast(token_ids, "int32")[:, None])
+    x = backbone.embeddings_add(
+        (tokens, backbone.position_embedding(tokens, positions=positions[:, None]))
+    )
+    key_slots = ops.arange(cache_length, dtype="int32")[None, :]
+    mask = (key_slots <= positions[:, None])[:, None, None, :]
+    new_cache = []
+    for layer, (key_cache, value_cache) in zip(backbone.transformer_layers, cache):
+        x, key_cache, value_cache = _decoder_layer(
+            layer, x, key_cache, value_cache, positions, mask
+        )
+        new_cache.append((key_cache, value_cache))
+    return ops.squeeze(backbone.layer_norm(x), axis=1), tuple(new_cache)

@@ -197,8 +197,9 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
             `gpt2_large_en`, `gpt2_extra_large_en`,
             `gpt2_base_en_cnn_dailymail`), a built-in offline architecture
             (`gpt2_tiny_random`, `gpt2_base_random`), a local preset
-            directory (or a `kgpt2 finetune` run directory), or an `hf://`
-            or `kaggle://` handle.
+            directory (or a `kgpt2 finetune` run directory), a folder
+            written by Hugging Face transformers' `save_pretrained`, or an
+            `hf://` or `kaggle://` handle.
         sequence_length: the preprocessor's sequence length (at most 1024).
             Defaults to the preset's own (1024 for the built-in ones).
         seed: the initialisation seed of the random presets.
@@ -241,6 +242,10 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
                 f"Unknown preset '{name}'. Known names: {known}; or give a "
                 "local preset directory, an hf:// or a kaggle:// handle."
             )
+        from kgpt2.presets import hf_folder
+
+        if hf_folder.looks_like_transformers_folder(local):
+            return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
         _check_sequence_length(sequence_length, _local_max_length(local), name)
         source = str(local)
 

@@ -286,6 +286,11 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
                 total_steps=plan.total_steps,
             )
         )
+    if options.tensorboard and run.writer:
+        from kgpt2.training.callbacks.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
+
+        samples = next((c for c in every if isinstance(c, SampleEvery)), None)
+        every.append(TensorBoardLogger(run.path / TENSORBOARD_DIR, start_step, samples))
     return _Callbacks(meter, logger if run.writer else None, nan_stop, interrupt, checkpointer, every + list(extra))
 
 

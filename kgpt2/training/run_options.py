@@ -43,6 +43,9 @@ class RunOptions(Options):
         process_id: this process's number (0 writes the run's files); None:
             from the environment.
         coordinator: `HOST:PORT` of process 0; None: from the environment.
+        tensorboard: also write TensorBoard event files (loss, accuracy,
+            learning rate, tokens/s, validation, samples) to the run's
+            `tensorboard/` folder; see `kgpt2.training.callbacks.TensorBoardLogger`.
 
     Example:
     ```python
@@ -78,6 +81,7 @@ class RunOptions(Options):
         None, "HOST:PORT of process 0, reachable from every process", type=str, metavar="HOST:PORT",
         default_text="from JAX_COORDINATOR_ADDRESS or the cluster",
     )
+    tensorboard: bool = option(False, "also write TensorBoard event files to the run's tensorboard/ folder")
 
     def __post_init__(self):
         owner = type(self).__name__
@@ -94,6 +98,8 @@ class RunOptions(Options):
             raise InputError(f"{owner}: sample_prompt must be a string, got {self.sample_prompt!r}.")
         check_integer(owner, "sample_length", self.sample_length, minimum=1, maximum=MAX_SEQUENCE_LENGTH)
         process_options(self.num_processes, self.process_id, self.coordinator)
+        if not isinstance(self.tensorboard, bool):
+            raise InputError(f"{owner}: tensorboard must be True or False, got {self.tensorboard!r}.")
 
     def check_sample_prompt(self, tokenizer):
         """Raise `InputError` if `sample_prompt` leaves no room in `sample_length`.

@@ -15,6 +15,7 @@ from kgpt2.training.callbacks.metrics_csv import MetricsCSV
 from kgpt2.training.callbacks.nan_stop import StopOnNaN
 from kgpt2.training.callbacks.samples import SampleEvery
 from kgpt2.training.callbacks.step import StepCallback
+from kgpt2.training.callbacks.tensorboard import TensorBoardLogger
 from kgpt2.training.callbacks.throughput import TokensPerSecond
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "StepCallback",
     "StopOnInterrupt",
     "StopOnNaN",
+    "TensorBoardLogger",
     "TokensPerSecond",
 ]

@@ -1,0 +1,42 @@
+"""`kgpt2 serve`: an OpenAI-compatible API and a playground page for a model."""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model over an OpenAI-compatible HTTP API",
+        description="Serve a preset or a fine-tuned run folder: POST "
+        "/v1/completions (streaming with stream=true), GET /v1/models, GET "
+        "/health, and a playground page at /. Concurrent requests share one "
+        "decode loop (continuous batching). Stop with Ctrl+C or SIGTERM.",
+    )
+    parser.add_argument("--preset", required=True,
+                        help="preset name, preset folder, or finetune run folder")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument("--max-batch-size", type=int, default=8,
+                        help="rows decoded together (default: 8)")
+    parser.add_argument("--max-queue", type=int, default=64,
+                        help="requests that may wait; more get HTTP 429 (default: 64)")
+    parser.add_argument("--api-key", default=None,
+                        help="require 'Authorization: Bearer KEY' (default: "
+                        "$KGPT2_API_KEY, if set)")
+    parser.add_argument("--context-length", type=int, default=None,
+                        help="tokens per request, prompt included (default: 1024)")
+    parser.set_defaults(handler=run)
+
+
+def run(args):
+    from kgpt2.serving import serve
+
+    def ready(port):
+        print(f"kgpt2 serve: serving on http://{args.host}:{port}/ "
+              "(Ctrl+C to stop)", flush=True)
+
+    serve(
+        args.preset, host=args.host, port=args.port,
+        max_batch_size=args.max_batch_size, max_queue=args.max_queue,
+        api_key=args.api_key, context_length=args.context_length, ready=ready,
+    )

@@ -1,0 +1,563 @@
+"""Continuous batching: many requests share one compiled decode step.
+
+A `BatchingEngine` owns a model, a key/value cache of `max_batch_size` rows
+and a thread that loops: admit waiting requests into free rows, then run one
+decode step for every busy row. A request that arrives while others decode
+joins at the next step (its prompt is run through the model on its own and
+copied into its rows), and a row that finishes frees at once. Each row is at
+its own position (`cached_forward.forward_rows`) and has its own sampling
+settings (`row_sampling`), so requests with different settings share a step.
+
+The cache is as long as the longest busy request needs (prompt plus
+`max_new_tokens`, rounded up to a bucket), so the compiled shapes stay few.
+Greedy rows pick the same tokens as `kgpt2.generate` with
+`sampler="greedy"`.
+
+Example:
+```python
+import kgpt2
+from kgpt2.generation.batching_engine import BatchingEngine
+from kgpt2.generation.row_sampling import SamplingOptions
+
+lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+engine = BatchingEngine(lm, max_batch_size=4)
+job = engine.submit([50256, 464], max_new_tokens=8,
+                    options=SamplingOptions(temperature=0.0))
+print(job.result()[0]["finish_reason"], engine.stats()["steps"] >= 8)  # length True
+engine.close()
+```
+"""
+
+import collections
+import dataclasses
+import queue
+import threading
+import time
+import weakref
+
+import numpy as np
+
+from kgpt2.errors import Error
+from kgpt2.errors import InputError
+from kgpt2.generation.buckets import bucket_length
+from kgpt2.generation.detokenize import IncrementalDecoder
+from kgpt2.generation.row_sampling import SamplingOptions
+from kgpt2.generation.row_sampling import needed_features
+from kgpt2.generation.stop_text import StopText
+
+
+def cache_length(needed, context_length):
+    """The cache length for `needed` slots: a power of two, at least 64.
+
+    Few lengths mean few compiled programs; attention reads at most twice
+    the slots it needs.
+    """
+    length = 64
+    while length < needed:
+        length *= 2
+    return min(length, max(bucket_length(context_length), needed))
+
+
+class QueueFullError(Error, RuntimeError):
+    """The engine's waiting queue is full: retry later."""
+
+
+class EngineClosedError(Error, RuntimeError):
+    """The engine is shutting down and takes no new requests."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamEvent:
+    """What a job's listener receives, one per text piece or end of a choice.
+
+    Attributes:
+        index: the choice (0 .. n - 1).
+        text: new text (may be "").
+        token_ids: the tokens this event covers.
+        finish_reason: None while generating, then `"stop"` or `"length"`;
+            `"error"` when the job failed or was cancelled (see `error`).
+        error: the message of a failure, else None.
+    """
+
+    index: int
+    text: str = ""
+    token_ids: tuple = ()
+    finish_reason: str = None
+    error: str = None
+
+
+class Job:
+    """A submitted request: `n` choices that decode in their own rows.
+
+    Events go to `listener` (called on the engine's thread; it must return
+    quickly) or, without one, to a queue that `events()` and `result()` read.
+    """
+
+    def __init__(self, prompt_ids, max_new_tokens, options, n, stop_token_ids,
+                 stop, listener):
+        self.prompt_ids = [int(i) for i in prompt_ids]
+        self.max_new_tokens = int(max_new_tokens)
+        self.options = options
+        self.n = int(n)
+        self.stop_token_ids = tuple(int(i) for i in stop_token_ids or ())
+        self.stop = tuple(stop or ())
+        self.completion_tokens = [0] * self.n
+        self.cancelled = threading.Event()
+        self.submitted = time.perf_counter()
+        self._queue = None if listener else queue.Queue()
+        self._listener = listener or self._queue.put
+
+    @property
+    def prompt_tokens(self):
+        return len(self.prompt_ids)
+
+    def emit(self, event):
+        try:
+            self._listener(event)
+        except Exception:  # A broken listener must not stop other rows.
+            self.cancelled.set()
+
+    def cancel(self):
+        """Stop generating; the job's rows free before the next step."""
+        self.cancelled.set()
+
+    def events(self, timeout=None):
+        """Yield events until every choice has finished (no-listener jobs)."""
+        finished = 0
+        while finished < self.n:
+            event = self._queue.get(timeout=timeout)
+            finished += event.finish_reason is not None
+            yield event
+
+    def result(self, timeout=None):
+        """Wait for every choice; return `[{"text", "finish_reason", "token_ids"}]`."""
+        choices = [{"text": "", "finish_reason": None, "token_ids": []} for _ in range(self.n)]
+        for event in self.events(timeout=timeout):
+            choice = choices[event.index]
+            choice["text"] += event.text
+            choice["token_ids"] += list(event.token_ids)
+            if event.error:
+                raise Error(event.error)
+            choice["finish_reason"] = event.finish_reason or choice["finish_reason"]
+        return choices
+
+
+class _Row:
+    """One busy row: a job's choice, its decoder, stop scan and random stream."""
+
+    def __init__(self, job, index, tokenizer):
+        self.job = job
+        self.index = index
+        self.decoder = IncrementalDecoder(tokenizer)
+        self.stop_text = StopText(job.stop)
+        seed = job.options.seed
+        entropy = None if seed is None else [seed, index]
+        self.random = np.random.default_rng(entropy)
+        self.generated = 0
+
+
+def _compiler(lm_ref):
+    """Return `compile(fn, static_argnums, donate_argnums)` for the model's backend.
+
+    On JAX the function is jitted with the model's weights as arguments (as
+    `compiled.py` does), so training or reloading weights needs no
+    recompile; elsewhere it runs eagerly.
+    """
+    import keras
+
+    lm = lm_ref()
+    if keras.config.backend() != "jax" or lm.run_eagerly:
+        return lambda fn, static_argnums=(), donate_argnums=(): fn
+    import jax
+
+    from kgpt2.generation.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()
+
+    def compile_function(fn, static_argnums=(), donate_argnums=()):
+        """Argument numbers count from `fn`'s first argument."""
+
+        def with_weights(weights, *args):
+            model = lm_ref()
+            variables = model.trainable_variables + model.non_trainable_variables
+            with keras.StatelessScope(state_mapping=zip(variables, weights)):
+                return fn(*args)
+
+        compiled = jax.jit(
+            with_weights,
+            static_argnums=tuple(n + 1 for n in static_argnums),
+            donate_argnums=tuple(n + 1 for n in donate_argnums),
+        )
+
+        def run(*args):
+            model = lm_ref()
+            variables = model.trainable_variables + model.non_trainable_variables
+            return compiled([v.value for v in variables], *args)
+
+        return run
+
+    return compile_function
+
+
+# lm -> _Programs; weak, and the programs hold the model only weakly, so
+# dropping a model frees its compiled programs.
+_PROGRAMS = weakref.WeakKeyDictionary()
+
+
+class _Programs:
+    """The engine's compiled functions: admit a prompt, copy a row, decode a step.
+
+    One set per model (see `programs_for`), shared by all its engines.
+    """
+
+    def __init__(self, lm):
+        from keras import ops
+
+        from kgpt2.generation.cached_forward import empty_cache
+        from kgpt2.generation.cached_forward import forward_rows
+        from kgpt2.generation.cached_forward import forward_with_cache
+        from kgpt2.generation.row_sampling import sample_rows
+
+        backbone = lm.backbone
+        compile_function = _compiler(weakref.ref(lm))
+
+        def admit(cache, token_ids, row):
+            """Run a prompt in row `row` (slots `[0, width)`) of `cache`."""
+            rows_cache = empty_cache(backbone, 1, token_ids.shape[1])
+            _, rows_cache = forward_with_cache(backbone, token_ids, rows_cache, 0, 0)
+            return tuple(
+                (ops.slice_update(key, (row, 0, 0, 0), row_key),
+                 ops.slice_update(value, (row, 0, 0, 0), row_value))
+                for (key, value), (row_key, row_value) in zip(cache, rows_cache)
+            )
+
+        def copy_row(cache, source, target):
+            """Give row `target` row `source`'s cache (for `n > 1` choices)."""
+            new = []
+            for key, value in cache:
+                shape = (1, *key.shape[1:])
+                new.append(tuple(
+                    ops.slice_update(tensor, (target, 0, 0, 0),
+                                     ops.slice(tensor, (source, 0, 0, 0), shape))
+                    for tensor in (key, value)
+                ))
+            return tuple(new)
+
+        def step(cache, token_ids, positions, history, options, uniforms, features):
+            hidden, cache = forward_rows(backbone, token_ids, cache, positions)
+            logits = backbone.token_embedding(hidden, reverse=True)
+            tokens = sample_rows(logits, history, positions + 1, options, uniforms, features)
+            return tokens, cache
+
+        # The cache is donated: XLA updates it in place instead of copying it.
+        self.admit = compile_function(admit, donate_argnums=(0,))
+        self.copy_row = compile_function(copy_row, donate_argnums=(0,))
+        self.step = compile_function(step, static_argnums=(6,), donate_argnums=(0,))
+
+
+def programs_for(lm):
+    """The compiled engine programs of `lm`, made once per model."""
+    if lm not in _PROGRAMS:
+        _PROGRAMS[lm] = _Programs(lm)
+    return _PROGRAMS[lm]
+
+
+class BatchingEngine:
+    """Decode many requests at once, each joining and leaving between steps.
+
+    Args:
+        lm: a `GPT2CausalLM` with its preprocessor (for the tokenizer).
+        max_batch_size: rows decoded per step.
+        max_queue: requests that may wait for free rows; `submit` raises
+            `QueueFullError` beyond it.
+        context_length: the most tokens (prompt plus new) per row; default
+            the preprocessor's `sequence_length`, at most the model's.
+    """
+
+    def __init__(self, lm, max_batch_size=8, max_queue=64, context_length=None):
+        from kgpt2.checks import check_integer
+        from kgpt2.generation.token_ids import model_max_length
+
+        check_integer("BatchingEngine", "max_batch_size", max_batch_size, minimum=1)
+        check_integer("BatchingEngine", "max_queue", max_queue, minimum=0)
+        limit = model_max_length(lm)
+        if context_length is None and lm.preprocessor is not None:
+            context_length = lm.preprocessor.sequence_length
+        self.context_length = min(int(context_length or limit), limit)
+        self.lm = lm
+        self.tokenizer = lm.preprocessor.tokenizer if lm.preprocessor else None
+        self.max_batch_size = int(max_batch_size)
+        self.max_queue = int(max_queue)
+        self._programs = programs_for(lm)
+        self._rows = [None] * self.max_batch_size
+        self._waiting = collections.deque()
+        self._condition = threading.Condition()
+        self._closing = False
+        self._thread = None
+        self._cache = None
+        self._token_ids = np.zeros(self.max_batch_size, "int32")
+        self._positions = np.zeros(self.max_batch_size, "int32")
+        self._history = np.zeros((self.max_batch_size, 0), "int32")
+        self._rows_per_step = collections.Counter()
+        self._steps = 0
+        self._tokens = 0
+        self._recent_rows = collections.deque(maxlen=256)
+
+    # ---- public API -----------------------------------------------------
+
+    def submit(self, prompt_ids, max_new_tokens, options=None, n=1,
+               stop_token_ids=None, stop=(), listener=None):
+        """Queue a request; return its `Job` (events arrive as it decodes).
+
+        Args:
+            prompt_ids: the prompt's token ids (at least one).
+            max_new_tokens: int >= 1; prompt plus new tokens must fit in
+                `context_length`.
+            options: `SamplingOptions` (default: sampling at temperature 1).
+            n: choices to generate, each in its own row (<= max_batch_size).
+            stop_token_ids: ids that end a choice (not shown as text);
+                default the tokenizer's end token.
+            stop: strings that end a choice (cut from its text).
+            listener: called with each `StreamEvent` on the engine thread.
+
+        Raises:
+            InputError: a request that can never run.
+            QueueFullError: `max_queue` requests are already waiting.
+            EngineClosedError: the engine is shutting down.
+        """
+        options = options or SamplingOptions()
+        if stop_token_ids is None and self.tokenizer is not None:
+            stop_token_ids = (self.tokenizer.end_token_id,)
+        if len(prompt_ids) < 1:
+            raise InputError("prompt_ids must hold at least one token.")
+        if not 1 <= n <= self.max_batch_size:
+            raise InputError(f"n must be between 1 and {self.max_batch_size}, got {n}.")
+        if max_new_tokens < 1 or len(prompt_ids) + max_new_tokens > self.context_length:
+            raise InputError(
+                f"prompt ({len(prompt_ids)} tokens) plus max_new_tokens "
+                f"({max_new_tokens}) must fit in the context of "
+                f"{self.context_length} tokens, with max_new_tokens >= 1."
+            )
+        job = Job(prompt_ids, max_new_tokens, options, n, stop_token_ids, stop, listener)
+        with self._condition:
+            if self._closing:
+                raise EngineClosedError("the engine is shutting down.")
+            if len(self._waiting) >= self.max_queue + self._free_rows():
+                raise QueueFullError(
+                    f"{len(self._waiting)} requests are already waiting "
+                    f"(max_queue={self.max_queue}); retry later."
+                )
+            self._waiting.append(job)
+            self._condition.notify_all()
+        self._start()
+        return job
+
+    def stats(self):
+        """Counters: steps, tokens, busy rows, rows per step (a histogram)."""
+        with self._condition:
+            return {
+                "steps": self._steps,
+                "tokens": self._tokens,
+                "busy_rows": sum(row is not None for row in self._rows),
+                "waiting": len(self._waiting),
+                "max_batch_size": self.max_batch_size,
+                "rows_per_step": dict(sorted(self._rows_per_step.items())),
+                "max_rows_per_step": max(self._rows_per_step, default=0),
+                "recent_rows_per_step": list(self._recent_rows),
+            }
+
+    def close(self, drain_seconds=0.0):
+        """Take no new requests; let busy rows finish for up to `drain_seconds`,
+        then cancel what is left and stop the thread."""
+        with self._condition:
+            self._closing = True
+            waiting, self._waiting = list(self._waiting), collections.deque()
+            self._condition.notify_all()
+        for job in waiting:
+            self._fail(job, "the server is shutting down.")
+        deadline = time.monotonic() + drain_seconds
+        while self._busy() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for row in self._rows:
+            if row is not None:
+                row.job.cancel()
+        with self._condition:
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    # ---- engine thread --------------------------------------------------
+
+    def _start(self):
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="kgpt2-batching", daemon=True
+                )
+                self._thread.start()
+
+    def _free_rows(self):
+        return sum(row is None for row in self._rows)
+
+    def _busy(self):
+        return any(row is not None for row in self._rows)
+
+    def _loop(self):
+        while True:
+            with self._condition:
+                while not self._waiting and not self._busy() and not self._closing:
+                    self._condition.wait(timeout=1.0)
+                if self._closing and not self._busy():
+                    return
+                admitted = self._take_admissible()
+            try:
+                self._release_cancelled()
+                for job in admitted:
+                    self._admit(job)
+                if self._busy():
+                    self._step()
+            except Exception as error:  # Fail the rows, keep serving others.
+                self._fail_all(f"{type(error).__name__}: {error}")
+
+    def _take_admissible(self):
+        """Pop waiting jobs, in order, while their rows fit."""
+        for job in [job for job in self._waiting if job.cancelled.is_set()]:
+            self._waiting.remove(job)
+            self._fail(job, "cancelled")
+        admitted = []
+        free = self._free_rows()
+        while self._waiting and (self._waiting[0].n <= free):
+            job = self._waiting.popleft()
+            admitted.append(job)
+            free -= job.n
+        return admitted
+
+    def _fail(self, job, message):
+        for index in range(job.n):
+            job.emit(StreamEvent(index, finish_reason="error", error=message))
+
+    def _fail_all(self, message):
+        jobs = {id(row.job): row.job for row in self._rows if row is not None}
+        self._rows = [None] * self.max_batch_size
+        self._cache = None
+        for job in jobs.values():
+            self._fail(job, message)
+
+    def _release_cancelled(self):
+        for slot, row in enumerate(self._rows):
+            if row is not None and row.job.cancelled.is_set():
+                self._rows[slot] = None
+                row.job.emit(StreamEvent(row.index, finish_reason="error",
+                                         error="cancelled"))
+
+    def _needed_length(self, extra_jobs=()):
+        lengths = [len(job.prompt_ids) + job.max_new_tokens for job in extra_jobs]
+        lengths += [
+            len(row.job.prompt_ids) + row.job.max_new_tokens
+            for row in self._rows if row is not None
+        ]
+        return cache_length(max(lengths), self.context_length)
+
+    def _resize_cache(self, length):
+        """Make the cache `length` slots long (new slots are zeros)."""
+        from keras import ops
+
+        from kgpt2.generation.cached_forward import empty_cache
+
+        current = self._history.shape[1]
+        if self._cache is None or not self._busy():
+            self._cache = empty_cache(self.lm.backbone, self.max_batch_size, length)
+        elif length > current:
+            pad = [(0, 0), (0, 0), (0, 0), (0, length - current)]
+            self._cache = tuple(
+                (ops.pad(key, pad), ops.pad(value, pad)) for key, value in self._cache
+            )
+        else:
+            self._cache = tuple(
+                (key[..., :length], value[..., :length]) for key, value in self._cache
+            )
+        history = np.zeros((self.max_batch_size, length), "int32")
+        keep = min(length, current)
+        history[:, :keep] = self._history[:, :keep]
+        self._history = history
+
+    def _fit_cache(self, extra_jobs=()):
+        length = self._needed_length(extra_jobs)
+        current = self._history.shape[1]
+        if self._cache is None or length > current or length * 2 <= current:
+            self._resize_cache(length)
+
+    def _admit(self, job):
+        """Run the prompt (all but its last token) once and copy it into free rows."""
+        slots = [slot for slot, row in enumerate(self._rows) if row is None][: job.n]
+        self._fit_cache([job])
+        prompt = job.prompt_ids
+        if len(prompt) > 1:
+            width = bucket_length(len(prompt) - 1)
+            token_ids = np.zeros((1, width), "int32")
+            token_ids[0, : len(prompt) - 1] = prompt[:-1]
+            self._cache = self._programs.admit(self._cache, token_ids, np.int32(slots[0]))
+            for slot in slots[1:]:
+                self._cache = self._programs.copy_row(
+                    self._cache, np.int32(slots[0]), np.int32(slot)
+                )
+        for index, slot in enumerate(slots):
+            self._rows[slot] = _Row(job, index, self.tokenizer)
+            self._token_ids[slot] = prompt[-1]
+            self._positions[slot] = len(prompt) - 1
+            self._history[slot, :] = 0
+            self._history[slot, : len(prompt)] = prompt
+
+    def _step(self):
+        self._fit_cache()
+        busy = [slot for slot, row in enumerate(self._rows) if row is not None]
+        options = [row.job.options if row else None for row in self._rows]
+        uniforms = np.array(
+            [row.random.random() if row else 0.0 for row in self._rows], "float32"
+        )
+        positions = np.where([row is not None for row in self._rows], self._positions, 0)
+        tokens, self._cache = self._programs.step(
+            self._cache,
+            self._token_ids,
+            positions.astype("int32"),
+            self._history,
+            SamplingOptions.stack(options),
+            uniforms,
+            needed_features(options),
+        )
+        tokens = np.asarray(tokens)
+        with self._condition:
+            self._steps += 1
+            self._tokens += len(busy)
+            self._rows_per_step[len(busy)] += 1
+            self._recent_rows.append(len(busy))
+        for slot in busy:
+            self._advance(slot, int(tokens[slot]))
+
+    def _advance(self, slot, token):
+        """Record `token` for the row in `slot`; emit its text; free it when done."""
+        row = self._rows[slot]
+        job = row.job
+        row.generated += 1
+        job.completion_tokens[row.index] += 1
+        position = self._positions[slot] + 1
+        finish = None
+        stopped = False
+        if token in job.stop_token_ids:
+            text, finish = "", "stop"
+        else:
+            text, stopped = row.stop_text.feed(row.decoder.push([token]))
+            finish = "stop" if stopped else None
+        if finish is None and (row.generated >= job.max_new_tokens
+                               or position + 1 > self.context_length):
+            finish = "length"
+        if finish is not None and not stopped:
+            text += row.stop_text.feed(row.decoder.flush())[0] + row.stop_text.flush()
+        job.emit(StreamEvent(row.index, text, (token,), finish))
+        if finish is not None:
+            self._rows[slot] = None
+            return
+        self._token_ids[slot] = token
+        self._positions[slot] = position
+        self._history[slot, position] = token
+

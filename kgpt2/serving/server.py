@@ -1,0 +1,97 @@
+"""`serve`: load a model and run the API with uvicorn until stopped.
+
+SIGTERM or Ctrl+C stops taking connections, lets busy requests finish for a
+few seconds, cancels the rest and returns.
+
+Example:
+```python
+from kgpt2.serving import serve
+
+serve("gpt2_tiny_random", port=8000)  # blocks; see http://127.0.0.1:8000/
+```
+"""
+
+import logging
+import os
+import pathlib
+import signal
+import threading
+
+API_KEY_VARIABLE = "KGPT2_API_KEY"
+
+logger = logging.getLogger("kgpt2")
+
+
+def model_name(preset):
+    """What `/v1/models` calls `preset`: a folder's name, else the preset name."""
+    path = pathlib.Path(str(preset)).expanduser()
+    return path.resolve().name if path.is_dir() else str(preset)
+
+
+def serve(preset, host="127.0.0.1", port=8000, max_batch_size=8, max_queue=64,
+          api_key=None, context_length=None, max_body_bytes=None, drain_seconds=5.0,
+          log_level="warning", ready=None):
+    """Load `preset` and serve it until SIGTERM / Ctrl+C.
+
+    Args:
+        preset: a preset name, preset folder, or `kgpt2 finetune` run folder.
+        host, port: where to listen (loopback by default; `0.0.0.0` exposes
+            it to the network: set an API key then).
+        max_batch_size, max_queue: see `create_app`.
+        api_key: required as `Authorization: Bearer <key>`; defaults to the
+            `KGPT2_API_KEY` environment variable, if set.
+        context_length: tokens per request, prompt included (default: the
+            model's 1024 positions).
+        max_body_bytes: request body limit (default 1 MiB).
+        drain_seconds: how long busy requests may finish at shutdown.
+        log_level: uvicorn's log level.
+        ready: called with the port once the server listens (for tests and
+            `--port 0`).
+    """
+    import uvicorn
+
+    import kgpt2
+    from kgpt2.serving.app import DEFAULT_MAX_BODY_BYTES
+    from kgpt2.serving.app import create_app
+
+    api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
+    lm = kgpt2.load(preset, sequence_length=context_length)
+    app = create_app(
+        lm, model_name(preset), max_batch_size=max_batch_size, max_queue=max_queue,
+        api_key=api_key, context_length=context_length or lm.backbone.max_sequence_length,
+        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        drain_seconds=drain_seconds,
+    )
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=max(1, int(drain_seconds)),
+    )
+    server = uvicorn.Server(config)
+    if ready is not None:
+        original = server.startup
+
+        async def startup(sockets=None):
+            await original(sockets=sockets)
+            bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+            ready(bound)
+
+        server.startup = startup
+    _run_until_stopped(server)
+
+
+def _run_until_stopped(server):
+    """Run uvicorn; a SIGTERM ends it with a clean return (exit status 0).
+
+    uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    for the handler that was there before; a no-op handler here makes that
+    a normal return instead of death by signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        server.run()
+        return
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    logger.info("kgpt2 serve: stopped")

@@ -1,0 +1,104 @@
+"""The serving app in-process (FastAPI's TestClient): errors, limits, stop sequences."""
+
+import os
+import tempfile
+
+os.environ.setdefault(
+    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
+)
+
+import kgpt2  # noqa: E402,F401  (first: it picks the JAX backend before Keras loads)
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+MODEL = "tiny"
+
+
+@pytest.fixture(scope="module")
+def client(tiny_lm):
+    from fastapi.testclient import TestClient
+
+    from kgpt2.serving import create_app
+
+    app = create_app(tiny_lm, MODEL, max_batch_size=2, max_body_bytes=4096, api_key="k")
+    with TestClient(app, headers={"Authorization": "Bearer k"}) as client:
+        yield client
+
+
+def _error(answer, status):
+    assert answer.status_code == status, answer.text
+    return answer.json()["error"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"prompt": "a"}, "model"),
+    ({"model": MODEL, "prompt": 5}, "prompt"),
+    ({"model": MODEL, "prompt": "a", "max_tokens": "5"}, "max_tokens"),
+    ({"model": MODEL, "prompt": "a", "temperature": "hot"}, "temperature"),
+    ({"model": MODEL, "prompt": "a", "n": 1.5}, "n"),
+    ({"model": MODEL, "prompt": "a", "stream": "yes"}, "stream"),
+    ({"model": MODEL, "prompt": "a", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"model": MODEL, "prompt": "a", "stop": [""]}, "stop"),
+    ({"model": MODEL, "prompt": [], "max_tokens": 4}, "prompt"),
+    ({"model": MODEL, "prompt": "a " * 70}, "prompt"),
+    ({"model": MODEL, "prompt": "a", "seed": -1}, "seed"),
+    ({"model": MODEL, "prompt": "a", "sampler": "greedy", "top_k": -1}, "top_k"),
+    ({"model": MODEL, "prompt": "a", "sampler": "random", "top_p": 0.5}, "sampler"),
+])
+def test_bad_fields_are_400_naming_them(client, body, field):
+    error = _error(client.post("/v1/completions", json=body), 400)
+    assert error["param"] == field and error["type"] == "invalid_request_error"
+    assert field in error["message"]
+
+
+def test_malformed_json_and_non_object_bodies(client):
+    error = _error(client.post("/v1/completions", content=b'{"model": ',
+                               headers={"Content-Type": "application/json"}), 400)
+    assert "not valid JSON" in error["message"]
+    error = _error(client.post("/v1/completions", json=["a"]), 400)
+    assert error["message"]
+
+
+def test_body_size_cap_and_api_key(client):
+    body = json.dumps({"model": MODEL, "prompt": "a" * 5000})
+    error = _error(client.post("/v1/completions", content=body,
+                               headers={"Content-Type": "application/json"}), 413)
+    assert "4096 bytes" in error["message"]
+    error = _error(client.get("/v1/models", headers={"Authorization": "Bearer nope"}), 401)
+    assert error["code"] == "invalid_api_key"
+    assert client.get("/health", headers={"Authorization": ""}).json()["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_stop_sequence_cuts_the_text(client):
+    plain = client.post("/v1/completions", json={
+        "model": MODEL, "prompt": "Hello", "max_tokens": 20, "temperature": 0}).json()
+    text = plain["choices"][0]["text"]
+    stop = text[5:9]
+    cut = client.post("/v1/completions", json={
+        "model": MODEL, "prompt": "Hello", "max_tokens": 20, "temperature": 0,
+        "stop": stop}).json()["choices"][0]
+    assert cut["text"] == text[: text.find(stop)] and cut["finish_reason"] == "stop"
+
+
+def test_stream_is_openai_server_sent_events(client):
+    lines = []
+    with client.stream("POST", "/v1/completions", json={
+        "model": MODEL, "prompt": "Hi", "max_tokens": 6, "temperature": 0, "stream": True,
+        "stream_options": {"include_usage": True},
+    }) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in answer.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    assert chunks[-1]["usage"]["completion_tokens"] == 6 and chunks[-1]["choices"] == []
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert all(c["object"] == "text_completion" and c["model"] == MODEL for c in chunks)
+
+
+def test_playground_page_is_served(client):
+    page = client.get("/", headers={"Authorization": ""})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="generate"' in page.text and "/v1/completions" in page.text
