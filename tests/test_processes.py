@@ -45,6 +45,11 @@ def group(tmp_path_factory):
     coordinator = f"127.0.0.1:{_free_port()}"
     env = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)  # one CPU device per process
+    # conftest points HTTP(S) proxies at a closed port; gRPC, which the
+    # processes connect with, would go through it and hang.
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        env.pop(variable, None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     workers, logs = [], []
     try:
         for process_id in range(2):
