@@ -23,8 +23,6 @@ from processes_worker import STOP_AT  # noqa: E402
 from processes_worker import options  # noqa: E402
 from processes_worker import texts  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 ROOT = pathlib.Path(__file__).parent.parent
 WORKER = pathlib.Path(__file__).parent / "processes_worker.py"
 MODES = ["data_parallel"]
@@ -111,6 +109,7 @@ def _report(group, run_name, process_id):
     return json.loads((group / f"{run_name}-{process_id}.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("run_name", ["{}", "{}-resumed"])
 def test_two_processes_train_like_one(group, alone, mode, run_name):
@@ -123,6 +122,7 @@ def test_two_processes_train_like_one(group, alone, mode, run_name):
         np.testing.assert_allclose(together, single, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_both_processes_see_the_run_process_0_wrote(group, mode):
     reports = [_report(group, mode, process_id) for process_id in range(2)]
@@ -135,9 +135,58 @@ def test_both_processes_see_the_run_process_0_wrote(group, mode):
     assert len(list((group / mode).glob("ckpt-*"))) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_a_stopped_group_resumes_at_its_checkpoint(group, mode):
     for process_id in range(2):
         report = _report(group, f"{mode}-resumed", process_id)
         assert report["stopped_at"] == report["resumed_from"] == STOP_AT
         assert report["step"] == STEPS and report["stop_reason"] == "completed"
+
+
+def test_options_come_from_jax_environment_variables(monkeypatch):
+    from kgpt2.training.processes import process_options
+
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "3")
+    assert process_options() == (4, 3, "10.0.0.1:1234")
+    assert process_options(num_processes=8, process_id=5) == (8, 5, "10.0.0.1:1234")
+
+
+def test_a_single_process_needs_no_group(monkeypatch):
+    import kgpt2
+    from kgpt2.training.processes import process_options
+
+    for variable in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_NTASKS"):
+        monkeypatch.delenv(variable, raising=False)
+    assert process_options() == (1, 0, None)
+    assert kgpt2.connect_processes() == (1, 0)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(num_processes=2, process_id=2), "below num_processes"),
+    (dict(num_processes=0), "num_processes"),
+    (dict(coordinator="localhost"), "HOST:PORT"),
+])
+def test_bad_process_options_are_refused_early(options, message):
+    import kgpt2
+    from kgpt2.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        kgpt2.RunOptions(**options)
+
+
+def test_each_process_gets_its_contiguous_rows_of_every_batch():
+    import tensorflow as tf
+
+    from kgpt2.training.processes import shard_batches
+
+    batches = tf.data.Dataset.range(12).batch(4)
+    parts = [[b.numpy().tolist() for b in shard_batches(batches, 2, i)] for i in range(2)]
+    assert parts == [[[0, 1], [4, 5], [8, 9]], [[2, 3], [6, 7], [10, 11]]]
+    tokenized = tf.data.Dataset.from_tensors(({"token_ids": tf.zeros((4, 3))}, tf.ones((4, 3))))
+    x, y = next(iter(shard_batches(tokenized, 4, 1)))
+    assert x["token_ids"].shape == (1, 3) and y.shape == (1, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divide"):
+        list(shard_batches(tf.data.Dataset.range(6).batch(3), 2, 0))
