@@ -408,6 +408,15 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
     uninterrupted run, and logs each recipe field (and the sequence length)
     that differs from the checkpoint's.
 
+    Several processes (hosts, or one per accelerator) train one model when
+    `run.num_processes` (or JAX's cluster environment) says so: call
+    `kgpt2.connect_processes` in each before loading the model, and pass
+    `distribution="data_parallel"`. Each process then feeds its own rows of
+    every batch (whose size must divide by the process count), gradients
+    are reduced across processes, and process 0 alone writes the run while
+    the others wait for each checkpoint to be complete; the result's
+    `metrics` are process 0's.
+
     Args:
         lm: a `GPT2CausalLM` (e.g. `kgpt2.load("gpt2_base_en")`).
         train_ds: a batched `tf.data.Dataset` of strings (tokenized with
