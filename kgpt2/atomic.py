@@ -24,6 +24,7 @@ import shutil
 import tempfile
 
 from kgpt2.errors import WriteError
+from kgpt2.errors import InputError
 
 
 def _umask():
@@ -61,6 +62,41 @@ def make_ordinary(path):
     os.chmod(path, ordinary_mode(folder=path.is_dir()))
 
 
+def check_writable(path):
+    """Raise `WriteError` now if `path` (a file or folder to be) could not be written.
+
+    The nearest folder that exists above `path` must be a folder, and a file
+    must be creatable in it (tried, then removed), so the answer holds for
+    read-only file systems and for root alike. Missing folders in between are
+    fine: writers create them. Returns `path` as a `pathlib.Path`.
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.atomic import check_writable
+
+    check_writable(pathlib.Path(tempfile.mkdtemp()) / "new" / "out.txt")
+    ```
+    """
+    path = pathlib.Path(path)
+    folder = next(
+        (parent for parent in path.absolute().parents if os.path.lexists(parent)),
+        pathlib.Path("/"),
+    )
+    if not folder.is_dir():
+        raise WriteError(f"Cannot write '{path}': '{folder}' is a file, not a folder.")
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as error:
+        raise WriteError(
+            f"Cannot write '{path}': {error.strerror or error} in '{folder}'. "
+            "Choose a place you can write to."
+        ) from error
+    os.close(descriptor)
+    os.remove(probe)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_writer(path, mode="w", encoding="utf-8"):
     """Open a temporary file that replaces `path` when the block ends cleanly.
@@ -80,7 +116,7 @@ def atomic_writer(path, mode="w", encoding="utf-8"):
     ```
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_writer: mode must be 'w' or 'wb', got {mode!r}.")
+        raise InputError(f"atomic_writer: mode must be 'w' or 'wb', got {mode!r}.")
     path = pathlib.Path(path)
     if path.is_dir():
         raise WriteError(f"Cannot write '{path}': it is a folder; give a file name.")

@@ -106,3 +106,34 @@ def check_choice(owner, name, value, choices):
         allowed = ", ".join(repr(choice) for choice in choices)
         raise InputError(f"{prefix}{name} must be one of {allowed}, got {value!r}.")
     return value
+
+
+def check_token_ids(owner, name, token_ids, vocabulary_size):
+    """Raise `InputError` unless every id is an integer in `[0, vocabulary_size)`.
+
+    Returns the ids as a tuple of Python ints (one id becomes a 1-tuple).
+
+    Example:
+    ```python
+    from kgpt2.checks import check_token_ids
+
+    print(check_token_ids("kgpt2.generate", "stop_token_ids", [50256], 50257))  # (50256,)
+    ```
+    """
+    prefix = f"{owner}: " if owner else ""
+    values = list(token_ids) if isinstance(token_ids, (list, tuple, range)) else None
+    if values is None:
+        try:
+            import numpy as np
+
+            values = np.atleast_1d(np.asarray(token_ids)).ravel().tolist()
+        except (TypeError, ValueError):
+            values = [token_ids]
+    for value in values:
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not integral or not 0 <= value < vocabulary_size:
+            raise InputError(
+                f"{prefix}{name} must be token ids from 0 to {vocabulary_size - 1} "
+                f"(the model's vocabulary), got {value!r}."
+            )
+    return tuple(int(value) for value in values)

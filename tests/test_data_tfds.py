@@ -79,11 +79,18 @@ def test_unprepared_without_download(tmp_path):
 
 
 def test_failed_download_is_explained(tmp_path, monkeypatch):
+    import socket
+
     import tensorflow_datasets as tfds
 
     def offline(self, *args, **kwargs):  # What a machine without network gets, at once.
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", offline)
-    with pytest.raises(DataError, match="reddit_tifu/short/1.1.2' could not be downloaded .*ConnectionError: no network.*data_dir="):
-        kgpt2.data.reddit_tifu(data_dir=str(tmp_path))
+    # A listening proxy, so that the reachability probe passes and the
+    # download itself is what fails.
+    with socket.create_server(("127.0.0.1", 0)) as proxy:
+        for variable in ("HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        with pytest.raises(DataError, match="reddit_tifu/short/1.1.2' could not be downloaded .*ConnectionError: no network.*data_dir="):
+            kgpt2.data.reddit_tifu(data_dir=str(tmp_path))

@@ -7,7 +7,7 @@ import kgpt2
 from kgpt2.presets import OFFICIAL_PRESETS
 from kgpt2.presets import PresetError
 from kgpt2.presets.catalog import backbone_config
-from kgpt2.training.gpt2_weights import gpt2_weights
+from kgpt2.presets.gpt2_weights import gpt2_weights
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES

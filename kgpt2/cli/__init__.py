@@ -51,11 +51,12 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    from kgpt2.errors import Error
     from kgpt2.presets import PresetError
 
     try:
         return args.handler(args) or 0
-    except (PresetError, ValueError, FileNotFoundError) as error:
+    except (Error, PresetError, ValueError, FileNotFoundError) as error:
         # Our errors name their cause; a traceback would only bury it.
         print(f"kgpt2 {args.command}: error: {error}", file=sys.stderr)
         return 1

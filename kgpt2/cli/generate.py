@@ -47,7 +47,10 @@ def register(subparsers):
     parser.add_argument("--no-include-prefix", dest="include_prefix",
                         action="store_false", help="leave the prompt out of the samples")
     parser.add_argument("--output", default=None,
-                        help="also write the samples to this file")
+                        help="also write the samples to this file (checked before "
+                        "generating; if writing still fails, the samples are printed)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file (refused otherwise)")
     parser.add_argument("--stream", action="store_true",
                         help="print one sample's text as it is generated (greedy, "
                         "random, top_k or top_p)")
@@ -79,6 +82,10 @@ def _stream(args, options):
 
 def run(args):
     import kgpt2
+    from kgpt2.checks import check_seed
+    from kgpt2.errors import WriteError
+    from kgpt2.generation.samples_file import SamplesNotWrittenError
+    from kgpt2.generation.samples_file import check_destination
     from kgpt2.generation.samples_file import format_samples
 
     options = {
@@ -86,24 +93,36 @@ def run(args):
         for flag, option in SAMPLER_FLAGS.items()
         if getattr(args, flag) is not None
     }
+    # Fail before loading the model, not after generating.
+    check_seed("kgpt2 generate --seed", args.seed)
     if args.stream:
         return _stream(args, options)
     sampler = kgpt2.samplers.get(args.sampler, **options)
+    if args.output is not None:
+        check_destination(args.output, args.overwrite)
     # Load with room for --max-length: a checkpoint's preprocessor keeps the
     # (often short) training length.
     lm = kgpt2.load(args.preset, sequence_length=args.max_length)
-    texts = kgpt2.generate(
-        lm,
-        args.prompt,
-        sampler=sampler,
-        max_length=args.max_length,
-        nsamples=args.nsamples,
-        batch_size=args.batch_size,
-        truncate=args.truncate,
-        include_prefix=args.include_prefix,
-        seed=args.seed,
-        destination_path=args.output,
-    )
+    try:
+        texts = kgpt2.generate(
+            lm,
+            args.prompt,
+            sampler=sampler,
+            max_length=args.max_length,
+            nsamples=args.nsamples,
+            batch_size=args.batch_size,
+            truncate=args.truncate,
+            include_prefix=args.include_prefix,
+            seed=args.seed,
+            destination_path=args.output,
+            overwrite=args.overwrite,
+        )
+    except SamplesNotWrittenError as error:
+        # The work is done: show it rather than lose it.
+        print(format_samples(error.texts), end="")
+        raise WriteError(
+            f"{error.reason} The samples are printed above; they were not saved."
+        ) from error
     # The samples alone on stdout (pipe them anywhere); the speed line goes
     # to the "kgpt2" logger, which the CLI shows on stderr.
     print(format_samples(texts), end="")

@@ -3,6 +3,7 @@
 import kgpt2
 from kgpt2.cli.tables import print_lines
 from kgpt2.cli.tables import print_table
+from kgpt2.training.distribution import DISTRIBUTIONS
 from kgpt2.training.memory_plan import format_bytes
 
 
@@ -25,7 +26,7 @@ def register(subparsers):
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
     parser.add_argument("--devices", type=int, default=1)
-    parser.add_argument("--distribution", choices=["data_parallel", "model_parallel"],
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         default=None, help="default: data_parallel when --devices > 1")
     parser.set_defaults(handler=run)
 

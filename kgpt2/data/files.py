@@ -6,13 +6,14 @@ import pathlib
 import re
 
 from kgpt2.data.errors import DataError
+from kgpt2.errors import MissingFileError
 
 
 def existing_path(path, what):
     """Return `path` as a `pathlib.Path`, or raise `FileNotFoundError`."""
     resolved = pathlib.Path(path).expanduser()
     if not resolved.exists():
-        raise FileNotFoundError(f"{what}: '{path}' does not exist.")
+        raise MissingFileError(f"{what}: '{path}' does not exist.")
     return resolved
 
 

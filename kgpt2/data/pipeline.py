@@ -30,6 +30,7 @@ sample_weight)` like `GPT2CausalLMPreprocessor`; fit them with the
 preprocessor detached (see `kgpt2.data.is_preprocessed`).
 """
 
+import inspect
 import numbers
 
 from kgpt2.data.errors import DataError
@@ -249,6 +250,41 @@ def build_pipeline(
     return _finish(held, held_count, False, source, options)
 
 
+def pipeline_options():
+    """The keyword options every adapter passes on to `build_pipeline`.
+
+    Example:
+    ```python
+    from kgpt2.data.pipeline import pipeline_options
+
+    print("batch_size" in pipeline_options())  # True
+    ```
+    """
+    parameters = inspect.signature(build_pipeline).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+
+
+def check_options(owner, options, extra=()):
+    """Raise `DataError` naming any key of `options` that `owner` does not take.
+
+    `extra` lists the options `owner` takes besides `pipeline_options()`.
+
+    Example:
+    ```python
+    from kgpt2.data.pipeline import check_options
+
+    check_options("from_texts", {"batch_size": 8})  # passes
+    ```
+    """
+    allowed = (*extra, *pipeline_options())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise DataError(
+            f"{owner} does not take {', '.join(unknown)}. Its options are: "
+            f"{', '.join(allowed)}."
+        )
+
+
 def from_texts(texts, **pipeline):
     """A pipeline over strings in memory.
 
@@ -273,4 +309,5 @@ def from_texts(texts, **pipeline):
     """
     if isinstance(texts, str):
         raise DataError("from_texts() takes a list of strings, got one str.")
+    check_options("from_texts", pipeline)
     return build_pipeline(list(texts), "from_texts", **pipeline)

@@ -1,6 +1,9 @@
 """`kgpt2.data.from_spec`: the CLI's `--data SPEC` strings."""
 
+import inspect
+
 from kgpt2.data.errors import DataError
+from kgpt2.data.pipeline import check_options
 from kgpt2.data.poetry import poetry
 from kgpt2.data.text_files import text
 from kgpt2.data.tfds_source import tfds_text
@@ -12,6 +15,15 @@ SCHEMES = {
     "csv": "csv:PATH",
     "jsonl": "jsonl:PATH#field",
 }
+
+
+def _adapter_options(adapter, *taken):
+    """The options of `adapter` that a spec leaves to the caller."""
+    parameters = inspect.signature(adapter).parameters.values()
+    return tuple(
+        p.name for p in parameters
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in taken
+    )
 
 
 def _allowed():
@@ -53,6 +65,12 @@ def from_spec(spec, text_key=None, **pipeline):
         raise DataError(f"Unknown data spec scheme '{scheme}' in {spec!r}; use one of {_allowed()}.")
     if not rest:
         raise DataError(f"Data spec {spec!r} names nothing; the form is {SCHEMES[scheme]}.")
+    # Refused before any file is read or dataset downloaded.
+    adapter, taken = {
+        "tfds": (tfds_text, ("name", "text_key")),
+        "poetry": (poetry, ("path",)),
+    }.get(scheme, (text, ("path", "field", "format")))
+    check_options(f"from_spec({spec!r})", pipeline, _adapter_options(adapter, *taken))
     if scheme == "tfds":
         return tfds_text(rest, text_key=text_key, **pipeline)
     if scheme == "jsonl":

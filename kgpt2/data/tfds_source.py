@@ -1,10 +1,14 @@
 """`kgpt2.data.tfds_text` and `kgpt2.data.reddit_tifu`: TensorFlow Datasets text."""
 
 import difflib
+import pathlib
 
 from kgpt2.data.errors import DataError
 from kgpt2.data.pipeline import build_pipeline
+from kgpt2.network import require_network
 
+# Probed when a builder does not list its URLs: TFDS's own mirror.
+TFDS_PROBE_URL = "https://storage.googleapis.com"
 REDDIT_TIFU_CONFIGS = ("short", "long", "long_split")
 REDDIT_TIFU_FIELDS = ("documents", "title", "tldr")
 
@@ -26,6 +30,33 @@ def _builder(name, data_dir):
         known = f" Its configs: {', '.join(configs)}." if configs else ""
         raise DataError(f"TFDS dataset '{name}' could not be built: "
                         f"{str(error).splitlines()[0]}{known}") from None
+
+
+def _download_urls(builder):
+    """The URLs `download_and_prepare` will fetch; empty when nothing is needed.
+
+    Nothing is fetched for a prepared dataset, one with manual download
+    instructions, files already in TFDS's download cache, or under
+    `tfds.testing.mock_data` (whose `download_and_prepare` is a no-op).
+    """
+    from tensorflow_datasets.core.download import resource
+
+    method = type(builder).download_and_prepare
+    if getattr(method, "__module__", "").startswith("tensorflow_datasets.testing"):
+        return []
+    if builder.is_prepared() or getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        return []
+    try:
+        infos = dict(type(builder).url_infos or {})
+    except Exception:  # Builders without a checksums file have no URL list.
+        infos = {}
+    if not infos:
+        return [TFDS_PROBE_URL]
+    downloads = pathlib.Path(builder.data_dir_root) / "downloads"
+    return [
+        url for url, info in infos.items()
+        if not (downloads / resource.get_dl_fname(url, info.checksum)).exists()
+    ]
 
 
 def _text_key(builder, text_key):
@@ -94,6 +125,10 @@ def tfds_text(name, split="train", text_key=None, data_dir=None, download=True, 
     key = _text_key(builder, text_key)
     if download:
         try:
+            urls = _download_urls(builder)
+            if urls:
+                # TFDS retries for minutes offline; a probe answers in seconds.
+                require_network(urls[0])
             builder.download_and_prepare()
         except Exception as error:  # Network, checksum and disk errors alike.
             reason = type(error).__name__

@@ -15,6 +15,8 @@ print(bucket_length(100), bucket_length(132), bucket_length(1024))  # 128 192 10
 ```
 """
 
+from kgpt2.errors import InputError
+
 # 8, 12, 16, 24, 32, 48, ..., 768, 1024, 1536, ...
 LENGTH_BUCKETS = tuple(
     sorted({int(base * 2**exponent) for exponent in range(3, 16) for base in (1, 1.5)})
@@ -24,7 +26,7 @@ LENGTH_BUCKETS = tuple(
 def bucket_length(length):
     """Return the smallest bucket that holds `length` (an int >= 1)."""
     if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}.")
+        raise InputError(f"length must be >= 1, got {length}.")
     for bucket in LENGTH_BUCKETS:
         if bucket >= length:
             return int(bucket)

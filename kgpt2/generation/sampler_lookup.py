@@ -18,6 +18,9 @@ import keras
 import keras_hub
 
 from kgpt2 import samplers
+from kgpt2.checks import check_seed
+from kgpt2.errors import InputError
+from kgpt2.samplers.vocabulary_fit import check_sampler_fits
 
 _BY_NAME = {}
 
@@ -34,27 +37,31 @@ def resolve_sampler(lm, sampler=None, **options):
     """
     if sampler is None:
         if options:
-            raise ValueError(
+            raise InputError(
                 f"Sampler options {sorted(options)} need a sampler name, e.g. "
                 "sampler='top_k'."
             )
-        return lm.sampler
-    if isinstance(sampler, keras_hub.samplers.Sampler):
+        resolved = lm.sampler
+    elif isinstance(sampler, keras_hub.samplers.Sampler):
         if options:
-            raise ValueError(
+            raise InputError(
                 f"Sampler options {sorted(options)} were given with a sampler "
                 "object; set them on the object instead."
             )
-        return sampler
-    if isinstance(sampler, str):
+        resolved = sampler
+    elif isinstance(sampler, str):
         key = (sampler, tuple(sorted(options.items())), keras.config.backend())
         if key not in _BY_NAME:
             _BY_NAME[key] = samplers.get(sampler, **options)
-        return _BY_NAME[key]
-    raise ValueError(
-        f"sampler must be None, a sampler name or a keras_hub.samplers.Sampler, "
-        f"got {type(sampler).__name__}: {sampler!r}."
-    )
+        resolved = _BY_NAME[key]
+    else:
+        raise InputError(
+            f"sampler must be None, a sampler name or a keras_hub.samplers.Sampler, "
+            f"got {type(sampler).__name__}: {sampler!r}."
+        )
+    # Before anything is compiled: a k beyond the vocabulary fails in JAX.
+    check_sampler_fits(resolved, lm.backbone.vocabulary_size)
+    return resolved
 
 
 def reseed(sampler, seed):
@@ -64,7 +71,6 @@ def reseed(sampler, seed):
     needs no recompile. Samplers without randomness (greedy, beam) are
     unchanged.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}.")
+    check_seed("reseed", seed)
     for generator in getattr(sampler, "_seed_generators", []):
         generator.state.assign(keras.random.SeedGenerator(seed).state.value)

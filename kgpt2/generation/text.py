@@ -21,8 +21,14 @@ from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
 from rich.progress import TimeRemainingColumn
 
+from kgpt2.checks import check_seed
+from kgpt2.checks import check_token_ids
+from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
 from kgpt2.generation.sampler_lookup import reseed
 from kgpt2.generation.sampler_lookup import resolve_sampler
+from kgpt2.generation.samples_file import SamplesNotWrittenError
+from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
 from kgpt2.generation.token_ids import generate_token_ids
 from kgpt2.generation.token_ids import model_max_length
@@ -32,26 +38,49 @@ logger = logging.getLogger("kgpt2")
 
 def _check_count(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def _check_text(position, prompt):
+    """Refuse a prompt the tokenizer cannot encode, naming the bad character."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"prompt {position} is not valid text: character {error.start} is "
+            f"{prompt[error.start]!r}, a lone surrogate (what bytes that are not "
+            "UTF-8 become, e.g. in a command-line argument or a file read with "
+            "errors='surrogateescape'). Decode the text with its real encoding, "
+            "or with errors='replace'."
+        ) from None
 
 
 def _prompt_list(prompt_or_prompts):
     if prompt_or_prompts is None:
         return [""]
     if isinstance(prompt_or_prompts, str):
-        return [prompt_or_prompts]
-    prompts = list(prompt_or_prompts)
+        prompts = [prompt_or_prompts]
+    elif isinstance(prompt_or_prompts, (list, tuple)):
+        prompts = list(prompt_or_prompts)
+    else:
+        hint = " (decode bytes to str first)" if isinstance(
+            prompt_or_prompts, (bytes, bytearray)) else ""
+        raise InputError(
+            "prompt_or_prompts must be a string, a list of strings or None, got "
+            f"{type(prompt_or_prompts).__name__}: {prompt_or_prompts!r}{hint}."
+        )
     if not prompts:
-        raise ValueError(
+        raise InputError(
             "prompt_or_prompts is an empty list: give at least one prompt, or "
             "None for unconditional generation."
         )
     for position, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
-            raise ValueError(
+            raise InputError(
                 f"prompt {position} is a {type(prompt).__name__}, not a string: "
                 f"{prompt!r}."
             )
+        _check_text(position, prompt)
     return prompts
 
 
@@ -62,12 +91,12 @@ def _max_length(lm, max_length):
         return limit
     _check_count("max_length", max_length)
     if max_length > model_max_length(lm):
-        raise ValueError(
+        raise InputError(
             f"max_length={max_length} is more than the model's "
             f"{model_max_length(lm)} positions."
         )
     if max_length > preprocessor_length:
-        raise ValueError(
+        raise InputError(
             f"max_length={max_length} is more than the preprocessor's "
             f"sequence_length={preprocessor_length}. Load the model with a "
             f"longer one, e.g. kgpt2.load(preset, sequence_length={max_length})."
@@ -84,7 +113,7 @@ def _tokenize(lm, prompts, max_length):
         ids = list(preprocessor.tokenizer(prompt)) if prompt else []
         ids = (start if preprocessor.add_start_token or not ids else []) + ids
         if len(ids) >= max_length:
-            raise ValueError(
+            raise InputError(
                 f"Prompt {prompt[:40]!r}{'...' if len(prompt) > 40 else ''} has "
                 f"{len(ids)} tokens (start token included), which leaves no "
                 f"room to generate within max_length={max_length}."
@@ -98,11 +127,12 @@ def _stop_ids(lm, stop_token_ids):
         return None
     if isinstance(stop_token_ids, str):
         if stop_token_ids != "auto":
-            raise ValueError(
+            raise InputError(
                 f"stop_token_ids must be 'auto', None or token ids, got {stop_token_ids!r}."
             )
         return (lm.preprocessor.tokenizer.end_token_id,)
-    return tuple(int(i) for i in np.atleast_1d(stop_token_ids))
+    return check_token_ids("kgpt2.generate", "stop_token_ids", stop_token_ids,
+                           lm.backbone.vocabulary_size)
 
 
 def _new_tokens(token_ids, prompt_length, stop_ids):
@@ -149,6 +179,7 @@ def generate(
     seed=None,
     stop_token_ids="auto",
     destination_path=None,
+    overwrite=False,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
 
@@ -182,7 +213,10 @@ def generate(
         stop_token_ids: `"auto"` (stop at `<|endoftext|>`, which is left out
             of the text), None (always generate to `max_length`), or ids.
         destination_path: also write the samples to this file, each followed
-            by a line of twenty `=` (gpt-2-simple's format).
+            by a line of twenty `=` (gpt-2-simple's format). It is checked
+            before generating; an existing file is refused unless
+            `overwrite=True`.
+        overwrite: replace an existing `destination_path`.
 
     Returns:
         A `list[str]`: for each prompt in order, its `nsamples` samples. How
@@ -190,15 +224,24 @@ def generate(
         happened) goes to the "kgpt2" logger at INFO level.
 
     Raises:
-        ValueError: an empty prompt list, `nsamples` or `batch_size` below 1,
-            `max_length` over the limits or too short for a prompt, an unknown
-            sampler name or option.
+        InputError (a ValueError): a prompt that is not a string or not valid
+            text, an empty prompt list, `nsamples` or `batch_size` below 1,
+            `max_length` over the limits or too short for a prompt, a negative
+            `seed`, stop ids outside the vocabulary, an unknown sampler name or
+            option, or an existing `destination_path` without `overwrite`.
+        WriteError (an OSError): `destination_path` cannot be written; when
+            that shows only after generating, a `SamplesNotWrittenError`
+            whose `texts` holds the samples.
     """
     prompts = _prompt_list(prompt_or_prompts)
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
+    check_seed("kgpt2.generate", seed)
+    if destination_path is not None:
+        # Before generating: a bad destination should cost no work.
+        check_destination(destination_path, overwrite)
     if lm.preprocessor is None:
-        raise ValueError(
+        raise InputError(
             "kgpt2.generate needs the model's preprocessor (for the tokenizer); "
             "use kgpt2.generation.generate_token_ids with token ids instead."
         )
@@ -246,5 +289,8 @@ def generate(
         new_tokens, seconds, new_tokens / seconds if seconds else 0.0,
     )
     if destination_path is not None:
-        write_samples(texts, destination_path)
+        try:
+            write_samples(texts, destination_path, overwrite=overwrite)
+        except (InputError, WriteError) as error:
+            raise SamplesNotWrittenError(texts, str(error)) from error
     return texts

@@ -15,6 +15,8 @@ print(ids.shape)  # (2, 12): the prompt, then 8 new tokens per row
 
 import numpy as np
 
+from kgpt2.checks import check_token_ids
+from kgpt2.errors import InputError
 from kgpt2.generation.compiled import compiled_generate_function
 from kgpt2.generation.layout import layout_prompts
 from kgpt2.generation.sampler_lookup import resolve_sampler
@@ -27,36 +29,36 @@ def model_max_length(lm):
 
 def _check_prompts(token_ids, prompt_lengths, max_length, limit):
     if token_ids.ndim != 2 or token_ids.shape[0] < 1 or token_ids.shape[1] < 1:
-        raise ValueError(
+        raise InputError(
             "token_ids must be a (batch, prompt_length) integer array with at "
             f"least one row and one column, got shape {token_ids.shape}."
         )
     if not np.issubdtype(token_ids.dtype, np.integer):
-        raise ValueError(f"token_ids must be integers, got dtype {token_ids.dtype}.")
+        raise InputError(f"token_ids must be integers, got dtype {token_ids.dtype}.")
     lengths = (
         np.full(token_ids.shape[0], token_ids.shape[1])
         if prompt_lengths is None
         else np.asarray(prompt_lengths)
     )
     if lengths.shape != (token_ids.shape[0],):
-        raise ValueError(
+        raise InputError(
             f"prompt_lengths must have one entry per row ({token_ids.shape[0]}), "
             f"got shape {lengths.shape}."
         )
     if lengths.min() < 1 or lengths.max() > token_ids.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"prompt_lengths must be between 1 and {token_ids.shape[1]} (the "
             f"array's width), got {lengths.tolist()}."
         )
     if not isinstance(max_length, (int, np.integer)) or isinstance(max_length, bool):
-        raise ValueError(f"max_length must be an integer, got {max_length!r}.")
+        raise InputError(f"max_length must be an integer, got {max_length!r}.")
     if max_length > limit:
-        raise ValueError(
+        raise InputError(
             f"max_length={max_length} is more than the model's {limit} "
             "positions."
         )
     if max_length < lengths.max():
-        raise ValueError(
+        raise InputError(
             f"max_length={max_length} is shorter than the longest prompt "
             f"({lengths.max()} tokens); max_length counts the prompt too."
         )
@@ -107,9 +109,19 @@ def generate_token_ids(
     """
     token_ids = np.asarray(token_ids)
     lengths = _check_prompts(token_ids, prompt_lengths, max_length, model_max_length(lm))
+    vocabulary_size = lm.backbone.vocabulary_size
+    if token_ids.min() < 0 or token_ids.max() >= vocabulary_size:
+        bad = token_ids[(token_ids < 0) | (token_ids >= vocabulary_size)][0]
+        raise InputError(
+            f"generate_token_ids: token_ids must be from 0 to {vocabulary_size - 1} "
+            f"(the model's vocabulary), got {int(bad)}."
+        )
     sampler = resolve_sampler(lm, sampler)
     if stop_token_ids is not None:
-        stop_token_ids = tuple(int(i) for i in np.atleast_1d(stop_token_ids))
+        stop_token_ids = check_token_ids(
+            "generate_token_ids", "stop_token_ids", stop_token_ids,
+            lm.backbone.vocabulary_size,
+        )
     layout = layout_prompts(token_ids, lengths, int(max_length))
     run = compiled_generate_function(lm, sampler)
     output = layout.generated(run(layout, stop_token_ids=stop_token_ids)).copy()

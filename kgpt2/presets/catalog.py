@@ -3,6 +3,7 @@
 import dataclasses
 
 from kgpt2.errors import InputError
+from kgpt2.presets.gpt2_weights import count_parameters
 from kgpt2.presets.tokenizer import GPT2_VOCABULARY_SIZE
 
 # GPT-2's published shapes (OpenAI, 2019). They need no download, so memory
@@ -76,27 +77,6 @@ def backbone_config(shape_name_or_preset):
         max_sequence_length=1024,
         dropout=0.1,
     )
-
-
-def count_parameters(config):
-    """Count a GPT-2 backbone's parameters from its config, without building it.
-
-    Example:
-    ```python
-    from kgpt2.presets.catalog import backbone_config, count_parameters
-
-    print(count_parameters(backbone_config("gpt2_base_en")))  # 124439808
-    ```
-    """
-    hidden = config["hidden_dim"]
-    inner = config["intermediate_dim"]
-    embeddings = (config["vocabulary_size"] + config["max_sequence_length"]) * hidden
-    per_layer = (
-        4 * hidden * hidden + 4 * hidden  # query, key, value, output (+ biases)
-        + 2 * hidden * inner + inner + hidden  # feed-forward
-        + 4 * hidden  # two layer norms
-    )
-    return embeddings + config["num_layers"] * per_layer + 2 * hidden
 
 
 @dataclasses.dataclass(frozen=True)

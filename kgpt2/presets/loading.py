@@ -1,12 +1,20 @@
 """`kgpt2.load` and `kgpt2.save`: presets in, `GPT2CausalLM` out, and back."""
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import tempfile
 
+from kgpt2 import runs
+from kgpt2.atomic import check_writable
+from kgpt2.atomic import make_ordinary
+from kgpt2.atomic import replace_folder
 from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
+from kgpt2.network import OfflineError
+from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
@@ -14,6 +22,14 @@ from kgpt2.presets.catalog import backbone_config
 MAX_SEQUENCE_LENGTH = 1024
 DEFAULT_SEQUENCE_LENGTH = 1024
 REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
+# `kgpt2.save` puts this file in every preset it writes: the only folders it
+# will replace are ones that hold it.
+PRESET_MARKER = ".kgpt2-preset"
+# KerasHub writes one model.weights.h5, or an index of shards for big models.
+_WEIGHTS_FILES = ("model.weights.h5", "model.weights.json")
+_REPAIR_HINT = (
+    "Restore the file from a backup, or save the model again with kgpt2.save."
+)
 
 
 class PresetError(InputError):
@@ -54,56 +70,63 @@ def _local_max_length(path):
         )
     try:
         config = json.loads(config_file.read_text("utf-8"))
-    except json.JSONDecodeError as error:
-        raise PresetError(f"{config_file} is not valid JSON: {error}") from None
-    return config.get("config", {}).get("max_sequence_length", MAX_SEQUENCE_LENGTH)
-
-
-# A `kgpt2.finetune` run directory holds one folder per checkpoint and this
-# file, naming the latest checkpoint's preset folder relative to the run. It
-# is replaced atomically after a checkpoint is complete, so it always names a
-# whole preset, even after a crash in the middle of a save.
-RUN_POINTER_FILE = "LATEST"
-
-
-def resolve_run_pointer(run_dir):
-    """Return the preset folder that run `run_dir`'s pointer file names.
-
-    Returns None when `run_dir` has no pointer file.
-
-    Raises:
-        PresetError: the pointer is unreadable, leaves the run directory, or
-            names a folder that is not a preset.
-
-    Example:
-    ```python
-    from kgpt2.presets.loading import resolve_run_pointer
-
-    print(resolve_run_pointer("checkpoint/no_such_run"))  # None
-    ```
-    """
-    run_dir = pathlib.Path(run_dir)
-    pointer = run_dir / RUN_POINTER_FILE
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text("utf-8").strip()
-    target = run_dir / name
-    inside = pathlib.PurePosixPath(name)
-    if not name or inside.is_absolute() or ".." in inside.parts or "\\" in name:
-        raise PresetError(f"{pointer} names {name!r}, which is not a folder inside the run.")
-    if not (target / "config.json").is_file():
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise PresetError(
-            f"{pointer} names {name!r}, but {target} is not a preset folder "
-            "(no config.json)."
+            f"{config_file} is not valid JSON ({error}). " + _REPAIR_HINT
+        ) from None
+    inner = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(inner, dict):
+        raise PresetError(
+            f"{config_file} is not a KerasHub model config: expected a JSON "
+            f"object with a \"config\" object, got {type(config).__name__}. "
+            + _REPAIR_HINT
         )
-    return target
+    length = inner.get("max_sequence_length", MAX_SEQUENCE_LENGTH)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+        raise PresetError(
+            f"{config_file}: max_sequence_length must be an integer >= 2, got "
+            f"{length!r}. " + _REPAIR_HINT
+        )
+    return length
+
+
+def _check_weights_file(path):
+    """A preset folder must hold its weights (one .h5, or a sharded index)."""
+    folder = pathlib.Path(path)
+    if not any((folder / name).is_file() for name in _WEIGHTS_FILES):
+        raise PresetError(
+            f"Preset folder '{folder}' has no weights file: "
+            f"{folder / _WEIGHTS_FILES[0]} is missing. Restore it from a backup, "
+            "or load an earlier checkpoint of the run."
+        )
+
+
+def _check_dtype(dtype):
+    import keras
+
+    try:
+        policy = keras.dtype_policies.get(dtype)
+        floating = all(
+            "float" in str(kind) for kind in (policy.compute_dtype, policy.variable_dtype)
+        ) and not getattr(policy, "quantization_mode", None)
+    except (ValueError, TypeError):
+        floating = False
+    if not floating:
+        quantize = (
+            f" To quantize, load in float32 and call lm.quantize({dtype!r})."
+            if str(dtype) in ("int8", "float8", "int4") else ""
+        )
+        raise PresetError(
+            "dtype must be a floating-point Keras dtype: 'float32', 'bfloat16', "
+            f"'float16', 'mixed_bfloat16' or 'mixed_float16', got {dtype!r}.{quantize}"
+        )
 
 
 def _resolve_local(preset):
-    """Return the preset folder inside `preset`, or None if it is not a path."""
+    """Return the folder `preset` names, or None if it is not a path."""
     path = pathlib.Path(os.path.expanduser(str(preset)))
     looks_like_path = (
-        os.sep in str(preset) or str(preset).startswith(".") or path.exists()
+        os.sep in str(preset) or str(preset).startswith((".", "~")) or path.exists()
     )
     if not looks_like_path:
         return None
@@ -114,15 +137,24 @@ def _resolve_local(preset):
         )
     if not path.is_dir():
         raise PresetError(f"Preset '{preset}' is a file; a preset is a directory.")
-    if not (path / "config.json").exists():
-        # A training run names its latest model in its pointer file; older
-        # layouts keep it in `<run>/model`.
-        latest = resolve_run_pointer(path)
-        if latest is not None:
-            path = latest
-        elif (path / "model" / "config.json").exists():
-            path = path / "model"
     return path
+
+
+@contextlib.contextmanager
+def _local_preset(path):
+    """The preset folder to read for `path`: itself, or a run's latest checkpoint.
+
+    A run's checkpoint is held for the block, so a trainer saving meanwhile
+    can't prune it half-read.
+    """
+    if (path / "config.json").exists() or not runs.is_run(path):
+        yield path
+        return
+    try:
+        with runs.reading_latest(path) as preset:
+            yield preset
+    except runs.RunError as error:
+        raise PresetError(str(error)) from None
 
 
 def _build_random(name, sequence_length, seed, dtype=None, **unsupported):
@@ -172,6 +204,24 @@ def with_dtype(lm, dtype):
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=lm.preprocessor)
 
 
+def _require_hugging_face(handle):
+    """Fail in seconds, not after huggingface_hub's retries, when offline.
+
+    A handle already in the Hugging Face cache loads as before; otherwise
+    `HF_HUB_OFFLINE` / `KGPT2_OFFLINE`, or a server that does not answer,
+    end the load at once.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = handle[len("hf://"):]
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        return
+    try:
+        require_network("https://huggingface.co", "HF_HUB_OFFLINE")
+    except OfflineError as error:
+        raise OfflineError(f"{error} '{repo}' is not in the local Hugging Face cache.") from None
+
+
 def _download_error(preset, error):
     import keras_hub
 
@@ -189,6 +239,22 @@ def _download_error(preset, error):
     )
 
 
+def _from_preset(name, source, **kwargs):
+    import keras_hub
+
+    try:
+        if source.startswith("hf://"):
+            _require_hugging_face(source)
+        return keras_hub.models.GPT2CausalLM.from_preset(source, **kwargs)
+    except Exception as error:  # kagglehub/hf raise many unrelated types.
+        if source.startswith(REMOTE_SCHEMES) or name in OFFICIAL_PRESETS:
+            raise _download_error(name, error) from error
+        raise PresetError(
+            f"Could not load the preset directory '{source}': "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
 def load(preset, sequence_length=None, seed=0, **kwargs):
     """Load a GPT-2 preset as a `keras_hub.models.GPT2CausalLM`.
 
@@ -197,9 +263,9 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
             `gpt2_large_en`, `gpt2_extra_large_en`,
             `gpt2_base_en_cnn_dailymail`), a built-in offline architecture
             (`gpt2_tiny_random`, `gpt2_base_random`), a local preset
-            directory (or a `kgpt2 finetune` run directory), a folder
-            written by Hugging Face transformers' `save_pretrained`, or an
-            `hf://` or `kaggle://` handle.
+            directory (`~` expanded; a `kgpt2 finetune` run directory loads
+            its latest checkpoint), a folder written by Hugging Face
+            transformers' `save_pretrained`, or an `hf://` or `kaggle://` handle.
         sequence_length: the preprocessor's sequence length (at most 1024).
             Defaults to the preset's own (1024 for the built-in ones).
         seed: the initialisation seed of the random presets.
@@ -222,18 +288,18 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
     print(lm.preprocessor.sequence_length)  # 64
     ```
     """
-    import keras_hub
-
     if not isinstance(preset, (str, os.PathLike)) or not str(preset):
         raise PresetError(f"preset must be a name or a path, got {preset!r}.")
     name = str(preset)
+    if kwargs.get("dtype") is not None:
+        _check_dtype(kwargs["dtype"])
     if name in RANDOM_PRESETS:
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
         return _build_random(name, sequence_length, seed, **kwargs)
 
     if name in OFFICIAL_PRESETS or name.startswith(REMOTE_SCHEMES):
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
-        source = name
+        lm = _from_preset(name, name, **kwargs)
     else:
         local = _resolve_local(name)
         if local is None:
@@ -246,22 +312,44 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
 
         if hf_folder.looks_like_transformers_folder(local):
             return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
-        _check_sequence_length(sequence_length, _local_max_length(local), name)
-        source = str(local)
-
-    try:
-        lm = keras_hub.models.GPT2CausalLM.from_preset(source, **kwargs)
-    except Exception as error:  # kagglehub/hf raise many unrelated types.
-        if source.startswith(REMOTE_SCHEMES) or name in OFFICIAL_PRESETS:
-            raise _download_error(name, error) from error
-        raise PresetError(
-            f"Could not load the preset directory '{source}': "
-            f"{type(error).__name__}: {error}"
-        ) from error
+        with _local_preset(local) as folder:
+            _check_sequence_length(sequence_length, _local_max_length(folder), name)
+            _check_weights_file(folder)
+            lm = _from_preset(name, str(folder), **kwargs)
     if sequence_length is not None:
         # The preprocessor's setter also resizes its packer.
         lm.preprocessor.sequence_length = sequence_length
     return lm
+
+
+def _check_destination(path, given, overwrite):
+    """Refuse a destination whose replacement could destroy files kgpt2 didn't write."""
+    here = pathlib.Path.cwd().resolve()
+    resolved = path.resolve()
+    if str(given).strip() in ("", ".") or resolved == here or resolved in here.parents:
+        raise PresetError(
+            f"kgpt2.save won't write a preset over '{given}': it is the working "
+            "folder or one above it. Give a new folder name, e.g. 'my_model'."
+        )
+    run = runs.inside_run(resolved)
+    if run is not None:
+        raise PresetError(
+            f"kgpt2.save won't write into '{given}': it is (inside) the training "
+            f"run {run}, whose files belong to kgpt2.finetune. Save to a folder "
+            "outside the run."
+        )
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise PresetError(f"'{given}' is a file; a preset is a directory. Give a new folder name.")
+    if not overwrite:
+        raise PresetError(f"'{given}' exists; pass overwrite=True to replace it.")
+    if any(path.iterdir()) and not (path / PRESET_MARKER).is_file():
+        raise PresetError(
+            f"'{given}' exists and is not a preset that kgpt2.save wrote, so "
+            "kgpt2 won't replace it (it replaces only its own saves). Give a "
+            "new folder name, or move that folder away yourself."
+        )
 
 
 def save(lm, path, overwrite=True):
@@ -271,6 +359,16 @@ def save(lm, path, overwrite=True):
     rename, so an interrupted save never leaves a half-written preset.
     `kgpt2.load(path)` and `keras_hub.models.GPT2CausalLM.from_preset(path)`
     both load it back with identical weights and tokenizer.
+
+    `path` may be new, an empty folder, or (with `overwrite=True`) a preset
+    an earlier `kgpt2.save` wrote (marked by a `.kgpt2-preset` file in it).
+    Anything else is refused: another folder of files, the working folder or
+    one above it, a training run or a folder inside one. `~` is expanded, as
+    `kgpt2.load` does. Returns the folder as a `pathlib.Path`.
+
+    Raises:
+        PresetError: the destination is refused (the message says why).
+        WriteError: the preset could not be written; nothing was replaced.
 
     Example:
     ```python
@@ -282,23 +380,32 @@ def save(lm, path, overwrite=True):
     print(kgpt2.load(folder).preprocessor.sequence_length)  # 32
     ```
     """
-    path = pathlib.Path(path)
-    if path.exists() and not overwrite:
-        raise PresetError(f"'{path}' exists; pass overwrite=True to replace it.")
-    if path.exists() and not path.is_dir():
-        raise PresetError(f"'{path}' is a file; a preset is a directory.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    if not isinstance(path, (str, os.PathLike)):
+        raise PresetError(f"path must be a folder path, got {path!r}.")
+    given = path
+    path = pathlib.Path(os.path.expanduser(str(path)))
+    _check_destination(path, given, overwrite)
+    check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as error:
+        raise WriteError(
+            f"Can't save a preset in '{path.parent}': {error.strerror or error}. "
+            "Give a folder path whose parent folders you can write."
+        ) from None
     try:
         lm.save_to_preset(str(staging))
-        if path.exists():
-            # Swap in two renames so that a crash leaves either version whole.
-            old = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.rename(path, old / "preset")
-            os.rename(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, path)
+        (staging / PRESET_MARKER).write_text("Written by kgpt2.save.\n", "utf-8")
+        make_ordinary(staging)
+        replace_folder(staging, path)  # checked above: new, empty, or our own save
+    except WriteError:
+        raise
+    except OSError as error:
+        raise WriteError(
+            f"Could not save the preset to '{path}': {error.strerror or error}. "
+            "Whatever was there before is unchanged."
+        ) from error
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -4,6 +4,7 @@ import inspect
 
 import keras_hub
 
+from kgpt2.errors import InputError
 from kgpt2.samplers.beam_sampler import BeamSampler
 from kgpt2.samplers.contrastive_sampler import ContrastiveSampler
 from kgpt2.samplers.greedy_sampler import GreedySampler
@@ -24,7 +25,7 @@ SAMPLERS = {
 def _sampler_class(name):
     key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
     if key not in SAMPLERS:
-        raise ValueError(
+        raise InputError(
             f"Unknown sampler {name!r}. Known samplers: {', '.join(SAMPLERS)} "
             "(or pass a keras_hub.samplers.Sampler object)."
         )
@@ -80,7 +81,7 @@ def get(sampler, **options_):
     """
     if isinstance(sampler, keras_hub.samplers.Sampler):
         if options_:
-            raise ValueError(
+            raise InputError(
                 f"Got a {type(sampler).__name__} object and options "
                 f"{sorted(options_)}: options only apply to a sampler name. "
                 "Set them on the object when you build it instead."
@@ -91,7 +92,7 @@ def get(sampler, **options_):
     allowed = options(name)
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"Sampler '{name}' does not take {', '.join(unknown)}. "
             f"Its options are: {', '.join(allowed)}."
         )

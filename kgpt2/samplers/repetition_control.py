@@ -15,6 +15,7 @@ at all, so the sampler runs exactly KerasHub's code.
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
 from kgpt2.checks import check_number
+from kgpt2.samplers.vocabulary_fit import check_sampler_fits
 
 
 class RepetitionControl:
@@ -94,6 +95,10 @@ class RepetitionControl:
         model=None,
         **kwargs,
     ):
+        backbone = getattr(model, "backbone", None)
+        if backbone is not None and hasattr(backbone, "vocabulary_size"):
+            # While tracing, before JAX's top_k could fail on a too-large k.
+            check_sampler_fits(self, backbone.vocabulary_size)
         if self.controls_repetition:
             model_next = next
 

@@ -27,7 +27,7 @@ _EXPORTS = {
     "compile": "kgpt2.training.compiling",
     "connect_processes": "kgpt2.training.processes",
     "finetune": "kgpt2.training.finetune",
-    "validate_run_name": "kgpt2.training.runs",
+    "validate_run_name": "kgpt2.runs",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

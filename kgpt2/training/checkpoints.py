@@ -1,58 +1,24 @@
-"""Crash-safe run directories: atomic checkpoints and a pointer to the latest.
+"""Training-run checkpoints: save a model's full training state, restore it.
 
-Layout of a run, `checkpoint/<run_name>/`:
-
-    LATEST                   names the latest checkpoint's preset folder,
-                             e.g. `ckpt-00000120-3fa9c1/model`
-    ckpt-00000120-3fa9c1/
-        model/               a KerasHub preset: kgpt2.load("checkpoint/run1")
-        optimizer.npz        optimizer variables (moments, iteration count)
-        model_state.npz      dropout RNG states and unmerged LoRA weights
-        training_state.json  step, epoch and the run's settings
-    metrics.csv, loss.png, samples.txt
-
-A checkpoint is written into a hidden staging folder, flushed to disk and
-renamed into place; only then is `LATEST` replaced (written beside, flushed,
-renamed over: atomic on POSIX), and only after that are older checkpoints
-deleted. A crash or `kill -9` at any point leaves `LATEST` naming a complete
-checkpoint, and the staging leftovers are removed when the run is next opened.
+The run folder's layout, its `LATEST` pointer, pruning and the rules for
+adopting a folder live in `kgpt2.runs`; this module writes and reads what a
+checkpoint holds: the model as a KerasHub preset, the optimizer's variables,
+the model's RNG and LoRA state, and the training state.
 """
 
-import dataclasses
 import json
 import os
 import pathlib
-import secrets
 import shutil
 
-from kgpt2.presets.loading import RUN_POINTER_FILE
-from kgpt2.presets.loading import resolve_run_pointer
+from kgpt2 import runs
+from kgpt2.errors import WriteError
+from kgpt2.runs import Checkpoint  # noqa: F401  (what `latest` returns)
+from kgpt2.runs import RunError
 from kgpt2.training import processes
 from kgpt2.training.preprocessing import attached_preprocessor
-from kgpt2.training.runs import run_directory
 
-STAGING_PREFIX = ".staging-"
-CHECKPOINT_PREFIX = "ckpt-"
-LOCK_FILE = ".lock"
-STATE_FILE = "training_state.json"
 FORMAT_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-    """One complete checkpoint folder of a run."""
-
-    path: pathlib.Path
-    state: dict
-
-    @property
-    def step(self):
-        return self.state["step"]
-
-    @property
-    def preset(self):
-        """The KerasHub preset folder of the checkpoint's model."""
-        return self.path / "model"
 
 
 def model_state_variables(lm):
@@ -93,13 +59,26 @@ def _save_arrays(path, variables):
 
 
 def _load_arrays(path, variables, what, checkpoint):
+    import zipfile
+
     import numpy as np
 
-    with np.load(path) as arrays:
-        values = [arrays[str(i)] for i in range(len(arrays.files))]
+    try:
+        with np.load(path) as arrays:
+            values = [arrays[str(i)] for i in range(len(arrays.files))]
+    except FileNotFoundError:
+        raise RunError(
+            f"{path} is missing, so the run can't resume exactly. "
+            + runs.recovery_hint(checkpoint.parent)
+        ) from None
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise RunError(
+            f"{path} is damaged ({type(error).__name__}: {error}), so the run "
+            "can't resume exactly. " + runs.recovery_hint(checkpoint.parent)
+        ) from None
     shapes = [tuple(v.shape) for v in variables]
     if [tuple(value.shape) for value in values] != shapes:
-        raise ValueError(
+        raise RunError(
             f"Checkpoint {checkpoint} doesn't fit this model: its {what} has "
             f"{len(values)} variables, the model's has {len(variables)} (or "
             "their shapes differ). Resume with the settings the run was "
@@ -127,7 +106,14 @@ def _save_preset(lm, folder):
 
 
 def _check_same_architecture(lm, preset):
-    saved = json.loads((preset / "config.json").read_text("utf-8"))["config"]
+    config_file = preset / "config.json"
+    try:
+        saved = json.loads(config_file.read_text("utf-8"))["config"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise RunError(
+            f"{config_file} is unreadable ({type(error).__name__}: {error}). "
+            + runs.recovery_hint(preset.parent.parent)
+        ) from None
     current = lm.backbone.get_config()
     ignored = {"name", "trainable", "dtype"}
     different = sorted(
@@ -137,42 +123,33 @@ def _check_same_architecture(lm, preset):
     )
     if different:
         details = ", ".join(f"{k}: run {saved.get(k)!r} vs model {current.get(k)!r}" for k in different)
-        raise ValueError(
+        raise RunError(
             f"Can't resume from {preset.parent}: it holds a different "
             f"architecture ({details}). Pass the preset the run was trained "
             "from, a new run_name, or restore_from='fresh'."
         )
 
 
-def _fsync(path, directory=False):
-    # Renames are atomic, but only flushed files make them durable after a
-    # power loss; directories need their own fsync on POSIX.
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        descriptor = os.open(path, flags)
-    except OSError:
-        return  # e.g. directories can't be opened on Windows
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def _fsync_tree(folder):
+    # Renames are atomic, but only flushed files make them durable after a
+    # power loss.
     for root, _, files in os.walk(folder):
         for name in files:
-            _fsync(os.path.join(root, name))
-        _fsync(root, directory=True)
+            descriptor = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        runs.fsync_folder(root)
 
 
 class RunDirectory:
     """The folder of one fine-tuning run, opened for training.
 
     Holds an exclusive lock while open (two processes can't train one run),
-    writes checkpoints atomically, and keeps the newest `keep_checkpoints`.
-    In a multi-process group (`kgpt2.connect_processes`) only the writer,
+    writes checkpoints atomically, and keeps the newest `keep_checkpoints`
+    on disk (see `kgpt2.runs` for the layout and the rules). In a
+    multi-process group (`kgpt2.connect_processes`) only the writer,
     process 0, locks and writes; the others read the run and wait at each
     save until the writer's checkpoint is complete.
 
@@ -192,32 +169,25 @@ class RunDirectory:
 
     def __init__(self, path, keep_checkpoints=1, writer=True):
         if isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be an integer >= 1, got {keep_checkpoints!r}.")
+            raise RunError(f"keep_checkpoints must be an integer >= 1, got {keep_checkpoints!r}.")
         self.path = pathlib.Path(path)
         self.keep_checkpoints = keep_checkpoints
         self.writer = writer
-        self._written = []
         self._lock = None
 
     @classmethod
     def open(cls, checkpoint_dir, run_name, keep_checkpoints=1):
-        """Create (if needed), lock and clean up run `checkpoint_dir/run_name`.
+        """Create or adopt, lock and clean up run `checkpoint_dir/run_name`.
 
+        Refuses a folder that holds other files than a kgpt2 run's, and a
+        folder it can't write, before anything is trained or restored.
         A process other than the group's writer only reads the run.
         """
-        run = cls(run_directory(checkpoint_dir, run_name), keep_checkpoints, processes.is_writer())
+        run = cls(runs.run_directory(checkpoint_dir, run_name), keep_checkpoints, processes.is_writer())
         if not run.writer:
             return run
-        if run.path.exists() and not run.path.is_dir():
-            raise ValueError(f"Run directory {run.path} is a file; remove it or pick another run_name.")
-        run.path.mkdir(parents=True, exist_ok=True)
+        runs.open_run(run.path)
         run._acquire_lock()
-        for leftover in run.path.glob(STAGING_PREFIX + "*"):
-            # A save that a crash interrupted; nobody else writes here.
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
         return run
 
     def _acquire_lock(self):
@@ -225,12 +195,12 @@ class RunDirectory:
             import fcntl
         except ImportError:  # Windows: no advisory locks, no protection.
             return
-        lock = open(self.path / LOCK_FILE, "a+")
+        lock = open(self.path / runs.LOCK_FILE, "a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
-            raise ValueError(
+            raise RunError(
                 f"Run {self.path} is being trained by another process (it "
                 "holds the run's lock). Wait for it, stop it, or pick another "
                 "run_name."
@@ -263,37 +233,46 @@ class RunDirectory:
 
     def latest(self):
         """The checkpoint `LATEST` names, or None for a run without one."""
-        from kgpt2.presets import PresetError
+        folder = runs.latest_checkpoint(self.path)
+        return None if folder is None else runs.read_checkpoint(folder)
 
+    def start_over(self):
+        """Remove the run's checkpoints and logs (`restore_from="fresh"`); the writer's job."""
+        if self.writer:
+            runs.start_over(self.path)
+
+    def _previous(self):
         try:
-            preset = resolve_run_pointer(self.path)
-        except PresetError as error:
-            raise ValueError(str(error)) from None
-        if preset is None:
-            return None
-        folder = preset.parent
-        state_file = folder / STATE_FILE
-        if not state_file.is_file():
-            raise ValueError(
-                f"{folder} has a model but no {STATE_FILE}, so training can't "
-                "resume from it; pass restore_from='fresh' to start over."
-            )
-        return Checkpoint(folder, json.loads(state_file.read_text("utf-8")))
+            latest = self.latest()
+        except RunError:
+            latest = None
+        if latest is None:
+            return "The run had no checkpoint before this one."
+        return (
+            f"The previous checkpoint ({latest.path.name}, step {latest.step}) "
+            f"is intact: kgpt2.load('{self.path}') loads it and "
+            "restore_from='latest' resumes from it."
+        )
 
     def save(self, lm, step, state, preprocessor=None):
         """Write a checkpoint of `lm` (model, optimizer, RNG) at `step`, atomically.
 
         `state` is stored in `training_state.json` with the step. If `lm`'s
         preprocessor is detached (tokenized data), pass it as `preprocessor`
-        so that the preset keeps its tokenizer. Every process of a group
-        calls it; the writer writes, and all return once the checkpoint is
-        complete.
+        so that the preset keeps its tokenizer.
+
+        Raises:
+            WriteError: the checkpoint could not be written (disk full, a
+                file size limit, permissions); the previous one is intact.
+
+        Every process of a group calls it; the writer writes, and all
+        return once the checkpoint is complete.
         """
         if not self.writer:
             processes.barrier(f"checkpoint {step}")
             return self.latest()
-        name = f"{CHECKPOINT_PREFIX}{step:08d}-{secrets.token_hex(3)}"
-        staging = self.path / f"{STAGING_PREFIX}{name}"
+        name = runs.new_checkpoint_name(step)
+        staging = self.path / f"{runs.STAGING_PREFIX}{name}"
         final = self.path / name
         if not lm.optimizer.built:
             lm.optimizer.build(lm.trainable_variables)
@@ -305,40 +284,29 @@ class RunDirectory:
             optimizer_variables=[v.path for v in lm.optimizer.variables],
             model_state_variables=[v.path for v in extras],
         )
-        staging.mkdir()
         try:
+            staging.mkdir()
             with attached_preprocessor(lm, preprocessor):
-                _save_preset(lm, staging / "model")
+                _save_preset(lm, staging / runs.MODEL_FOLDER)
             _save_arrays(staging / "optimizer.npz", lm.optimizer.variables)
             _save_arrays(staging / "model_state.npz", extras)
-            (staging / STATE_FILE).write_text(json.dumps(state, indent=2), "utf-8")
+            (staging / runs.STATE_FILE).write_text(json.dumps(state, indent=2), "utf-8")
             _fsync_tree(staging)
             os.rename(staging, final)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-        _fsync(self.path, directory=True)
-        self._point_to(f"{name}/model")
-        self._written.append(name)
-        self._prune()
+            runs.fsync_folder(self.path)
+            runs.point_to(self.path, final)
+        except Exception as error:  # h5py, numpy and Keras raise various types
+            # LATEST still names the previous checkpoint: this one is no one's.
+            for leftover in (staging, final):
+                shutil.rmtree(leftover, ignore_errors=True)
+            cause = getattr(error, "strerror", None) or f"{type(error).__name__}: {error}"
+            raise WriteError(
+                f"Could not write the checkpoint of step {step} in {self.path}: "
+                f"{cause}. {self._previous()}"
+            ) from error
+        runs.prune_checkpoints(self.path, self.keep_checkpoints)
         processes.barrier(f"checkpoint {step}")
         return Checkpoint(final, state)
-
-    def _point_to(self, relative_preset):
-        pointer = self.path / RUN_POINTER_FILE
-        temporary = self.path / f"{STAGING_PREFIX}{RUN_POINTER_FILE}-{secrets.token_hex(3)}"
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(relative_preset + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, pointer)
-        _fsync(self.path, directory=True)
-
-    def _prune(self):
-        keep = set(self._written[-self.keep_checkpoints:])
-        for folder in self.path.glob(CHECKPOINT_PREFIX + "*"):
-            if folder.is_dir() and folder.name not in keep:
-                shutil.rmtree(folder, ignore_errors=True)
 
     def restore(self, lm, checkpoint):
         """Load `checkpoint` into `lm` (compiled as for training); return its state.
@@ -346,14 +314,24 @@ class RunDirectory:
         Restores the weights, the dropout RNG states, unmerged LoRA weights
         and every optimizer variable (moments and iteration count, hence the
         learning-rate schedule's position).
+
+        Raises:
+            RunError: a file of the checkpoint is missing or damaged, or it
+                holds another architecture; the message says how to go on.
         """
         _check_same_architecture(lm, checkpoint.preset)
         weights = checkpoint.preset / "model.weights.h5"
         if not weights.exists():
             weights = checkpoint.preset / "model.weights.json"  # sharded
-        lm.backbone.load_weights(str(weights))
-        if lm.has_task_weights():
-            lm.load_task_weights(str(checkpoint.preset / "task.weights.h5"))
+        try:
+            lm.backbone.load_weights(str(weights))
+            if lm.has_task_weights():
+                lm.load_task_weights(str(checkpoint.preset / "task.weights.h5"))
+        except Exception as error:  # h5py and Keras raise various types
+            raise RunError(
+                f"Can't read the model weights in {checkpoint.preset} "
+                f"({type(error).__name__}: {error}). " + runs.recovery_hint(self.path)
+            ) from error
         _load_arrays(checkpoint.path / "model_state.npz", model_state_variables(lm), "model state", checkpoint.path)
         if not lm.optimizer.built:
             lm.optimizer.build(lm.trainable_variables)

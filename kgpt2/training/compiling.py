@@ -2,6 +2,7 @@
 
 from kgpt2.errors import InputError
 from kgpt2.training.recipe import Recipe
+from kgpt2.training.weights import lora_rank_of
 
 
 def check_causal_lm(lm):
@@ -23,26 +24,6 @@ def _set_precision(lm, policy_name):
     # preprocessor keeps its own (integer/string) policies.
     for layer in [lm, *lm.backbone._flatten_layers(include_self=True)]:
         layer.dtype_policy = policy
-
-
-def lora_rank_of(lm):
-    """Return the LoRA rank enabled on `lm`'s backbone, or None.
-
-    Example:
-    ```python
-    import kgpt2
-    from kgpt2.training.compiling import lora_rank_of
-
-    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
-    lm.backbone.enable_lora(4)
-    print(lora_rank_of(lm))  # 4
-    ```
-    """
-    for layer in lm.backbone._flatten_layers(include_self=False):
-        if getattr(layer, "lora_enabled", False):
-            return layer.lora_rank
-    return None
-
 
 
 def _enable_lora(lm, rank):

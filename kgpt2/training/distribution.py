@@ -14,15 +14,19 @@ where compile and fit must run.
 
 import contextlib
 
+from kgpt2.errors import InputError
 from kgpt2.training import gpt2_layout
-from kgpt2.training.memory_plan import DISTRIBUTIONS
+from kgpt2.training.weights import copy_weights
+
+# The ways kgpt2 spreads training over devices; `kgpt2.plan` and the CLI use these names.
+DISTRIBUTIONS = ("data_parallel", "model_parallel")
 
 
 def _check_backend(name):
     import keras
 
     if keras.config.backend() != "jax":
-        raise ValueError(
+        raise InputError(
             f"distribution={name!r} needs the JAX backend (keras.distribution "
             f"is JAX-only); the Keras backend is '{keras.config.backend()}'. "
             "Run with KERAS_BACKEND=jax."
@@ -50,8 +54,8 @@ def get_distribution(name, config, devices=None):
     import keras
 
     if name not in DISTRIBUTIONS:
-        raise ValueError(
-            f"distribution must be 'data_parallel' or 'model_parallel', got {name!r}."
+        raise InputError(
+            f"distribution must be one of {', '.join(DISTRIBUTIONS)}; got {name!r}."
         )
     _check_backend(name)
     devices = list(devices or keras.distribution.list_devices())
@@ -100,25 +104,15 @@ def prepare(lm, distribution):
     import keras_hub
 
     backbone = lm.backbone
-    lora_rank = getattr(backbone, "_lora_rank", None)
     with distribution.scope():
-        rebuilt = keras_hub.models.GPT2Backbone.from_config(backbone.get_config())
-        if lora_rank:
-            rebuilt.enable_lora(lora_rank)
+        rebuilt = keras_hub.models.GPT2CausalLM(
+            backbone=keras_hub.models.GPT2Backbone.from_config(backbone.get_config()),
+            preprocessor=lm.preprocessor,
+        )
         # All variables, not only weights: the dropout seed states come
         # along, so the rebuilt model draws the same dropout masks.
-        old_variables, new_variables = backbone.variables, rebuilt.variables
-        if [v.shape for v in old_variables] != [v.shape for v in new_variables]:
-            raise ValueError(
-                "Could not rebuild the backbone under the distribution: its "
-                "variables differ from a fresh GPT2Backbone of the same config "
-                "(was it modified after construction?)."
-            )
-        for new, old in zip(new_variables, old_variables):
-            new.assign(old.numpy())
-        return keras_hub.models.GPT2CausalLM(
-            backbone=rebuilt, preprocessor=lm.preprocessor
-        )
+        copy_weights(lm, rebuilt)
+        return rebuilt
 
 
 @contextlib.contextmanager

@@ -13,11 +13,11 @@ from kgpt2.errors import InputError
 from kgpt2.training.compiling import as_recipe
 from kgpt2.training.compiling import check_causal_lm
 from kgpt2.training.compiling import compile as compile_lm
-from kgpt2.training.compiling import lora_rank_of
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.run_options import RunOptions
 from kgpt2.training.steps import batches_per_pass
 from kgpt2.training.steps import fit_segments
+from kgpt2.training.weights import copy_weights
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,6 @@ class _Plan:
             if name in saved and saved[name] != getattr(self, name):
                 changes.append((name, saved[name], getattr(self, name)))
         return changes
-
-
-def _copy_weights(source, target):
-    """Copy every backbone variable of `source` into `target`.
-
-    `target` gets LoRA first if training enabled it on `source`, so that
-    both have the same variables.
-    """
-    rank = lora_rank_of(source)
-    if rank is not None and lora_rank_of(target) is None:
-        target.backbone.enable_lora(rank)
-    for new, old in zip(source.backbone.variables, target.backbone.variables):
-        old.assign(new.numpy())
 
 
 def _check_dataset(dataset, label):
@@ -229,9 +216,7 @@ def _open_run(run, lm, plan):
 
     checkpoint = run.latest() if plan.run.restore_from == "latest" else None
     if checkpoint is None:
-        if run.writer:
-            for old_log in (run.metrics_csv, run.loss_png, run.samples_txt):
-                old_log.unlink(missing_ok=True)
+        run.start_over()
         return 0
     log.info("Resuming %s at step %d from %s", run.path, checkpoint.step, checkpoint.path.name)
     for name, saved, now in plan.changes_from(checkpoint.state):
@@ -265,7 +250,7 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
     options = plan.run
     meter = TokensPerSecond(plan.sequence_length)
     logger = MetricsCSV(run.metrics_csv, start_step, options.print_every, plan.total_steps)
-    nan_stop = StopOnNaN(start_step)
+    nan_stop = StopOnNaN(start_step, run=run)
     interrupt = StopOnInterrupt()
     checkpointer = RunCheckpoint(
         run, options.save_every, plan.total_steps, start_step, plan.state(), preprocessor
@@ -459,6 +444,7 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
 
     from kgpt2.training.checkpoints import RunDirectory
     from kgpt2.training.distribution import distributed
+    from kgpt2.training.processes import barrier
 
     extra_callbacks = list(callbacks or [])
     plan = _validate(lm, train_ds, val_ds, recipe, run, options, extra_callbacks)
@@ -469,12 +455,14 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         # the trained weights (the callback runs before the scope closes).
         lm = stack.enter_context(distributed(user_lm, plan.recipe.distribution))
         if lm is not user_lm:
-            stack.callback(_copy_weights, lm, user_lm)
+            stack.callback(copy_weights, lm, user_lm)
         # Compile first: its errors (bad options) leave no run directory behind.
         compile_lm(lm, plan.recipe, sampler=sampler, dataset=train_ds)
         options = plan.run
         with RunDirectory.open(options.checkpoint_dir, options.run_name, options.keep_checkpoints) as folder:
             start_step = _open_run(folder, lm, plan)
+            # The other processes go on once the writer has cleaned the run up.
+            barrier("run opened")
             if start_step >= plan.total_steps:
                 log.info("%s is already at step %d of %d: nothing to train.", folder.path, start_step, plan.total_steps)
                 return _report(folder, plan, start_step, "completed", {})

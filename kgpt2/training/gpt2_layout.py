@@ -15,6 +15,8 @@ and the real layout cannot drift apart.
 
 import re
 
+from kgpt2.errors import InputError
+
 MODEL_AXIS = "model"
 BATCH_AXIS = "batch"
 
@@ -26,7 +28,7 @@ def _heads_split(config, shards):
     head_dim = config["hidden_dim"] // config["num_heads"]
     if head_dim % shards == 0:
         return False
-    raise ValueError(
+    raise InputError(
         f"model_parallel over {shards} devices needs num_heads "
         f"({config['num_heads']}) or the head size ({head_dim}) to be "
         f"divisible by {shards}; use a device count that divides one of them."
@@ -47,7 +49,7 @@ def model_parallel_axes(config, shards):
     """
     for key in ("hidden_dim", "intermediate_dim"):
         if config[key] % shards:
-            raise ValueError(
+            raise InputError(
                 f"model_parallel over {shards} devices needs {key} "
                 f"({config[key]}) to be divisible by {shards}."
             )

@@ -33,14 +33,16 @@ its place on the device.
 
 import dataclasses
 
+from kgpt2.errors import InputError
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.loading import PresetError
 from kgpt2.training import gpt2_layout
-from kgpt2.training.gpt2_weights import gpt2_weights
+from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets.gpt2_weights import count_parameters
+from kgpt2.presets.gpt2_weights import gpt2_weights
 
-DISTRIBUTIONS = ("data_parallel", "model_parallel")
 ADAM_MOMENTS = 2
 DEFAULT_COMPARISON_LORA_RANK = 8
 
@@ -120,7 +122,7 @@ class MemoryPlan(MemoryEstimate):
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        raise InputError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _resolve_config(preset):
@@ -138,19 +140,26 @@ def _check_arguments(config, batch_size, sequence_length, lora_rank,
     _check_positive_int("devices", devices)
     if lora_rank is not None:
         _check_positive_int("lora_rank", lora_rank)
+        if lora_rank > config["hidden_dim"]:
+            # A rank past the hidden size adds parameters and no expressiveness.
+            raise InputError(
+                f"lora_rank={lora_rank} is more than the model's hidden size "
+                f"({config['hidden_dim']}); use lora_rank <= {config['hidden_dim']} "
+                "(4 to 64 is usual)."
+            )
     if sequence_length > config["max_sequence_length"]:
-        raise ValueError(
+        raise InputError(
             f"sequence_length={sequence_length} is longer than GPT-2's "
             f"{config['max_sequence_length']} positions."
         )
     if distribution not in (None, *DISTRIBUTIONS):
-        raise ValueError(
-            f"distribution must be None, 'data_parallel' or 'model_parallel', "
+        raise InputError(
+            f"distribution must be None or one of {', '.join(DISTRIBUTIONS)}; "
             f"got {distribution!r}."
         )
     replicas = devices if distribution == "data_parallel" else 1
     if batch_size % (gradient_accumulation_steps * replicas):
-        raise ValueError(
+        raise InputError(
             f"batch_size={batch_size} must split evenly into "
             f"gradient_accumulation_steps={gradient_accumulation_steps} micro-"
             f"batches on each of {replicas} data-parallel device(s)."
@@ -211,7 +220,7 @@ def _estimate(label, config, batch_size, sequence_length, lora_rank,
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=gradient_accumulation_steps,
         micro_batch_size=micro_batch,
-        parameters=sum(w.size for w in weights),
+        parameters=count_parameters(config, lora_rank),
         trainable_parameters=sum(w.size for w in weights if w.trainable),
         parameter_bytes=elements * (6 if mixed_precision else 4),
         runtime_bytes=runtime_bytes(elements * (6 if mixed_precision else 4)),

@@ -1,7 +1,8 @@
 """The loss-curve PNG of a run, drawn from its `metrics.csv`."""
 
-import os
 import pathlib
+
+from kgpt2.atomic import atomic_writer
 
 
 def plot_loss_curve(metrics_csv, png_path, title=None):
@@ -11,7 +12,7 @@ def plot_loss_curve(metrics_csv, png_path, title=None):
     auto-zoomed axis makes noise look like progress. `title` (e.g. the run's
     name) heads the plot.
 
-    Written beside `png_path` and renamed over it, so a reader never sees a
+    Written atomically (`kgpt2.atomic`), so a reader never sees a
     half-written image. Returns the path, or None when there are no rows.
 
     Example:
@@ -53,8 +54,9 @@ def plot_loss_curve(metrics_csv, png_path, title=None):
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    temporary = png_path.with_name(f".{png_path.name}.tmp.png")
-    figure.savefig(temporary)
-    plt.close(figure)
-    os.replace(temporary, png_path)
+    try:
+        with atomic_writer(png_path, "wb") as file:
+            figure.savefig(file, format="png")
+    finally:
+        plt.close(figure)
     return png_path

@@ -7,10 +7,10 @@ from kgpt2.checks import check_choice
 from kgpt2.checks import check_integer
 from kgpt2.errors import InputError
 from kgpt2.presets import MAX_SEQUENCE_LENGTH
+from kgpt2.runs import validate_run_name
 from kgpt2.training.options import Options
 from kgpt2.training.options import option
 from kgpt2.training.processes import process_options
-from kgpt2.training.runs import validate_run_name
 
 RESTORE_FROM = ("latest", "fresh")
 

@@ -2,6 +2,8 @@
 
 import keras
 
+from kgpt2.errors import InputError
+
 
 @keras.saving.register_keras_serializable(package="kgpt2")
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -51,15 +53,15 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
             ("power", power),
         ]:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{label} must be a number >= 0, got {value!r}.")
+                raise InputError(f"{label} must be a number >= 0, got {value!r}.")
         if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
-            raise ValueError(f"decay_steps must be an integer >= 1, got {decay_steps!r}.")
+            raise InputError(f"decay_steps must be an integer >= 1, got {decay_steps!r}.")
         if (
             isinstance(warmup_steps, bool)
             or not isinstance(warmup_steps, int)
             or not 0 <= warmup_steps <= decay_steps
         ):
-            raise ValueError(
+            raise InputError(
                 f"warmup_steps must be an integer in [0, decay_steps={decay_steps}], "
                 f"got {warmup_steps!r}."
             )

@@ -3,10 +3,12 @@
 import dataclasses
 import math
 
+from kgpt2.errors import InputError
+
 
 def _positive_int(value, label):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{label} must be an integer >= 1, got {value!r}.")
+        raise InputError(f"{label} must be an integer >= 1, got {value!r}.")
     return value
 
 
@@ -43,12 +45,12 @@ def count_steps(dataset=None, epochs=None, steps=None):
         _positive_int(steps, "steps")
         if epochs is not None:
             if epochs > steps:
-                raise ValueError(f"epochs={epochs} is more than steps={steps}: each epoch needs a step.")
+                raise InputError(f"epochs={epochs} is more than steps={steps}: each epoch needs a step.")
             return steps, math.ceil(steps / epochs)
         per_pass = batches_per_pass(dataset) if dataset is not None else None
         return steps, min(per_pass or steps, steps)
     if dataset is None:
-        raise ValueError(
+        raise InputError(
             "Pass steps=N (total training steps), or a dataset of known "
             "length so that steps = len(dataset) x epochs."
         )
@@ -56,19 +58,19 @@ def count_steps(dataset=None, epochs=None, steps=None):
 
     cardinality = int(dataset.cardinality())
     if cardinality == tf.data.INFINITE_CARDINALITY:
-        raise ValueError(
+        raise InputError(
             "The training dataset is infinite (it repeats), so the number of "
             "steps can't be derived from epochs: pass steps=N (total training steps)."
         )
     if cardinality == tf.data.UNKNOWN_CARDINALITY:
-        raise ValueError(
+        raise InputError(
             "The training dataset's length is unknown to tf.data (e.g. after "
             "filter() or from a generator), so the number of steps can't be "
             "derived from epochs: pass steps=N (total training steps), or "
             "dataset.apply(tf.data.experimental.assert_cardinality(n))."
         )
     if cardinality == 0:
-        raise ValueError("The training dataset is empty: it yields no batches.")
+        raise InputError("The training dataset is empty: it yields no batches.")
     return cardinality * (epochs or 1), cardinality
 
 

@@ -3,6 +3,7 @@
 import logging
 import math
 
+from kgpt2.training.callbacks.nan_stop import kept_checkpoint
 from kgpt2.training.callbacks.step import StepCallback
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,9 @@ class RunCheckpoint(StepCallback):
         if not _weights_are_finite(model):
             self.diverged = True
             log.warning(
-                "Not saving step %d: the weights hold NaN or inf. The last good checkpoint is kept.",
+                "Not saving step %d: the weights hold NaN or inf; %s.",
                 self.step,
+                kept_checkpoint(self.run),
             )
             return None
         state = dict(self.state)

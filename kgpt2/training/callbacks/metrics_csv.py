@@ -1,11 +1,13 @@
 """`MetricsCSV`: one CSV row per training step, and a logged progress line."""
 
 import csv
+import io
 import logging
 import math
-import os
 import pathlib
 
+from kgpt2.atomic import write_atomically
+from kgpt2.runs import RunError
 from kgpt2.training.callbacks.metric_state import StepMetricReader
 from kgpt2.training.callbacks.step import StepCallback
 
@@ -32,8 +34,23 @@ def _format(value):
     return str(value)
 
 
+def _read_rows(path):
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise RunError(
+            f"{path} is not a text CSV file ({type(error).__name__}: {error}), so "
+            "kgpt2 can't continue the run's log. Move it out of the run folder "
+            "(a new one is started) or pass restore_from='fresh' (`--restore-from fresh`)."
+        ) from None
+
+
 def truncate_metrics(path, last_step):
     """Drop the rows of `path` after `last_step` (steps a crash made us redo).
+
+    Raises:
+        RunError: `path` is not a text CSV file.
 
     Example:
     ```python
@@ -45,19 +62,20 @@ def truncate_metrics(path, last_step):
     path = pathlib.Path(path)
     if not path.is_file():
         return
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = [row for row in csv.DictReader(file) if row.get("step", "").isdigit()]
+    rows = [row for row in _read_rows(path) if (row.get("step") or "").isdigit()]
     kept = [row for row in rows if int(row["step"]) <= last_step]
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
-    os.replace(temporary, path)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(kept)
+    write_atomically(path, table.getvalue().encode("utf-8"))
 
 
 def read_metrics(path):
     """Read a run's `metrics.csv` as a list of dicts of floats (None when empty).
+
+    Raises:
+        RunError: `path` is not a text CSV file.
 
     Example:
     ```python
@@ -69,11 +87,10 @@ def read_metrics(path):
     print(read_metrics(path)[-1])  # {'step': 2.0, 'loss': 9.75, 'val_loss': 9.9}
     ```
     """
-    with open(path, newline="", encoding="utf-8") as file:
-        return [
-            {key: float(value) if value else None for key, value in row.items()}
-            for row in csv.DictReader(file)
-        ]
+    return [
+        {key: float(value) if value else None for key, value in row.items()}
+        for row in _read_rows(path)
+    ]
 
 
 class MetricsCSV(StepCallback):

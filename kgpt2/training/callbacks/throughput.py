@@ -4,6 +4,7 @@ import time
 
 import keras
 
+from kgpt2.errors import InputError
 from kgpt2.training.callbacks.metric_state import StepMetricReader
 
 
@@ -54,7 +55,7 @@ class TokensPerSecond(keras.callbacks.Callback):
         if self.sequence_length is None:
             preprocessor = getattr(self.model, "preprocessor", None)
             if preprocessor is None:
-                raise ValueError(
+                raise InputError(
                     "TokensPerSecond needs sequence_length: the model has no preprocessor."
                 )
             self.sequence_length = preprocessor.sequence_length

@@ -35,7 +35,7 @@ def gpt2_weights(config, lora_rank=None):
     Example:
     ```python
     from kgpt2.presets.catalog import backbone_config
-    from kgpt2.training.gpt2_weights import gpt2_weights
+    from kgpt2.presets.gpt2_weights import gpt2_weights
 
     weights = gpt2_weights(backbone_config("gpt2_base_en"))
     print(sum(w.size for w in weights))  # 124439808
@@ -85,3 +85,19 @@ def gpt2_weights(config, lora_rank=None):
         weight("layer_norm/beta", (hidden,)),
     ]
     return weights
+
+
+def count_parameters(config, lora_rank=None):
+    """Count a GPT-2 backbone's parameters from its config, without building it.
+
+    With `lora_rank`, the LoRA factors `enable_lora(lora_rank)` adds count too.
+
+    Example:
+    ```python
+    from kgpt2.presets.catalog import backbone_config
+    from kgpt2.presets.gpt2_weights import count_parameters
+
+    print(count_parameters(backbone_config("gpt2_base_en")))  # 124439808
+    ```
+    """
+    return sum(weight.size for weight in gpt2_weights(config, lora_rank))
