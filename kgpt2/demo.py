@@ -1,13 +1,27 @@
 """`kgpt2 demo`: fine-tune briefly on Tang poems and generate, offline.
 
-The demo is the tour of kgpt2 in one call: load a preset, build a data
-pipeline from the Tang poem sample shipped in the package, fine-tune with
-polynomial-decay Adam while printing the loss, then generate with two
-samplers and report tokens per second.
+The demo is the tour of kgpt2 in one call: load a preset, build packed
+training and held-out pipelines from the Tang poem sample shipped in the
+package (`kgpt2.data`), measure the held-out perplexity, fine-tune
+(`kgpt2.finetune`) into a run folder it names, measure again, and generate
+(`kgpt2.generate`) with two samplers. Progress goes to the "kgpt2" logger;
+the results (perplexities, samples, speed) are printed.
 """
 
+import logging
+import math
+import pathlib
+import shutil
 import time
 from importlib import resources
+
+from kgpt2.errors import InputError
+
+logger = logging.getLogger("kgpt2")
+
+DEFAULT_RUN_DIR = "kgpt2-demo"
+# Written into every demo run folder: only such a folder is replaced.
+DEMO_MARKER = ".kgpt2-demo"
 
 
 def sample_poems_path():
@@ -26,15 +40,111 @@ def sample_poems_path():
     return resources.files("kgpt2") / "assets" / "tang_sample" / "poet.tang.sample.json"
 
 
+def is_cjk(char):
+    """Whether `char` is a CJK ideograph or CJK/full-width punctuation.
+
+    Example:
+    ```python
+    from kgpt2.demo import is_cjk
+
+    print([is_cjk(c) for c in "春，a。"])  # [True, True, False, True]
+    ```
+    """
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF  # CJK Unified Ideographs
+        or 0x3400 <= code <= 0x4DBF  # Extension A
+        or 0x20000 <= code <= 0x2FA1F  # Extensions B-F, compatibility
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        or 0x3000 <= code <= 0x303F  # CJK punctuation: 。、「」
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms: ，！？：；
+    )
+
+
+def cjk_share(text):
+    """The share of `text`'s non-space characters that `is_cjk` accepts.
+
+    Example:
+    ```python
+    from kgpt2.demo import cjk_share
+
+    print(cjk_share("床前明月光，疑是地上霜。"), cjk_share("ab春。"))  # 1.0 0.5
+    ```
+    """
+    chars = [char for char in text if not char.isspace()]
+    return sum(map(is_cjk, chars)) / len(chars) if chars else 0.0
+
+
+def prepare_run_dir(run_dir):
+    """Make `run_dir` an empty demo run folder and return it as a Path.
+
+    A folder left by an earlier demo (it holds the `.kgpt2-demo` marker) is
+    replaced; any other existing, non-empty path is left alone and refused.
+
+    Raises:
+        InputError: `run_dir` exists and is not a previous demo run.
+
+    Example:
+    ```python
+    import tempfile, pathlib
+    from kgpt2.demo import prepare_run_dir
+
+    folder = prepare_run_dir(pathlib.Path(tempfile.mkdtemp()) / "demo")
+    print(sorted(p.name for p in folder.iterdir()))  # ['.kgpt2-demo']
+    ```
+    """
+    run_dir = pathlib.Path(run_dir)
+    if run_dir.exists():
+        is_demo = run_dir.is_dir() and (run_dir / DEMO_MARKER).is_file()
+        if is_demo:
+            shutil.rmtree(run_dir)
+        elif run_dir.is_dir() and not any(run_dir.iterdir()):
+            pass
+        else:
+            raise InputError(
+                f"'{run_dir}' exists and is not a previous demo run; the demo "
+                "replaces only its own folder. Pass another --run-dir."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / DEMO_MARKER).write_text(
+        "Written by `kgpt2 demo`: the next demo replaces this folder.\n", "utf-8"
+    )
+    return run_dir
+
+
+def held_out_perplexity(lm, dataset):
+    """exp(mean token loss) of `lm` on a packed (tokenized) `dataset`.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.demo import held_out_perplexity, sample_poems_path
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
+    data = kgpt2.data.poetry(sample_poems_path(), batch_size=8, take=2, pack=True,
+                             sequence_length=32, tokenizer=lm.preprocessor.tokenizer)
+    print(held_out_perplexity(lm, data) > 1000)  # True: random weights
+    ```
+    """
+    import keras
+
+    from kgpt2.training.preprocessing import detached_preprocessor
+
+    with detached_preprocessor(lm):
+        results = keras.Model.evaluate(lm, dataset, verbose=0, return_dict=True)
+    return math.exp(results["loss"])
+
+
 def run(
     preset="gpt2_tiny_random",
-    steps=120,
+    steps=100,
     batch_size=8,
-    sequence_length=64,
+    sequence_length=48,
     learning_rate=None,
     prompt="春眠不觉晓",
     max_length=48,
-    print_fn=print,
+    run_dir=DEFAULT_RUN_DIR,
+    printer=print,
 ):
     """Fine-tune `preset` on the bundled Tang poems and generate from `prompt`.
 
@@ -42,27 +152,28 @@ def run(
         preset: any name `kgpt2.load` accepts.
         steps: training steps.
         batch_size, sequence_length: the training batch shape.
-        learning_rate: peak of the polynomial decay; defaults to 2e-3 for
-            randomly initialised presets (they start from nothing) and 5e-5
-            for pretrained ones (the reference recipe).
+        learning_rate: peak of the polynomial decay; defaults to
+            `kgpt2.training.recipe.default_learning_rate(preset)`.
         prompt: the generation prompt.
         max_length: generated sequence length in tokens, prompt included.
-        print_fn: where progress lines go.
+        run_dir: the run folder (replaced if it is a previous demo run,
+            refused if it is anything else).
+        printer: where the results go (progress goes to the "kgpt2" logger).
 
     Returns:
-        A dict with `losses` (per logged step), `samples` (sampler name ->
-        text) and `tokens_per_second` (sampler name -> float).
+        A dict with `run_dir`, `perplexity` (`before`/`after` on held-out
+        poems), `losses` (per step), `samples` (sampler name -> text) and
+        `tokens_per_second` (sampler name -> float).
 
     Example:
     ```python
+    import tempfile
     from kgpt2.demo import run
 
-    result = run(steps=20, print_fn=lambda *a: None)
-    print(result["losses"][0] > result["losses"][-1])
+    result = run(steps=20, run_dir=tempfile.mkdtemp(), printer=lambda *a: None)
+    print(result["perplexity"]["after"] < result["perplexity"]["before"])  # True
     ```
     """
-    import tempfile
-
     import keras
 
     import kgpt2
@@ -70,42 +181,62 @@ def run(
 
     if learning_rate is None:
         learning_rate = default_learning_rate(preset)
-    print_fn(f"Loading {preset} (Keras backend: {keras.config.backend()})")
+    run_dir = prepare_run_dir(run_dir)
+    logger.info(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
-    train = kgpt2.data.poetry(
-        sample_poems_path(), to_simplified=True, batch_size=batch_size,
-        pack=True, sequence_length=sequence_length,
-        tokenizer=lm.preprocessor.tokenizer,
+    train, held_out = (
+        kgpt2.data.poetry(
+            sample_poems_path(), to_simplified=True, batch_size=batch_size,
+            pack=True, sequence_length=sequence_length, validation_split=0.1,
+            subset=subset, tokenizer=lm.preprocessor.tokenizer,
+        )
+        for subset in ("training", "validation")
     )
-    print_fn(f"Fine-tuning on 400 Tang poems (Simplified, packed) for {steps} "
-             f"steps (batch {batch_size} x {sequence_length} tokens)")
+    before = held_out_perplexity(lm, held_out)
+    logger.info(
+        f"Fine-tuning on 360 Tang poems (Simplified, packed), 40 held out, for "
+        f"{steps} steps (batch {batch_size} x {sequence_length} tokens)"
+    )
     losses = []
 
     class RecordLoss(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             losses.append(float(logs["loss"]))
 
-    with tempfile.TemporaryDirectory() as checkpoints:
-        kgpt2.finetune(
-            lm, train.repeat(), recipe=kgpt2.Recipe(steps=steps, learning_rate=learning_rate),
-            run_name="demo", checkpoint_dir=checkpoints, restore_from="fresh",
-            save_every=steps, print_every=max(1, steps // 10), sample_every=0,
-            callbacks=[RecordLoss()],
-        )
+    recipe = kgpt2.Recipe(steps=steps, learning_rate=learning_rate,
+                          warmup_steps=min(10, steps // 10))
+    kgpt2.finetune(
+        lm, train.repeat(), recipe=recipe, run_name="run", checkpoint_dir=run_dir,
+        restore_from="fresh", save_every=steps, print_every=max(1, steps // 5),
+        sample_every=0, callbacks=[RecordLoss()],
+    )
+    after = held_out_perplexity(lm, held_out)
+    printer(f"Held-out perplexity: {before:,.0f} before fine-tuning, {after:,.1f} after.")
 
     samples, speeds = {}, {}
+    tokenizer = lm.preprocessor.tokenizer
     for name, sampler in [
         ("greedy, no 3-gram twice", kgpt2.samplers.get("greedy", no_repeat_ngram_size=3)),
-        ("top_k", kgpt2.samplers.get("top_k", k=10, seed=0)),
+        ("top_k", kgpt2.samplers.get("top_k", k=5, seed=0)),
     ]:
         kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length)  # compile once
         start = time.perf_counter()
         text = kgpt2.generate(lm, prompt, sampler=sampler, max_length=max_length,
                               stop_token_ids=None)[0]
         seconds = time.perf_counter() - start
-        new_tokens = max_length - len(lm.preprocessor.tokenizer(prompt))
         samples[name] = text
-        speeds[name] = new_tokens / seconds
-        print_fn(f"[{name}] {text}")
-        print_fn(f"[{name}] {speeds[name]:.1f} tokens/s")
-    return {"losses": losses, "samples": samples, "tokens_per_second": speeds}
+        speeds[name] = (max_length - 1 - len(tokenizer(prompt))) / seconds
+        printer(f"[{name}] {text}")
+    printer(
+        "Generation speed: "
+        + ", ".join(f"{name} {speed:.0f} tokens/s" for name, speed in speeds.items())
+    )
+    printer(f"The run is kept in {run_dir}/run: kgpt2.load('{run_dir}/run') loads it; "
+            "the next `kgpt2 demo` replaces it.")
+    return {
+        "run_dir": run_dir / "run",
+        "perplexity": {"before": before, "after": after},
+        "losses": losses,
+        "samples": samples,
+        "tokens_per_second": speeds,
+    }

@@ -60,6 +60,25 @@ def test_one_parameters_cell(path):
     assert len(tagged) == 1
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_installs_kgpt2_only_when_missing(path):
+    first = json.loads(path.read_text("utf-8"))["cells"][0]
+    source = "".join(first["source"])
+    assert first["cell_type"] == "code"
+    assert 'find_spec("kgpt2") is None' in source and '"pip", "install"' in source
+    assert "only-if-needed" in source and '"kgpt2"' in source
+
+
+def test_parameters_are_used():
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text("utf-8"))["cells"]
+        parameters = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+        rest = "".join("".join(c["source"]) for c in cells if c is not parameters)
+        for line in parameters["source"]:
+            name = line.split("=")[0].strip()
+            assert name in rest, f"{path.name}: parameter {name} is never used"
+
+
 def _inject(notebook, parameters):
     """Insert papermill-style injected parameters after the `parameters` cell."""
     import nbformat
@@ -73,8 +92,28 @@ def _inject(notebook, parameters):
     notebook.cells.insert(index + 1, cell)
 
 
+@pytest.fixture(scope="module")
+def kernel():
+    """One Python kernel for the notebooks: it imports TensorFlow and JAX once.
+
+    Each notebook starts with `%reset -f` (an empty namespace, as in a new
+    kernel); what stays is imported modules, which is what is slow to load.
+    """
+    from jupyter_client import KernelManager
+
+    manager = KernelManager(kernel_name="python3")
+    # The kernel must import the kgpt2 under test, installed or not.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    manager.start_kernel(env=dict(os.environ, PYTHONPATH=path))
+    try:
+        yield manager
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_runs_top_to_bottom_offline(path, tmp_path, monkeypatch):
+def test_runs_top_to_bottom_offline(path, tmp_path, kernel):
     import nbclient
     import nbformat
 
@@ -82,10 +121,11 @@ def test_runs_top_to_bottom_offline(path, tmp_path, monkeypatch):
     parameters = offline_parameters(path.name, tmp_path)
     parameters["WORK_DIR"] = str(tmp_path)
     _inject(notebook, parameters)
-    # The kernel must import the kgpt2 under test, installed or not.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    client = nbclient.NotebookClient(
-        notebook, timeout=240, kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
+    fresh = f"%reset -f\nimport os\nos.chdir({str(tmp_path)!r})\ndel os"
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(fresh))
+    client = nbclient.NotebookClient(notebook, km=kernel, timeout=240, kernel_name="python3")
+    try:
+        client.execute()
+    finally:
+        if client.kc is not None:
+            client.kc.stop_channels()

@@ -57,6 +57,27 @@ def register(subparsers):
     parser.set_defaults(handler=run)
 
 
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _check_sampler_flags(args):
+    """Refuse a sampler flag the chosen sampler does not take, naming the flag."""
+    import kgpt2
+    from kgpt2.errors import InputError
+
+    try:
+        allowed = kgpt2.samplers.options(args.sampler)
+    except ValueError:
+        return  # an unknown sampler: kgpt2.samplers.get says which exist
+    given = [flag for flag in SAMPLER_FLAGS if getattr(args, flag) is not None]
+    unused = [flag for flag in given if SAMPLER_FLAGS[flag] not in allowed]
+    if unused:
+        takes = [_flag(flag) for flag, option in SAMPLER_FLAGS.items() if option in allowed]
+        raise InputError(
+            f"{', '.join(_flag(flag) for flag in unused)} does not apply to "
+            f"--sampler {args.sampler}; it takes {', '.join(takes) or 'none of the sampler flags'}."
+        )
 def _stream(args, options):
     import sys
 
@@ -93,6 +114,7 @@ def run(args):
         for flag, option in SAMPLER_FLAGS.items()
         if getattr(args, flag) is not None
     }
+    _check_sampler_flags(args)
     # Fail before loading the model, not after generating.
     check_seed("kgpt2 generate --seed", args.seed)
     if args.stream:

@@ -28,6 +28,7 @@ from kgpt2.data.packing import is_preprocessed
 from kgpt2.data.pipeline import from_texts
 from kgpt2.data.poetry import poetry
 from kgpt2.data.poetry import read_poems
+from kgpt2.data.spec import check_spec
 from kgpt2.data.spec import from_spec
 from kgpt2.data.stats import token_stats
 from kgpt2.data.text_files import text
@@ -36,6 +37,7 @@ from kgpt2.data.tfds_source import tfds_text
 
 __all__ = [
     "DataError",
+    "check_spec",
     "fetch_chinese_poetry",
     "from_spec",
     "from_texts",

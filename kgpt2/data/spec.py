@@ -1,9 +1,11 @@
 """`kgpt2.data.from_spec`: the CLI's `--data SPEC` strings."""
 
 import inspect
+import pathlib
 
 from kgpt2.data.errors import DataError
 from kgpt2.data.pipeline import check_options
+from kgpt2.errors import MissingFileError
 from kgpt2.data.poetry import poetry
 from kgpt2.data.text_files import text
 from kgpt2.data.tfds_source import tfds_text
@@ -30,6 +32,65 @@ def _allowed():
     return ", ".join(SCHEMES.values())
 
 
+def check_spec(spec, text_key=None):
+    """Check a `--data` spec without reading any data or loading a model.
+
+    The scheme must be known, the spec must name something, and the file or
+    folder of a `poetry:`, `text:`, `csv:` or `jsonl:` spec must exist, so
+    that a mistake is reported before a model is loaded or downloaded.
+
+    Args:
+        spec: the spec string.
+        text_key: the CLI's `--text-key`, if given.
+
+    Returns:
+        `(scheme, rest, field)`: the scheme, what follows it (for `jsonl:`,
+        the path without `#field`), and the `jsonl:` field (else None).
+
+    Raises:
+        DataError: no scheme, an unknown scheme (the allowed ones are
+            listed), nothing named, a `jsonl:` spec without a field, or a
+            `text_key` for a scheme that has no keys.
+        MissingFileError: the named file or folder does not exist.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.demo import sample_poems_path
+
+    print(kgpt2.data.check_spec(f"poetry:{sample_poems_path()}")[0])  # poetry
+    ```
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        raise DataError(f"Data spec {spec!r} has no scheme; use one of {_allowed()}.")
+    scheme, _, rest = spec.partition(":")
+    if scheme not in SCHEMES:
+        raise DataError(f"Unknown data spec scheme '{scheme}' in {spec!r}; use one of {_allowed()}.")
+    if not rest:
+        raise DataError(f"Data spec {spec!r} names nothing; the form is {SCHEMES[scheme]}.")
+    field = None
+    if scheme == "jsonl":
+        path, hash_sign, field = rest.rpartition("#")
+        if not hash_sign:
+            path, field = rest, None
+        if field and text_key and field != text_key:
+            raise DataError(f"Data spec {spec!r} names field '{field}' but text_key is '{text_key}'.")
+        field = field or text_key
+        if not field:
+            raise DataError(f"Data spec {spec!r} needs a field: jsonl:PATH#field (or --text-key).")
+        rest = path
+    elif text_key is not None and scheme != "tfds":
+        raise DataError(
+            f"text_key applies to tfds: and jsonl: specs only, not to {scheme}: ({spec!r})."
+        )
+    if scheme != "tfds" and not pathlib.Path(rest).expanduser().exists():
+        raise MissingFileError(
+            f"Data spec {spec!r}: '{rest}' does not exist. Check the path "
+            f"(the form is {SCHEMES[scheme]})."
+        )
+    return scheme, rest, field
+
+
 def from_spec(spec, text_key=None, **pipeline):
     """A pipeline from a spec string, as given to `kgpt2 ... --data SPEC`.
 
@@ -46,9 +107,8 @@ def from_spec(spec, text_key=None, **pipeline):
             `to_simplified` for `poetry:`).
 
     Raises:
-        DataError: an unknown scheme (the allowed ones are listed), a
-            `jsonl:` spec without a field, or a `text_key` for a scheme that
-            has no keys; plus whatever the adapter raises.
+        DataError, MissingFileError: what `check_spec` finds wrong, plus
+            whatever the adapter raises.
 
     Example:
     ```python
@@ -58,13 +118,7 @@ def from_spec(spec, text_key=None, **pipeline):
     data = kgpt2.data.from_spec(f"poetry:{sample_poems_path()}", batch_size=8)
     ```
     """
-    if not isinstance(spec, str) or ":" not in spec:
-        raise DataError(f"Data spec {spec!r} has no scheme; use one of {_allowed()}.")
-    scheme, _, rest = spec.partition(":")
-    if scheme not in SCHEMES:
-        raise DataError(f"Unknown data spec scheme '{scheme}' in {spec!r}; use one of {_allowed()}.")
-    if not rest:
-        raise DataError(f"Data spec {spec!r} names nothing; the form is {SCHEMES[scheme]}.")
+    scheme, rest, field = check_spec(spec, text_key)
     # Refused before any file is read or dataset downloaded.
     adapter, taken = {
         "tfds": (tfds_text, ("name", "text_key")),
@@ -74,19 +128,7 @@ def from_spec(spec, text_key=None, **pipeline):
     if scheme == "tfds":
         return tfds_text(rest, text_key=text_key, **pipeline)
     if scheme == "jsonl":
-        path, hash_sign, field = rest.rpartition("#")
-        if not hash_sign:
-            path, field = rest, None
-        if field and text_key and field != text_key:
-            raise DataError(f"Data spec {spec!r} names field '{field}' but text_key is '{text_key}'.")
-        field = field or text_key
-        if not field:
-            raise DataError(f"Data spec {spec!r} needs a field: jsonl:PATH#field (or --text-key).")
-        return text(path, field=field, format="jsonl", **pipeline)
-    if text_key is not None:
-        raise DataError(
-            f"text_key applies to tfds: and jsonl: specs only, not to {scheme}: ({spec!r})."
-        )
+        return text(rest, field=field, format="jsonl", **pipeline)
     if scheme == "poetry":
         return poetry(rest, **pipeline)
     return text(rest, format="csv" if scheme == "csv" else "txt", **pipeline)

@@ -1,91 +1,69 @@
-"""Turn GPT-2 token ids into text without splitting a character.
+"""Token ids to text without replacement characters for split characters.
 
-GPT-2's byte-level BPE can cut one UTF-8 character (a CJK character, an
-emoji) across two tokens. Decoding each token on its own then prints U+FFFD
-replacement characters. `IncrementalDecoder` keeps the bytes of an
-incomplete character until the token that completes it arrives, so streamed
-text only ever shows whole characters.
+GPT-2's byte-level BPE maps every byte to a printable stand-in character, and
+a token is a run of those stand-ins. A CJK character or an emoji takes three
+or four UTF-8 bytes, which often land in different tokens, so decoding the
+tokens one at a time (or stopping mid-character) shows U+FFFD. Here token ids
+are turned back into their bytes through the byte decoder, and the UTF-8
+decoder holds the bytes of an incomplete character until the rest arrives.
+Only at the very end is an incomplete tail dropped. Bytes that can never
+form a character (the model may generate those) still decode to U+FFFD.
 
 Example:
 ```python
 import kgpt2
-from kgpt2.generation.detokenize import IncrementalDecoder
+from kgpt2.generation.detokenize import IncrementalDecoder, decode_tokens
 
-lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
-tokenizer = lm.preprocessor.tokenizer
-ids = list(tokenizer("你好, world"))
+tokenizer = kgpt2.presets.gpt2_tokenizer()
+ids = [int(i) for i in tokenizer("春眠不觉晓")]
+print(decode_tokens(tokenizer, ids[:-1]))  # 春眠不觉 (the split 晓 is dropped)
 decoder = IncrementalDecoder(tokenizer)
-pieces = [decoder.push([token]) for token in ids] + [decoder.flush()]
-print("".join(pieces))  # 你好, world
+print("".join(decoder.push([i]) for i in ids) + decoder.flush())  # 春眠不觉晓
 ```
 """
 
 import codecs
-import weakref
 
-# tokenizer -> list of each id's bytes; weak so dropping a model frees it.
-_TOKEN_BYTES = weakref.WeakKeyDictionary()
+# One implementation, beside the tokenizer (lower layers, e.g. training
+# callbacks, decode with it too); this module is the generation-side home.
+from kgpt2.presets.tokenizer import decode_tokens
+from kgpt2.presets.tokenizer import token_ids_to_bytes
 
-
-def _byte_decoder():
-    """GPT-2's byte-level alphabet: printable character -> the byte it stands for."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    characters = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            characters.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, characters)}
-
-
-def token_bytes(tokenizer):
-    """Each token id's raw bytes (a list indexed by id), computed once per tokenizer."""
-    if tokenizer not in _TOKEN_BYTES:
-        decoder = _byte_decoder()
-        table = []
-        for token in tokenizer.get_vocabulary():
-            # Special tokens such as <|endoftext|> are plain ASCII, which the
-            # byte alphabet maps to itself.
-            table.append(bytes(decoder.get(c, ord(c) & 0xFF) for c in token))
-        _TOKEN_BYTES[tokenizer] = table
-    return _TOKEN_BYTES[tokenizer]
+__all__ = ["IncrementalDecoder", "decode_tokens", "token_ids_to_bytes"]
 
 
 class IncrementalDecoder:
-    """Decode token ids pushed a few at a time into whole-character text.
+    """Decode token ids as they arrive, never splitting a character.
+
+    `push(ids)` returns the text that the new ids complete; the bytes of a
+    character still missing its last bytes wait for the next push.
+    `flush()` ends the stream: it drops an incomplete tail and returns what
+    is left (always "" for UTF-8, kept so streams end uniformly).
 
     Args:
-        tokenizer: a KerasHub GPT-2 (byte-level BPE) tokenizer.
+        tokenizer: a GPT-2 byte-level BPE tokenizer.
 
     Example:
     ```python
     import kgpt2
     from kgpt2.generation.detokenize import IncrementalDecoder
 
-    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
-    decoder = IncrementalDecoder(lm.preprocessor.tokenizer)
-    ids = list(lm.preprocessor.tokenizer("é"))
-    print(repr(decoder.push(ids) + decoder.flush()))  # 'é'
+    tokenizer = kgpt2.presets.gpt2_tokenizer()
+    decoder = IncrementalDecoder(tokenizer)
+    pieces = [decoder.push([i]) for i in tokenizer("鸟😀")]
+    print(pieces, repr(decoder.flush()))  # ['', '', '鸟', '', '😀'] ''
     ```
     """
 
     def __init__(self, tokenizer):
-        self._table = token_bytes(tokenizer)
+        self.tokenizer = tokenizer
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def push(self, ids):
-        """Add token ids; return the text they complete (may be "")."""
-        data = b"".join(self._table[int(i)] for i in ids)
-        return self._decoder.decode(data, final=False)
+        """Add token `ids`; return the text they complete (maybe "")."""
+        return self._decoder.decode(token_ids_to_bytes(self.tokenizer, ids), final=False)
 
     def flush(self):
-        """Return what is left: an incomplete character at the very end is
-        dropped (it can never be completed), never shown as U+FFFD."""
+        """End the stream: drop an incomplete tail, return the rest, reset."""
         self._decoder.reset()
         return ""

@@ -21,6 +21,7 @@ from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
 from rich.progress import TimeRemainingColumn
 
+from kgpt2.generation.detokenize import decode_tokens
 from kgpt2.checks import check_seed
 from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
@@ -148,7 +149,8 @@ def _text(lm, new, stop_ids, prompt, include_prefix, truncate):
     """One sample's text: prompt (optionally), then the generated tokens."""
     if stop_ids and new.size and new[-1] in stop_ids:
         new = new[:-1]  # The stop token ends the sample; it is not text.
-    text = lm.preprocessor.tokenizer.detokenize(new.tolist()) if new.size else ""
+    # Byte-level decoding: a character split across tokens is never U+FFFD.
+    text = decode_tokens(lm.preprocessor.tokenizer, new.tolist())
     if truncate:
         found = text.find(truncate)
         text = text if found < 0 else text[:found]

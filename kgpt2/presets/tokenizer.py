@@ -1,7 +1,11 @@
 """The real GPT-2 byte-level BPE tokenizer, from files shipped in the package."""
 
+import codecs
 import functools
+import weakref
 from importlib import resources
+
+from kgpt2.errors import InputError
 
 GPT2_VOCABULARY_SIZE = 50257
 END_OF_TEXT = "<|endoftext|>"
@@ -44,7 +48,7 @@ def gpt2_tokenizer():
     from kgpt2.presets import gpt2_tokenizer
 
     tokenizer = gpt2_tokenizer()
-    print(tokenizer("Hello world"))  # [15496, 995]
+    print([int(token) for token in tokenizer("Hello world")])  # [15496, 995]
     ```
     """
     import keras_hub
@@ -53,3 +57,107 @@ def gpt2_tokenizer():
     return keras_hub.models.GPT2Tokenizer(
         vocabulary=dict(vocabulary), merges=list(merges)
     )
+
+
+_BYTE_TABLES = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=1)
+def byte_decoder():
+    """GPT-2's map from each stand-in character back to the byte it stands for.
+
+    Printable bytes stand for themselves; the other 68 are shifted to the
+    characters from U+0100 on, in byte order (OpenAI's `bytes_to_unicode`).
+
+    Example:
+    ```python
+    from kgpt2.presets.tokenizer import byte_decoder
+
+    print(byte_decoder()["Ġ"], byte_decoder()["a"])  # 32 97
+    ```
+    """
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    decoder = {chr(b): b for b in printable}
+    shifted = 0
+    for b in range(256):
+        if b not in printable:
+            decoder[chr(256 + shifted)] = b
+            shifted += 1
+    return decoder
+
+
+def _token_bytes(tokenizer):
+    """A list: token id -> the bytes it stands for (built once per tokenizer)."""
+    try:
+        return _BYTE_TABLES[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    decoder = byte_decoder()
+    vocabulary = tokenizer.vocabulary
+    table = [b""] * (max(int(i) for i in vocabulary.values()) + 1)
+    for token, index in vocabulary.items():
+        if all(char in decoder for char in token):
+            table[int(index)] = bytes(decoder[char] for char in token)
+        else:  # a special token written as itself, e.g. "<|endoftext|>"
+            table[int(index)] = token.encode("utf-8")
+    try:
+        _BYTE_TABLES[tokenizer] = table
+    except TypeError:
+        pass
+    return table
+
+
+def token_ids_to_bytes(tokenizer, ids):
+    """The bytes that token `ids` stand for, concatenated.
+
+    Raises:
+        InputError: an id outside the tokenizer's vocabulary.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.presets.tokenizer import token_ids_to_bytes
+
+    tokenizer = kgpt2.presets.gpt2_tokenizer()
+    print(token_ids_to_bytes(tokenizer, [15496, 995]))  # b'Hello world'
+    ```
+    """
+    table = _token_bytes(tokenizer)
+    pieces = []
+    for token_id in ids:
+        token_id = int(token_id)
+        if not 0 <= token_id < len(table):
+            raise InputError(
+                f"Token id {token_id} is outside the vocabulary (ids 0-{len(table) - 1})."
+            )
+        pieces.append(table[token_id])
+    return b"".join(pieces)
+
+
+def decode_tokens(tokenizer, ids):
+    """The text of token `ids`, dropping only an incomplete trailing character.
+
+    Args:
+        tokenizer: a GPT-2 byte-level BPE tokenizer, e.g.
+            `lm.preprocessor.tokenizer`.
+        ids: token ids (a list, tuple or 1-D array).
+
+    Returns:
+        A str. A character whose bytes were cut off at the end is left out;
+        bytes that can never form a character decode to U+FFFD.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.presets.tokenizer import decode_tokens
+
+    tokenizer = kgpt2.presets.gpt2_tokenizer()
+    print(decode_tokens(tokenizer, tokenizer("床前明月光")))  # 床前明月光
+    ```
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(token_ids_to_bytes(tokenizer, ids), final=False)

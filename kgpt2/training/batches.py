@@ -38,10 +38,12 @@ class RunBatches:
             dataset = dataset.repeat()
         dataset = dataset.skip(start_step)
         if preprocessor is not None:
-            dataset = dataset.map(
-                lambda *batch: preprocessor(*batch), num_parallel_calls=tf.data.AUTOTUNE
-            )
-        self._iterator = iter(dataset.prefetch(tf.data.AUTOTUNE))
+            # Tokenize one batch at a time, one batch ahead at most: an
+            # iterator's teardown waits for the work it has in flight, and
+            # autotuned parallel maps left enough of it to stall for 20-48 s
+            # after training on a busy machine.
+            dataset = dataset.map(lambda *batch: preprocessor(*batch))
+        self._iterator = iter(dataset.prefetch(1))
         self._pending = collections.deque()
         self._handed = 0
         self._recent = collections.deque(maxlen=16)
@@ -55,6 +57,13 @@ class RunBatches:
             self._handed += 1
             self._recent.append(batch)
             yield batch
+
+    def close(self):
+        """Release the iterator now, while training's output is still
+        showing, instead of whenever the garbage collector gets to it."""
+        self._iterator = None
+        self._pending.clear()
+        self._recent.clear()
 
     def keep_unused(self, trained):
         """After a `fit` call that trained `trained` batches, keep the rest."""

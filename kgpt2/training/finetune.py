@@ -246,6 +246,7 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
     from kgpt2.training.callbacks import StopOnInterrupt
     from kgpt2.training.callbacks import StopOnNaN
     from kgpt2.training.callbacks import TokensPerSecond
+    from kgpt2.training.callbacks.compile_progress import CompileProgress
 
     options = plan.run
     meter = TokensPerSecond(plan.sequence_length)
@@ -260,7 +261,7 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
     # In a process group only the writer records metrics and samples; the
     # others still generate the samples, since every process takes part
     # in each computation on the distributed model.
-    every = [meter, logger, nan_stop, interrupt, checkpointer] if run.writer else [
+    every = [CompileProgress(), meter, logger, nan_stop, interrupt, checkpointer] if run.writer else [
         meter, nan_stop, interrupt, checkpointer
     ]
     if options.sample_every:
@@ -308,7 +309,7 @@ def _train(lm, train_ds, val_ds, plan, start_step, callbacks):
         val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
     history = {}
     checkpointer = callbacks.checkpointer
-    with detached_preprocessor(lm), callbacks.interrupt:
+    with detached_preprocessor(lm), callbacks.interrupt, contextlib.closing(batches):
         for segment in fit_segments(start_step, plan.total_steps, plan.steps_per_epoch):
             step_before = checkpointer.step
             # The batches are model inputs already: skip KerasHub's fit,

@@ -4,6 +4,7 @@ import logging
 import pathlib
 
 from kgpt2.checks import check_integer
+from kgpt2.presets.tokenizer import decode_tokens
 from kgpt2.training.callbacks.step import StepCallback
 from kgpt2.training.preprocessing import attached_preprocessor
 
@@ -37,7 +38,8 @@ class SampleEvery(StepCallback):
     sampler = SampleEvery(every=2, prompt="The", max_length=8)
     texts = tf.data.Dataset.from_tensor_slices(["a b c"] * 8).batch(4)
     lm.fit(texts, epochs=1, verbose=0, callbacks=[sampler])
-    print(len(sampler.samples))  # 1: (step, text) at step 2
+    # One (step, text) pair, at step 2.
+    print(len(sampler.samples))  # 1
     ```
     """
 
@@ -61,13 +63,41 @@ class SampleEvery(StepCallback):
         self.total_steps = total_steps
         self.samples = []
 
+    def _generate(self, model):
+        """One sample, decoded from its token ids so split characters survive.
+
+        `model.generate` decodes a cut-off last character to U+FFFD; the
+        ids go through `decode_tokens` instead.
+        """
+        import numpy as np
+
+        preprocessor = model.preprocessor
+        inputs = preprocessor.generate_preprocess(
+            [self.prompt], sequence_length=self.max_length or preprocessor.sequence_length
+        )
+        model.preprocessor = None  # generate() then returns token ids
+        try:
+            outputs = model.generate(inputs, stop_token_ids=[preprocessor.tokenizer.end_token_id])
+        finally:
+            model.preprocessor = preprocessor
+        tokenizer = preprocessor.tokenizer
+        ids = np.asarray(outputs["token_ids"][0])[np.asarray(outputs["padding_mask"][0], bool)]
+        specials = {tokenizer.start_token_id, tokenizer.end_token_id, tokenizer.pad_token_id}
+        kept = []
+        for position, token_id in enumerate(ids.tolist()):
+            if token_id == tokenizer.end_token_id and position > 0:
+                break  # the end of the sample
+            if token_id not in specials:
+                kept.append(token_id)
+        return decode_tokens(tokenizer, kept)
+
     def on_step_end(self, step, logs):
         due = step % self.every == 0 or step == self.total_steps
         if not due or self.model.stop_training:
             return
         model = self.model  # syncs JAX state into the model's variables
         with attached_preprocessor(model, self.preprocessor):
-            text = model.generate(self.prompt, max_length=self.max_length)
+            text = self._generate(model)
         self.samples.append((step, text))
         block = f"======== step {step} ========\n{text}\n"
         log.info(block.rstrip("\n"))
