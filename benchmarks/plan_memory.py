@@ -13,11 +13,13 @@ step (JAX backend, Adam, `GPT2CausalLM.train_on_batch` on random token ids):
    KerasHub and JAX are imported and initialised, resets the kernel's
    high-water mark (`/proc/self/clear_refs`), builds the model, and runs
    three steps with the executable loaded from the cache, so XLA's compiler
-   memory is not counted. Measured = VmHWM - baseline: weights, Adam state,
-   activations and XLA temporaries, plus what Keras' Python objects and the
-   loaded executable take.
+   memory is not counted. Measured = VmHWM, the whole process's peak: the
+   framework (the baseline), weights, Adam state, activations and XLA
+   temporaries, plus what Keras' Python objects and the loaded executable
+   take. "above baseline" is VmHWM - baseline.
 
-The error is (estimate - measured) / measured. Mixed precision runs in
+The error is (estimate - measured) / measured; the plan counts the runtime
+(`kgpt2.training.memory_plan.runtime_bytes`), so it should be 0% to +20%. Mixed precision runs in
 bfloat16, which this CPU emulates partly in float32, so its activations
 measure larger than on an accelerator.
 """
@@ -140,7 +142,8 @@ def child_measure(config, cache_dir):
         logs = lm.train_on_batch(*data, return_dict=True)
     seconds = time.perf_counter() - start
     return {
-        "measured_bytes": (_rss_kib("VmHWM") - baseline) * 1024,
+        "measured_bytes": _rss_kib("VmHWM") * 1024,
+        "above_baseline_bytes": (_rss_kib("VmHWM") - baseline) * 1024,
         "baseline_bytes": baseline * 1024,
         "cache_hit": len(os.listdir(cache_dir)) == entries_before,
         "seconds": seconds,
@@ -187,8 +190,8 @@ def main():
     import kgpt2
 
     mib = 2**20
-    print(f"{'configuration':<44} {'plan MiB':>9} {'measured':>9} {'XLA plan':>9} "
-          f"{'error':>7}  cache")
+    print(f"{'configuration':<44} {'plan MiB':>9} {'measured':>9} {'baseline':>9} "
+          f"{'XLA plan':>9} {'error':>7}  cache")
     rows = []
     for config in QUICK if args.quick else FULL:
         estimate = kgpt2.plan(**config)
@@ -197,15 +200,18 @@ def main():
             measured = _run_child("measure", config, cache_dir)
         error = estimate.total_bytes / measured["measured_bytes"] - 1
         rows.append(dict(config, label=_label(config), plan_bytes=estimate.total_bytes,
+                         buffer_bytes=estimate.total_bytes - estimate.runtime_bytes,
                          **compiled, **measured, error=error))
         print(f"{_label(config):<44} {estimate.total_bytes / mib:>9.0f} "
-              f"{measured['measured_bytes'] / mib:>9.0f} {compiled['xla_bytes'] / mib:>9.0f} "
+              f"{measured['measured_bytes'] / mib:>9.0f} {measured['baseline_bytes'] / mib:>9.0f} "
+              f"{compiled['xla_bytes'] / mib:>9.0f} "
               f"{error:>+7.1%}  {'hit' if measured['cache_hit'] else 'MISS'}", flush=True)
-    errors = [abs(row["error"]) for row in rows]
-    print(f"\nvs measured: mean |error| {sum(errors) / len(errors):.1%}, "
-          f"worst {max(errors):.1%}")
-    errors = [abs(row["plan_bytes"] / row["xla_bytes"] - 1) for row in rows]
-    print(f"vs XLA plan: mean |error| {sum(errors) / len(errors):.1%}, "
+    errors = [row["error"] for row in rows]
+    print(f"\nvs measured: from {min(errors):+.1%} to {max(errors):+.1%}, "
+          f"mean {sum(errors) / len(errors):+.1%} (target: 0% to +20%)")
+    # XLA plans the step's buffers only: compare the plan without its runtime.
+    errors = [abs(row["buffer_bytes"] / row["xla_bytes"] - 1) for row in rows]
+    print(f"buffers vs XLA plan: mean |error| {sum(errors) / len(errors):.1%}, "
           f"worst {max(errors):.1%}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -9,6 +9,8 @@ from kgpt2.presets import PresetError
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_weights import gpt2_weights
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
+from kgpt2.training.memory_plan import FRAMEWORK_BYTES
+from kgpt2.training.memory_plan import PROGRAM_BYTES
 from kgpt2.training.memory_plan import format_bytes
 
 ALL_PRESETS = [*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"]
@@ -77,8 +79,9 @@ def test_total_is_the_sum_of_parts():
     estimate = kgpt2.plan("gpt2_medium_en", 8, 256, lora_rank=4, mixed_precision=True)
     assert estimate.total_bytes == (
         estimate.parameter_bytes + estimate.gradient_bytes
-        + estimate.optimizer_bytes + estimate.activation_bytes
+        + estimate.optimizer_bytes + estimate.activation_bytes + estimate.runtime_bytes
     )
+    assert estimate.runtime_bytes >= FRAMEWORK_BYTES + PROGRAM_BYTES
 
 
 @pytest.mark.parametrize("preset", ALL_PRESETS)

@@ -55,7 +55,7 @@ def print_plan(result):
         f"{where}. Adam, bytes per device:"
     )
     columns = ["option", "micro-batch", "trainable", "parameters", "gradients",
-               "Adam moments", "activations", "total"]
+               "Adam moments", "activations", "runtime", "total"]
     rows = []
     for estimate in result.comparison:
         marker = "*" if estimate.label == result.label else " "
@@ -67,11 +67,13 @@ def print_plan(result):
             format_bytes(estimate.gradient_bytes),
             format_bytes(estimate.optimizer_bytes),
             format_bytes(estimate.activation_bytes),
+            format_bytes(estimate.runtime_bytes),
             format_bytes(estimate.total_bytes),
         ])
     print_table(None, columns, rows, numeric=set(columns[1:]))
     print_lines(
         "* = the options asked for. micro-batch: sequences per device per forward "
-        "pass. The runtime itself is not counted: keep headroom (CPU training "
-        "processes peaked at 1.1-1.5x these totals, see benchmarks/plan_memory.py)."
+        "pass. runtime: the framework, compiled programs and allocator slack "
+        "of a training process, measured on CPU (totals are 0-20% above measured "
+        "process peaks, see benchmarks/plan_memory.py)."
     )

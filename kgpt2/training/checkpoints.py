@@ -18,6 +18,7 @@ from kgpt2 import runs
 from kgpt2.errors import WriteError
 from kgpt2.runs import Checkpoint  # noqa: F401  (what `latest` returns)
 from kgpt2.runs import RunError
+from kgpt2.training import processes
 from kgpt2.training.preprocessing import attached_preprocessor
 
 FORMAT_VERSION = 1
@@ -145,7 +146,10 @@ class RunDirectory:
 
     Holds an exclusive lock while open (two processes can't train one run),
     writes checkpoints atomically, and keeps the newest `keep_checkpoints`
-    on disk (see `kgpt2.runs` for the layout and the rules).
+    on disk (see `kgpt2.runs` for the layout and the rules). In a
+    multi-process group (`kgpt2.connect_processes`) only the writer,
+    process 0, locks and writes; the others read the run and wait at each
+    save until the writer's checkpoint is complete.
 
     Example:
     ```python
@@ -161,11 +165,12 @@ class RunDirectory:
     ```
     """
 
-    def __init__(self, path, keep_checkpoints=1):
+    def __init__(self, path, keep_checkpoints=1, writer=True):
         if isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
             raise RunError(f"keep_checkpoints must be an integer >= 1, got {keep_checkpoints!r}.")
         self.path = pathlib.Path(path)
         self.keep_checkpoints = keep_checkpoints
+        self.writer = writer
         self._lock = None
 
     @classmethod
@@ -174,8 +179,11 @@ class RunDirectory:
 
         Refuses a folder that holds other files than a kgpt2 run's, and a
         folder it can't write, before anything is trained or restored.
+        A process other than the group's writer only reads the run.
         """
-        run = cls(runs.run_directory(checkpoint_dir, run_name), keep_checkpoints)
+        run = cls(runs.run_directory(checkpoint_dir, run_name), keep_checkpoints, processes.is_writer())
+        if not run.writer:
+            return run
         runs.open_run(run.path)
         run._acquire_lock()
         return run
@@ -227,8 +235,9 @@ class RunDirectory:
         return None if folder is None else runs.read_checkpoint(folder)
 
     def start_over(self):
-        """Remove the run's checkpoints and logs (`restore_from="fresh"`)."""
-        runs.start_over(self.path)
+        """Remove the run's checkpoints and logs (`restore_from="fresh"`); the writer's job."""
+        if self.writer:
+            runs.start_over(self.path)
 
     def _previous(self):
         try:
@@ -253,7 +262,13 @@ class RunDirectory:
         Raises:
             WriteError: the checkpoint could not be written (disk full, a
                 file size limit, permissions); the previous one is intact.
+
+        Every process of a group calls it; the writer writes, and all
+        return once the checkpoint is complete.
         """
+        if not self.writer:
+            processes.barrier(f"checkpoint {step}")
+            return self.latest()
         name = runs.new_checkpoint_name(step)
         staging = self.path / f"{runs.STAGING_PREFIX}{name}"
         final = self.path / name
@@ -288,6 +303,7 @@ class RunDirectory:
                 f"{cause}. {self._previous()}"
             ) from error
         runs.prune_checkpoints(self.path, self.keep_checkpoints)
+        processes.barrier(f"checkpoint {step}")
         return Checkpoint(final, state)
 
     def restore(self, lm, checkpoint):

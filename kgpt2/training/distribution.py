@@ -60,7 +60,9 @@ def get_distribution(name, config, devices=None):
     _check_backend(name)
     devices = list(devices or keras.distribution.list_devices())
     if name == "data_parallel":
-        return keras.distribution.DataParallel(devices=devices)
+        # kgpt2 shards the batches by process itself
+        # (`kgpt2.training.processes.shard_batches`), also for generators.
+        return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
     mesh = keras.distribution.DeviceMesh(
         shape=(1, len(devices)),
         axis_names=(gpt2_layout.BATCH_AXIS, gpt2_layout.MODEL_AXIS),
@@ -69,6 +71,7 @@ def get_distribution(name, config, devices=None):
     return keras.distribution.ModelParallel(
         layout_map=gpt2_layout.layout_map(mesh, config),
         batch_dim_name=gpt2_layout.BATCH_AXIS,
+        auto_shard_dataset=False,
     )
 
 

@@ -32,6 +32,9 @@ from kgpt2.training.compiling import compile as compile_lm
 from kgpt2.training.distribution import distributed
 from kgpt2.training.plot import plot_loss_curve
 from kgpt2.training.preprocessing import detached_preprocessor
+from kgpt2.training.processes import barrier
+from kgpt2.training.processes import connect_processes
+from kgpt2.training.processes import shard_batches
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.run_options import RunOptions
 from kgpt2.training.steps import batches_per_pass
@@ -84,6 +87,8 @@ class _Plan:
     total_steps: int
     steps_per_epoch: int
     sequence_length: int
+    data_shards: int = 1
+    data_shard_index: int = 0
 
     def state(self):
         """The fields stored in each checkpoint's training_state.json."""
@@ -153,10 +158,46 @@ def _split_options(recipe, run, options):
     return recipe, run.replace(**run_changes) if run_changes else run
 
 
+def _data_shards(recipe, run):
+    """Join the process group `run` asks for; return `(data_shards, this_shard)`.
+
+    Data parallel: each process feeds its part of every batch. Model
+    parallel lays weights, not the batch, over the devices: every process
+    feeds the whole batch.
+    """
+    count, index = connect_processes(run.num_processes, run.process_id, run.coordinator)
+    if count > 1 and recipe.distribution is None:
+        raise InputError(
+            f"Training in {count} processes needs distribution='data_parallel' or "
+            "'model_parallel' (--distribution): without one each process would "
+            "train its own copy."
+        )
+    if count > 1 and recipe.distribution == "model_parallel":
+        # Saving would need every shard gathered on process 0 first.
+        raise InputError(
+            "distribution='model_parallel' runs in one process for now (all of its "
+            f"devices); across {count} processes use 'data_parallel'."
+        )
+    if count > 1:
+        return count, index
+    return 1, 0
+
+
+def _check_batch_divides(dataset, tokenized, shards):
+    spec = dataset.element_spec[0]["token_ids"] if tokenized else dataset.element_spec
+    size = spec.shape[0]
+    if shards > 1 and size is not None and size % shards:
+        raise InputError(
+            f"train_ds's batches of {size} don't divide among the {shards} processes: "
+            f"use a batch size that is a multiple of {shards}."
+        )
+
+
 def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
     """Check every input before anything is built or written; return the `_Plan`."""
     check_causal_lm(lm)
     recipe, run = _split_options(recipe, run, options)
+    shards, shard_index = _data_shards(recipe, run)
     tokenized = _check_dataset(train_ds, "train_ds")
     if val_ds is not None and _check_dataset(val_ds, "val_ds") != tokenized:
         raise InputError(
@@ -173,10 +214,11 @@ def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
             raise InputError(f"callbacks must be keras.callbacks.Callback instances, got {callback!r}.")
     recipe.check_fits(lm)
     run.check_sample_prompt(lm.preprocessor.tokenizer)
+    _check_batch_divides(train_ds, tokenized, shards)
     total_steps, steps_per_epoch = recipe.count_steps(train_ds)
     return _Plan(
         recipe, run, tokenized, total_steps, steps_per_epoch,
-        _sequence_length(lm, train_ds, tokenized),
+        _sequence_length(lm, train_ds, tokenized), shards, shard_index,
     )
 
 
@@ -190,7 +232,8 @@ def _open_run(run, lm, plan):
     for name, saved, now in plan.changes_from(checkpoint.state):
         log.info("  note: %s was %r, now %r", name, saved, now)
     run.restore(lm, checkpoint)
-    truncate_metrics(run.metrics_csv, checkpoint.step)
+    if run.writer:
+        truncate_metrics(run.metrics_csv, checkpoint.step)
     return checkpoint.step
 
 
@@ -217,18 +260,24 @@ def _build_callbacks(run, plan, start_step, preprocessor, extra):
     )
     # Order matters: the meter's tokens/s reaches the CSV through the
     # step's logs, and stop decisions come before the checkpoint's.
-    every = [CompileProgress(), meter, logger, nan_stop, interrupt, checkpointer]
+    # In a process group only the writer records metrics and samples; the
+    # others still generate the samples, since every process takes part
+    # in each computation on the distributed model.
+    every = [CompileProgress(), meter, logger, nan_stop, interrupt, checkpointer] if run.writer else [
+        meter, nan_stop, interrupt, checkpointer
+    ]
     if options.sample_every:
         every.append(
             SampleEvery(
                 options.sample_every, options.sample_prompt, options.sample_length,
-                run.samples_txt, start_step, preprocessor, total_steps=plan.total_steps,
+                run.samples_txt if run.writer else None, start_step, preprocessor,
+                total_steps=plan.total_steps,
             )
         )
-    if options.tensorboard:
+    if options.tensorboard and run.writer:
         samples = next((c for c in every if isinstance(c, SampleEvery)), None)
         every.append(TensorBoardLogger(run.path / TENSORBOARD_DIR, start_step, samples))
-    return _Callbacks(meter, logger, nan_stop, interrupt, checkpointer, every + list(extra))
+    return _Callbacks(meter, logger if run.writer else None, nan_stop, interrupt, checkpointer, every + list(extra))
 
 
 def _describe_epochs(plan, train_ds):
@@ -244,7 +293,12 @@ def _train(lm, train_ds, val_ds, plan, start_step, callbacks):
     preprocessor = lm.preprocessor
     # kgpt2 feeds model inputs itself (text is tokenized here), so the
     # preprocessor stays detached during fit: KerasHub would apply it again.
-    batches = RunBatches(train_ds, start_step, None if plan.tokenized else preprocessor)
+    batches = RunBatches(
+        shard_batches(train_ds, plan.data_shards, plan.data_shard_index),
+        start_step, None if plan.tokenized else preprocessor,
+    )
+    if val_ds is not None:
+        val_ds = shard_batches(val_ds, plan.data_shards, plan.data_shard_index)
     if val_ds is not None and not plan.tokenized:
         val_ds = val_ds.map(lambda *batch: preprocessor(*batch))
     history = {}
@@ -291,7 +345,7 @@ def _stop_reason(lm, callbacks):
 
 def _report(run, plan, start_step, stop_reason, history, callbacks=None, message=None):
     """Draw loss.png and return the `FinetuneResult`."""
-    if callbacks is not None:
+    if callbacks is not None and run.writer:
         plot_loss_curve(run.metrics_csv, run.loss_png, title=f"{run.path.name}: training loss")
     latest = run.latest()
     logger, meter = (callbacks.logger, callbacks.meter) if callbacks else (None, None)
@@ -331,6 +385,15 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
     optimizer state, schedule position and data position of an
     uninterrupted run, and logs each recipe field (and the sequence length)
     that differs from the checkpoint's.
+
+    Several processes (hosts, or one per accelerator) train one model when
+    `run.num_processes` (or JAX's cluster environment) says so: call
+    `kgpt2.connect_processes` in each before loading the model, and pass
+    `distribution="data_parallel"`. Each process then feeds its own rows of
+    every batch (whose size must divide by the process count), gradients
+    are reduced across processes, and process 0 alone writes the run while
+    the others wait for each checkpoint to be complete; the result's
+    `metrics` are process 0's.
 
     Args:
         lm: a `GPT2CausalLM` (e.g. `kgpt2.load("gpt2_base_en")`).
@@ -385,6 +448,8 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         options = plan.run
         with RunDirectory.open(options.checkpoint_dir, options.run_name, options.keep_checkpoints) as folder:
             start_step = _open_run(folder, lm, plan)
+            # The other processes go on once the writer has cleaned the run up.
+            barrier("run opened")
             if start_step >= plan.total_steps:
                 log.info("%s is already at step %d of %d: nothing to train.", folder.path, start_step, plan.total_steps)
                 return _report(folder, plan, start_step, "completed", {})

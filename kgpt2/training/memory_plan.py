@@ -15,9 +15,20 @@ The estimate adds up four parts of one Adam training step of a KerasHub
 
 Adding the parts up counts every gradient as live at once; XLA frees each
 one once its update is applied, so XLA's own plan for the step comes in a
-little lower. The runtime itself (compiled code, Python objects, allocator
-slack; on GPUs the CUDA context) is not counted: keep headroom.
-`benchmarks/plan_memory.py` measures both gaps.
+little lower. A fifth part, the runtime, is what a training process holds
+besides those buffers, measured by `benchmarks/plan_memory.py` (JAX, CPU):
+
+- the framework: resident memory once JAX, Keras, KerasHub and TensorFlow
+  are imported and the JAX client is started (`FRAMEWORK_BYTES`);
+- compiled programs and Keras's Python objects (`PROGRAM_BYTES`);
+- allocator slack: freed copies of the weights made while building,
+  casting and updating them, which the allocator keeps
+  (`SLACK_PER_PARAMETER_BYTE` of the parameter bytes).
+
+The total is then at or above the measured peak of a whole process (at
+most 20% above, on the README's configurations). On a GPU the framework
+part is host memory, and the CUDA context and XLA's allocator reserve take
+its place on the device.
 """
 
 import dataclasses
@@ -58,6 +69,15 @@ EMBEDDING_TERMS = 4
 # buffers at the update (3.2x the gradient size measured on
 # gpt2_base_random), on top of the gradient and Keras' accumulator.
 ACCUMULATION_UPDATE_COPIES = 2
+# The runtime (see the module docstring), measured on CPU with
+# benchmarks/plan_memory.py: the framework's resident memory after import
+# (VmRSS with the JAX client started), the rest of the gap between the
+# measured peak and the four parts above on gpt2_tiny_random (compiled step,
+# Keras objects), and the part of the gap that grows with the weights
+# (largest ratio over gpt2_base_random's configurations, rounded up).
+FRAMEWORK_BYTES = 940 * 2**20
+PROGRAM_BYTES = 200 * 2**20
+SLACK_PER_PARAMETER_BYTE = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +95,12 @@ class MemoryEstimate:
     gradient_bytes: int
     optimizer_bytes: int
     activation_bytes: int
+    runtime_bytes: int
 
     @property
     def total_bytes(self):
         return (self.parameter_bytes + self.gradient_bytes
-                + self.optimizer_bytes + self.activation_bytes)
+                + self.optimizer_bytes + self.activation_bytes + self.runtime_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,12 +223,29 @@ def _estimate(label, config, batch_size, sequence_length, lora_rank,
         parameters=count_parameters(config, lora_rank),
         trainable_parameters=sum(w.size for w in weights if w.trainable),
         parameter_bytes=elements * (6 if mixed_precision else 4),
+        runtime_bytes=runtime_bytes(elements * (6 if mixed_precision else 4)),
         gradient_bytes=4 * (trainable + accumulators),
         optimizer_bytes=4 * ADAM_MOMENTS * trainable,
         activation_bytes=_activation_bytes(
             config, micro_batch * sequence_length, sequence_length, shards,
             scores_split, lora_rank is not None, mixed_precision),
     )
+
+
+def runtime_bytes(parameter_bytes):
+    """The runtime's own memory in a training process holding `parameter_bytes` of weights.
+
+    Framework after import + compiled programs + allocator slack (see the
+    module docstring for how each was measured).
+
+    Example:
+    ```python
+    from kgpt2.training.memory_plan import format_bytes, runtime_bytes
+
+    print(format_bytes(runtime_bytes(0)))  # 1.11 GiB
+    ```
+    """
+    return int(FRAMEWORK_BYTES + PROGRAM_BYTES + SLACK_PER_PARAMETER_BYTE * parameter_bytes)
 
 
 def _label(lora_rank, mixed_precision, gradient_accumulation_steps):

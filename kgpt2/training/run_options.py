@@ -7,9 +7,10 @@ from kgpt2.checks import check_choice
 from kgpt2.checks import check_integer
 from kgpt2.errors import InputError
 from kgpt2.presets import MAX_SEQUENCE_LENGTH
+from kgpt2.runs import validate_run_name
 from kgpt2.training.options import Options
 from kgpt2.training.options import option
-from kgpt2.runs import validate_run_name
+from kgpt2.training.processes import process_options
 
 RESTORE_FROM = ("latest", "fresh")
 
@@ -36,6 +37,12 @@ class RunOptions(Options):
         sample_prompt: the samples' prompt (`""`: unconditional).
         sample_length: the samples' length in tokens, prompt included.
         print_every: steps between progress lines; 0 (or None): none.
+        num_processes: how many processes train together (one per host or
+            accelerator, see `kgpt2.connect_processes`); None: from the
+            environment JAX's cluster detection reads, else 1.
+        process_id: this process's number (0 writes the run's files); None:
+            from the environment.
+        coordinator: `HOST:PORT` of process 0; None: from the environment.
         tensorboard: also write TensorBoard event files (loss, accuracy,
             learning rate, tokens/s, validation, samples) to the run's
             `tensorboard/` folder; see `kgpt2.training.callbacks.TensorBoardLogger`.
@@ -61,6 +68,19 @@ class RunOptions(Options):
     sample_prompt: str = option("", "the samples' prompt")
     sample_length: int = option(100, "the samples' length in tokens, prompt included")
     print_every: int = option(10, "steps between progress lines (0: none)")
+    num_processes: int | None = option(
+        None, "processes training together, one per host or accelerator (JAX's distributed "
+        "runtime; use with --distribution)", type=int,
+        default_text="from JAX_NUM_PROCESSES or the cluster (SLURM, Open MPI, Cloud TPU), else 1",
+    )
+    process_id: int | None = option(
+        None, "this process's number, 0 to num_processes - 1 (process 0 writes the run)", type=int,
+        default_text="from JAX_PROCESS_ID or the cluster",
+    )
+    coordinator: str | None = option(
+        None, "HOST:PORT of process 0, reachable from every process", type=str, metavar="HOST:PORT",
+        default_text="from JAX_COORDINATOR_ADDRESS or the cluster",
+    )
     tensorboard: bool = option(False, "also write TensorBoard event files to the run's tensorboard/ folder")
 
     def __post_init__(self):
@@ -77,6 +97,7 @@ class RunOptions(Options):
         if not isinstance(self.sample_prompt, str):
             raise InputError(f"{owner}: sample_prompt must be a string, got {self.sample_prompt!r}.")
         check_integer(owner, "sample_length", self.sample_length, minimum=1, maximum=MAX_SEQUENCE_LENGTH)
+        process_options(self.num_processes, self.process_id, self.coordinator)
         if not isinstance(self.tensorboard, bool):
             raise InputError(f"{owner}: tensorboard must be True or False, got {self.tensorboard!r}.")
 

@@ -1,0 +1,95 @@
+"""One process of a two-process training group on the loopback address.
+
+Run twice (process 0 and 1) by tests/test_processes.py:
+
+    python processes_worker.py PROCESS_ID NUM_PROCESSES COORDINATOR OUT_DIR MODE...
+
+Each process joins the group (JAX's distributed runtime, Gloo on CPU),
+then, for each MODE ("data_parallel", "model_parallel"), trains
+gpt2_tiny_random for `STEPS` steps into the run `OUT_DIR/MODE`, and once
+more into `OUT_DIR/MODE-resumed` stopping after `STOP_AT` steps and
+resuming. Process 0 writes the runs; each process reports what it saw in
+`OUT_DIR/<run>-<process_id>.json`.
+"""
+
+import json
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+
+STEPS = 4
+STOP_AT = 2
+BATCH_SIZE = 4
+SEQUENCE_LENGTH = 16
+
+
+def texts():
+    """STEPS batches of BATCH_SIZE different lines (each process feeds half of each)."""
+    words = "the quick brown fox jumps over a lazy dog while cats sleep".split()
+    return [
+        " ".join(words[(i * 5 + j) % len(words)] for j in range(3 + i % 7))
+        for i in range(BATCH_SIZE * STEPS)
+    ]
+
+
+def options(mode):
+    """The run's recipe options; constant learning rate, so every run is comparable."""
+    return dict(
+        steps=STEPS, learning_rate=3e-3, end_learning_rate=3e-3, distribution=mode,
+        save_every=0, print_every=1, sample_every=0,
+    )
+
+
+def train(lm, out_dir, run_name, mode, callbacks=()):
+    import tensorflow as tf
+
+    import kgpt2
+
+    batches = tf.data.Dataset.from_tensor_slices(texts()).batch(BATCH_SIZE)
+    return kgpt2.finetune(
+        lm, batches, checkpoint_dir=out_dir, run_name=run_name,
+        callbacks=list(callbacks), **options(mode),
+    )
+
+
+def report(out_dir, run_name, process_id, result, **extra):
+    import jax
+
+    values = dict(
+        process_count=jax.process_count(), process_index=jax.process_index(),
+        step=result.step, stop_reason=result.stop_reason,
+        checkpoint=str(result.checkpoint), metrics=result.metrics, **extra,
+    )
+    path = os.path.join(out_dir, f"{run_name}-{process_id}.json")
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(values, file)
+
+
+def main():
+    process_id, num_processes, coordinator, out_dir, *modes = sys.argv[1:]
+    import keras
+
+    import kgpt2
+
+    kgpt2.connect_processes(int(num_processes), int(process_id), coordinator)
+
+    class StopAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 == STOP_AT:
+                self.model.stop_training = True
+
+    for mode in modes:
+        lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
+        report(out_dir, mode, process_id, train(lm, out_dir, mode, mode))
+        lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
+        run_name = f"{mode}-resumed"
+        stopped = train(lm, out_dir, run_name, mode, [StopAt()])
+        lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
+        resumed = train(lm, out_dir, run_name, mode)
+        report(out_dir, run_name, process_id, resumed, stopped_at=stopped.step,
+               resumed_from=resumed.resumed_from)
+
+
+if __name__ == "__main__":
+    main()

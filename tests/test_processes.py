@@ -1,0 +1,192 @@
+"""Training in two processes on JAX's distributed runtime equals training in one.
+
+Two worker processes (tests/processes_worker.py) join a group on
+127.0.0.1 once for the whole module and train every run; this process
+trains the same global batches alone and compares.
+"""
+
+import csv
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from processes_worker import BATCH_SIZE  # noqa: E402
+from processes_worker import SEQUENCE_LENGTH  # noqa: E402
+from processes_worker import STEPS  # noqa: E402
+from processes_worker import STOP_AT  # noqa: E402
+from processes_worker import options  # noqa: E402
+from processes_worker import texts  # noqa: E402
+
+ROOT = pathlib.Path(__file__).parent.parent
+WORKER = pathlib.Path(__file__).parent / "processes_worker.py"
+MODES = ["data_parallel"]
+# Both workers must finish within this, even on a loaded 2-core machine.
+TIMEOUT_S = 900
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory):
+    """Run both workers once; return the folder of their runs and reports."""
+    out_dir = tmp_path_factory.mktemp("processes")
+    coordinator = f"127.0.0.1:{_free_port()}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    # conftest points HTTP(S) proxies at a closed port; gRPC, which the
+    # processes connect with, would go through it and hang.
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        env.pop(variable, None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    workers, logs = [], []
+    try:
+        for process_id in range(2):
+            log = open(out_dir / f"worker-{process_id}.log", "w")
+            logs.append(log)
+            workers.append(subprocess.Popen(
+                [sys.executable, str(WORKER), str(process_id), "2", coordinator, str(out_dir), *MODES],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            ))
+        deadline = time.monotonic() + TIMEOUT_S
+        for worker in workers:
+            worker.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        for log in logs:
+            log.close()
+    for process_id, worker in enumerate(workers):
+        tail = (out_dir / f"worker-{process_id}.log").read_text()[-3000:]
+        assert worker.returncode == 0, f"worker {process_id} failed:\n{tail}"
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    """The same run in this process, on one device, without a distribution."""
+    import keras
+    import tensorflow as tf
+
+    import kgpt2
+
+    assert keras.config.backend() == "jax", "the workers train on JAX: compare on JAX"
+    out_dir = tmp_path_factory.mktemp("alone")
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
+    batches = tf.data.Dataset.from_tensor_slices(texts()).batch(BATCH_SIZE)
+    result = kgpt2.finetune(
+        lm, batches, checkpoint_dir=str(out_dir), run_name="alone", **options(None)
+    )
+    assert result.step == STEPS
+    return result.run_dir
+
+
+def _losses(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return [float(row["loss"]) for row in csv.DictReader(file)]
+
+
+def _weights(run_dir):
+    import kgpt2
+
+    return kgpt2.load(str(run_dir)).get_weights()
+
+
+def _report(group, run_name, process_id):
+    import json
+
+    return json.loads((group / f"{run_name}-{process_id}.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("run_name", ["{}", "{}-resumed"])
+def test_two_processes_train_like_one(group, alone, mode, run_name):
+    run_name = run_name.format(mode)
+    losses = _losses(group / run_name)
+    assert len(losses) == STEPS
+    assert losses[-1] < losses[0]  # it trains
+    np.testing.assert_allclose(losses, _losses(alone), atol=1e-4, rtol=0)
+    for together, single in zip(_weights(group / run_name), _weights(alone)):
+        np.testing.assert_allclose(together, single, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_both_processes_see_the_run_process_0_wrote(group, mode):
+    reports = [_report(group, mode, process_id) for process_id in range(2)]
+    assert [r["process_index"] for r in reports] == [0, 1]
+    assert all(r["process_count"] == 2 and r["step"] == STEPS for r in reports)
+    assert reports[0]["checkpoint"] == reports[1]["checkpoint"]
+    assert pathlib.Path(reports[0]["checkpoint"]).is_dir()
+    # Only process 0 records metrics.
+    assert reports[0]["metrics"]["step"] == STEPS and reports[1]["metrics"] == {}
+    assert len(list((group / mode).glob("ckpt-*"))) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stopped_group_resumes_at_its_checkpoint(group, mode):
+    for process_id in range(2):
+        report = _report(group, f"{mode}-resumed", process_id)
+        assert report["stopped_at"] == report["resumed_from"] == STOP_AT
+        assert report["step"] == STEPS and report["stop_reason"] == "completed"
+
+
+def test_options_come_from_jax_environment_variables(monkeypatch):
+    from kgpt2.training.processes import process_options
+
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "3")
+    assert process_options() == (4, 3, "10.0.0.1:1234")
+    assert process_options(num_processes=8, process_id=5) == (8, 5, "10.0.0.1:1234")
+
+
+def test_a_single_process_needs_no_group(monkeypatch):
+    import kgpt2
+    from kgpt2.training.processes import process_options
+
+    for variable in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_NTASKS"):
+        monkeypatch.delenv(variable, raising=False)
+    assert process_options() == (1, 0, None)
+    assert kgpt2.connect_processes() == (1, 0)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(num_processes=2, process_id=2), "below num_processes"),
+    (dict(num_processes=0), "num_processes"),
+    (dict(coordinator="localhost"), "HOST:PORT"),
+])
+def test_bad_process_options_are_refused_early(options, message):
+    import kgpt2
+    from kgpt2.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        kgpt2.RunOptions(**options)
+
+
+def test_each_process_gets_its_contiguous_rows_of_every_batch():
+    import tensorflow as tf
+
+    from kgpt2.training.processes import shard_batches
+
+    batches = tf.data.Dataset.range(12).batch(4)
+    parts = [[b.numpy().tolist() for b in shard_batches(batches, 2, i)] for i in range(2)]
+    assert parts == [[[0, 1], [4, 5], [8, 9]], [[2, 3], [6, 7], [10, 11]]]
+    tokenized = tf.data.Dataset.from_tensors(({"token_ids": tf.zeros((4, 3))}, tf.ones((4, 3))))
+    x, y = next(iter(shard_batches(tokenized, 4, 1)))
+    assert x["token_ids"].shape == (1, 3) and y.shape == (1, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divide"):
+        list(shard_batches(tf.data.Dataset.range(6).batch(3), 2, 0))
