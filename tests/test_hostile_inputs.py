@@ -8,10 +8,10 @@ is 1 with one message and no traceback. Files the user had stay intact.
 """
 
 import json
+import errno
 import os
 import pathlib
 import re
-import resource
 import shutil
 import stat
 import subprocess
@@ -178,15 +178,21 @@ def test_existing_output_is_replaced_only_with_overwrite(tiny_lm, tmp_path):
 
 
 @pytest.fixture()
-def file_size_limit():
-    """Make files larger than a few bytes unwritable (`ulimit -f`) for one call."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+def file_size_limit(monkeypatch):
+    """Make the disk look full for the writes after `limit()` is called.
+
+    The failure is injected at the operating-system call that commits a
+    file's bytes (`os.fsync`), not with `ulimit -f`: a file-size limit in the
+    test process would also cut pytest's own output files.
+    """
+
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (8, hard))
+        monkeypatch.setattr(os, "fsync", full_disk)
 
-    yield limit
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    return limit
 
 
 def test_samples_survive_a_write_that_fails_after_generating(tiny_lm, tmp_path, file_size_limit):
