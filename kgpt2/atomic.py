@@ -41,7 +41,8 @@ def ordinary_mode(folder=False):
     ```python
     from kgpt2.atomic import ordinary_mode
 
-    print(oct(ordinary_mode()))  # 0o644 under a umask of 022
+    # 0o644 under a umask of 022.
+    print(oct(ordinary_mode()))
     ```
     """
     return (0o777 if folder else 0o666) & ~_umask()
@@ -195,3 +196,48 @@ def replace_folder(staging, target):
             f"Cannot move the new '{target}' into place: {error.strerror or error}. "
             "What was there before is unchanged."
         ) from error
+
+
+@contextlib.contextmanager
+def writing_folder(target):
+    """Yield a new empty folder beside `target` that replaces it when the block ends.
+
+    The folder gets the user's umask permissions. If the block raises, or a
+    write fails, `target` is as it was and the staging folder is removed;
+    failed writes raise `WriteError` naming `target`. The caller decides
+    beforehand whether `target` may be replaced (see `replace_folder`).
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.atomic import writing_folder
+
+    target = pathlib.Path(tempfile.mkdtemp()) / "out"
+    with writing_folder(target) as staging:
+        (staging / "a.txt").write_text("done")
+    print(sorted(p.name for p in target.iterdir()))  # ['a.txt']
+    ```
+    """
+    target = pathlib.Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as error:
+        raise WriteError(
+            f"Cannot write '{target}': {error.strerror or error} in '{target.parent}'. "
+            "Give a folder path whose parent folders you can write."
+        ) from None
+    try:
+        make_ordinary(staging)
+        yield staging
+        replace_folder(staging, target)
+    except WriteError:
+        raise
+    except OSError as error:
+        raise WriteError(
+            f"Cannot write '{target}': {error.strerror or error}. "
+            "Anything that was there before is unchanged."
+        ) from error
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

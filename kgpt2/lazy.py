@@ -11,8 +11,10 @@ Example:
 import sys
 import kgpt2
 
-print("keras" in sys.modules)  # False: nothing heavy loaded yet
-print(kgpt2.bench.report.__name__)  # kgpt2.bench.report (imported on use)
+# Nothing heavy is loaded yet.
+print("keras" in sys.modules)  # False
+# Imported on first use:
+print(kgpt2.bench.report.__name__)  # kgpt2.bench.report
 ```
 """
 

@@ -1,7 +1,10 @@
 """Shared fixtures. Tests run offline: any download attempt must fail fast."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 # Route every HTTP(S) request to a closed local port: a download attempt
 # fails at once with a connection error instead of hanging, on any machine.
@@ -10,9 +13,44 @@ for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
 os.environ.pop("NO_PROXY", None)
 os.environ.pop("no_proxy", None)
 
+# One JAX compilation cache for the whole session, this process and the
+# processes it starts (they inherit the environment): a program that one
+# test compiled is read back from disk by the next model or process that
+# compiles the same program. Small programs count too (the default skips
+# those under a second), and the folder goes away with the session, so each
+# run compiles from scratch once and leaves nothing in ~/.cache.
+_COMPILATION_CACHE = tempfile.mkdtemp(prefix="kgpt2-tests-jax-cache-")
+atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
+os.environ["KGPT2_COMPILATION_CACHE"] = _COMPILATION_CACHE
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _COMPILATION_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
 import pytest  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect what this run must not run.
+
+    - `benchmark` tests, unless the run names that marker (`-m benchmark`):
+      `addopts = "-m 'not benchmark'"` is replaced by any `-m` on the command
+      line, and `-m "not slow"` must not run the benchmarks.
+    - `tensorflow_only` tests, unless Keras runs on TensorFlow here
+      (test_tensorflow_backend.py runs them in a TensorFlow process).
+    """
+    benchmarks = "benchmark" in (config.getoption("markexpr") or "")
+    tensorflow = os.environ.get("KERAS_BACKEND", "jax") == "tensorflow"
+
+    def wanted(item):
+        if item.get_closest_marker("benchmark") and not benchmarks:
+            return False
+        return tensorflow or not item.get_closest_marker("tensorflow_only")
+
+    deselected = [item for item in items if not wanted(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if wanted(item)]
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,7 @@ def _check_consistent(row):
         assert math.isclose(row[speed], row["tokens"] / row[time_key], rel_tol=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_writes_a_complete_json_report(cli_run):
     status, json_path, _, _ = cli_run
     assert status == 0
@@ -78,6 +79,7 @@ def test_cli_writes_a_complete_json_report(cli_run):
     assert model["preset"] == "gpt2_tiny_random" and model["weight_bytes"] == 4 * model["params"]
 
 
+@pytest.mark.slow
 def test_every_figure_is_positive_and_consistent(cli_run):
     _, json_path, _, _ = cli_run
     report = json.loads(json_path.read_text("utf-8"))
@@ -89,6 +91,7 @@ def test_every_figure_is_positive_and_consistent(cli_run):
         assert measured["steady_tok_per_s"] == summary["steady_tok_per_s"]
 
 
+@pytest.mark.slow
 def test_cli_writes_a_png(cli_run):
     import matplotlib.image
 
@@ -98,6 +101,7 @@ def test_cli_writes_a_png(cli_run):
     assert width > height > 100
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table(cli_run):
     _, json_path, png_path, terminal = cli_run
     assert "steady tok/s" in terminal and "first/steady" in terminal
@@ -197,6 +201,7 @@ def test_prompt_is_the_quick_brown_fox_repeated_or_cut():
     assert prompt_token_ids(9) == [464, 2068, 7586, 21831] * 2 + [464]
 
 
+@pytest.mark.slow
 def test_both_impls_generate_the_same_greedy_tokens(tiny_lm):
     # The benchmark compares their speed: they must do the same work.
     import numpy as np
@@ -265,6 +270,7 @@ def test_bad_values_are_clear_errors(options, message, capsys, tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_dtype_loads_the_measured_model_in_that_precision(tmp_path):
     json_path = tmp_path / "r.json"
     terminal = io.StringIO()

@@ -6,6 +6,8 @@ import json
 import math
 import sys
 
+import pytest
+
 from kgpt2.cli import main
 
 # The default impl: kgpt2's own generation path.
@@ -13,6 +15,7 @@ TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--batch-sizes", "1
         "--samplers", "greedy"]
 
 
+@pytest.mark.slow
 def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
     # ~25 s: the only test that runs kgpt2 on the TensorFlow Keras backend,
     # which `kgpt2 bench --backends` supports.
@@ -30,6 +33,7 @@ def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
         assert all(row["steady_tok_per_s"] > 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_compare_hf_in_rounds_pools_and_prints_ratios(tmp_path, fixtures_dir):
     # Two rounds, each in fresh processes, each running the (fake) peer too:
     # ~25 s of CPU (two small jax runs with training); more on a busy machine.

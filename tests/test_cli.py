@@ -51,6 +51,7 @@ def test_console_script_runs_without_tensorflow():
     assert "heavy: []" in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_and_loss_falls(tmp_path):
     from kgpt2.demo import DEMO_MARKER, run
 

@@ -43,6 +43,7 @@ ADAPTERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adapter", sorted(ADAPTERS))
 def test_fit_consumes_pipeline(adapter, trained_lm, fixtures_dir, tifu_dir):
     import keras

@@ -91,6 +91,7 @@ def test_cache_to_files(tmp_path):
     assert any(p.name.startswith("cache") for p in tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_packed_windows_are_the_separated_token_stream(tokenizer, reference_ids):
     # "（见《" is where KerasHub's eager (Python) workflow departs from GPT-2.
     texts = ["床前明月光", "Hello world", "疑是地上霜，举头望明月（见《国史补》卷中）", "short"] * 5
@@ -122,6 +123,7 @@ def test_packed_take_bounds_the_windows(tokenizer):
     assert len(data) == 2 and [x["token_ids"].shape[0] for x, _, _ in data] == [3, 3]
 
 
+@pytest.mark.slow
 def test_packed_output_has_the_preprocessor_structure(tiny_lm):
     import tensorflow as tf
 
@@ -135,6 +137,7 @@ def test_packed_output_has_the_preprocessor_structure(tiny_lm):
     assert packed.element_spec == reference.element_spec
 
 
+@pytest.mark.slow
 def test_token_stats_counts_padding(tiny_lm, tokenizer):
     data = kgpt2.data.from_texts(["Hello world"] * 10, batch_size=4)
     stats = kgpt2.data.token_stats(data, tiny_lm.preprocessor)

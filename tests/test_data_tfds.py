@@ -36,6 +36,7 @@ def test_reddit_tifu_long_split_splits(tifu_dir):
         kgpt2.data.reddit_tifu("long_split", split="dev", data_dir=tifu_dir)
 
 
+@pytest.mark.slow
 def test_reddit_tifu_validation_split_and_packing(tifu_dir):
     options = dict(data_dir=tifu_dir, validation_split=0.34, pack=True, sequence_length=2,
                    tokenizer=kgpt2.presets.gpt2_tokenizer())

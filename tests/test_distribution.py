@@ -29,10 +29,12 @@ def report():
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow
 def test_worker_sees_two_devices(report):
     assert report["device_count"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_loss_matches_single_device(report, mode):
     single, distributed = report["single"]["losses"], report[mode]["losses"]
@@ -43,6 +45,7 @@ def test_loss_matches_single_device(report, mode):
     assert report[mode]["weights_changed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_finetune_distribution_matches_single_device(report, mode):
     single, distributed = report["finetune_single"], report[f"finetune_{mode}"]
@@ -54,12 +57,14 @@ def test_finetune_distribution_matches_single_device(report, mode):
     assert distributed["caller_has_the_saved_weights"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_prepare_keeps_the_weights_and_saving_gathers_them(report, mode):
     assert report[mode]["weights_preserved"]
     assert report[mode]["save_load_round_trip"]
 
 
+@pytest.mark.slow
 def test_prepare_keeps_lora_and_dropout_seed_state(fresh_tiny_lm):
     import keras
     import numpy as np
@@ -78,11 +83,13 @@ def test_prepare_keeps_lora_and_dropout_seed_state(fresh_tiny_lm):
     assert rebuilt.preprocessor is fresh_tiny_lm.preprocessor
 
 
+@pytest.mark.slow
 def test_data_parallel_replicates_weights_on_both_devices(report):
     layouts = report["data_parallel"]["layouts"].values()
     assert all(l["devices"] == 2 and l["replicated"] for l in layouts)
 
 
+@pytest.mark.slow
 def test_model_parallel_shards_weights_across_two_devices(report):
     layouts = report["model_parallel"]["layouts"]
     ffn = layouts["transformer_layer_0/feedforward_intermediate_dense/kernel"]
@@ -95,6 +102,7 @@ def test_model_parallel_shards_weights_across_two_devices(report):
     assert layouts["layer_norm/gamma"]["replicated"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_plan_matches_bytes_held_by_device_0(report, mode):
     import kgpt2
@@ -105,12 +113,12 @@ def test_plan_matches_bytes_held_by_device_0(report, mode):
     assert estimate.optimizer_bytes == report[mode]["device0_adam_bytes"]
 
 
+@pytest.mark.tensorflow_only  # run by test_tensorflow_backend.py, in its TensorFlow process
 def test_tensorflow_backend_gets_a_clear_error():
-    code = (
-        "from kgpt2.training.distribution import get_distribution\n"
-        "get_distribution('data_parallel', {})\n"
-    )
-    result = _run(["-c", code], {"KERAS_BACKEND": "tensorflow"})
-    assert result.returncode != 0
-    assert "needs the JAX backend" in result.stderr
-    assert "KERAS_BACKEND=jax" in result.stderr
+    import keras
+
+    from kgpt2.training.distribution import get_distribution
+
+    assert keras.config.backend() == "tensorflow"
+    with pytest.raises(ValueError, match="needs the JAX backend.*KERAS_BACKEND=jax"):
+        get_distribution("data_parallel", {})

@@ -51,6 +51,7 @@ def test_layout_right_aligns_and_fills_with_the_first_token():
     assert layout.generated(layout.prompt).tolist() == [[5, 6, 7, 0, 0, 0], [9, 8, 0, 0, 0, 0]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "lengths, max_length",
     [
@@ -74,6 +75,7 @@ def test_greedy_matches_keras_hub_token_for_token(tiny_lm, lengths, max_length):
     np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make_sampler",
     [
@@ -93,6 +95,7 @@ def test_every_sampler_matches_keras_hub(tiny_lm, make_sampler):
     np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.slow
 def test_seeded_sampler_advances_and_reseeds(tiny_lm):
     sampler = keras_hub.samplers.TopKSampler(k=50, seed=7)
     prompt = np.array([FOX])
@@ -103,6 +106,7 @@ def test_seeded_sampler_advances_and_reseeds(tiny_lm):
     np.testing.assert_array_equal(generate_token_ids(tiny_lm, prompt, 24, sampler=sampler), first)
 
 
+@pytest.mark.slow
 def test_no_repeat_ngram_holds_on_the_fast_path(tiny_lm):
     sampler = kgpt2.samplers.get("greedy", no_repeat_ngram_size=3)
     row = generate_token_ids(tiny_lm, np.array([FOX]), 60, sampler=sampler)[0].tolist()
@@ -110,6 +114,7 @@ def test_no_repeat_ngram_holds_on_the_fast_path(tiny_lm):
     assert len(trigrams) == len(set(trigrams))
 
 
+@pytest.mark.slow
 def test_stop_tokens_match_keras_hub_and_fill_after_the_stop(tiny_lm):
     token_ids = np.array([FOX, FOX[:2] + [0, 0]])
     lengths = [4, 2]
@@ -129,6 +134,7 @@ def test_stop_tokens_match_keras_hub_and_fill_after_the_stop(tiny_lm):
     np.testing.assert_array_equal(np.where(mask, ours, -1), np.where(mask, expected, -1))
 
 
+@pytest.mark.slow
 def test_bucketing_avoids_recompiles(fresh_tiny_lm):
     import jax
 
@@ -160,6 +166,7 @@ def test_bucketing_avoids_recompiles(fresh_tiny_lm):
         jax.monitoring.unregister_event_duration_listener(count)
 
 
+@pytest.mark.slow
 def test_a_new_process_reuses_compiled_programs_from_disk(fresh_tiny_lm):
     """What the persistent cache saves a second process, checked in-process:
     after dropping JAX's in-memory caches, compiling again hits the disk."""

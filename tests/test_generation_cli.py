@@ -29,6 +29,7 @@ def samples(out):
     return [text[:-1] for text in texts], rest
 
 
+@pytest.mark.slow
 def test_generate_greedy_to_file(preset_folder, tmp_path, capsys, caplog):
     output = tmp_path / "samples.txt"
     argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
@@ -53,6 +54,7 @@ def test_generate_greedy_to_file(preset_folder, tmp_path, capsys, caplog):
     assert output.read_text("utf-8") == out
 
 
+@pytest.mark.slow
 def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
     argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
             "--sampler", "top_k", "--top-k", "20", "--temperature", "0.8",

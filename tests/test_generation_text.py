@@ -41,6 +41,7 @@ def new_tokens_logged(caplog):
     return speed_logged(caplog)[0]
 
 
+@pytest.mark.slow
 def test_same_text_as_lm_generate(tiny_lm):
     tiny_lm.compile(sampler="greedy")
     for prompt in [PROMPT, ""]:
@@ -50,6 +51,7 @@ def test_same_text_as_lm_generate(tiny_lm):
         ]
 
 
+@pytest.mark.slow
 def test_unconditional_samples_start_from_endoftext(tiny_lm, kgpt2_log):
     texts = kgpt2.generate(tiny_lm, None, sampler="greedy", max_length=12, stop_token_ids=None)
     tiny_lm.compile(sampler="greedy")
@@ -59,6 +61,7 @@ def test_unconditional_samples_start_from_endoftext(tiny_lm, kgpt2_log):
     assert new_tokens_logged(kgpt2_log) == 11
 
 
+@pytest.mark.slow
 def test_nsamples_in_batches_seeded_and_counted(tiny_lm, kgpt2_log):
     kwargs = dict(sampler="top_k", max_length=16, nsamples=5, batch_size=2, stop_token_ids=None)
     texts = kgpt2.generate(tiny_lm, PROMPT, seed=3, **kwargs)
@@ -71,6 +74,7 @@ def test_nsamples_in_batches_seeded_and_counted(tiny_lm, kgpt2_log):
     assert kgpt2.generate(tiny_lm, PROMPT, seed=4, **kwargs) != texts
 
 
+@pytest.mark.slow
 def test_several_prompts_keep_their_order(tiny_lm):
     prompts = ["Hello", "The quick brown fox jumps over"]
     texts = kgpt2.generate(tiny_lm, prompts, sampler="greedy", max_length=20, nsamples=2,
@@ -80,6 +84,7 @@ def test_several_prompts_keep_their_order(tiny_lm):
     assert texts == [single[0], single[0], single[1], single[1]]
 
 
+@pytest.mark.slow
 def test_include_prefix_and_truncate(tiny_lm):
     full = kgpt2.generate(tiny_lm, PROMPT, sampler="greedy", max_length=30, stop_token_ids=None)[0]
     continuation = full[len(PROMPT):]
@@ -100,6 +105,7 @@ def test_include_prefix_and_truncate(tiny_lm):
     ) == [full]
 
 
+@pytest.mark.slow
 def test_destination_path(tiny_lm, tmp_path):
     path = tmp_path / "out" / "samples.txt"
     texts = kgpt2.generate(tiny_lm, PROMPT, sampler="top_k", seed=1, max_length=12,

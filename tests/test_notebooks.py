@@ -92,8 +92,28 @@ def _inject(notebook, parameters):
     notebook.cells.insert(index + 1, cell)
 
 
+@pytest.fixture(scope="module")
+def kernel():
+    """One Python kernel for the notebooks: it imports TensorFlow and JAX once.
+
+    Each notebook starts with `%reset -f` (an empty namespace, as in a new
+    kernel); what stays is imported modules, which is what is slow to load.
+    """
+    from jupyter_client import KernelManager
+
+    manager = KernelManager(kernel_name="python3")
+    # The kernel must import the kgpt2 under test, installed or not.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    manager.start_kernel(env=dict(os.environ, PYTHONPATH=path))
+    try:
+        yield manager
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_runs_top_to_bottom_offline(path, tmp_path, monkeypatch):
+def test_runs_top_to_bottom_offline(path, tmp_path, kernel):
     import nbclient
     import nbformat
 
@@ -101,10 +121,11 @@ def test_runs_top_to_bottom_offline(path, tmp_path, monkeypatch):
     parameters = offline_parameters(path.name, tmp_path)
     parameters["WORK_DIR"] = str(tmp_path)
     _inject(notebook, parameters)
-    # The kernel must import the kgpt2 under test, installed or not.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    client = nbclient.NotebookClient(
-        notebook, timeout=240, kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
+    fresh = f"%reset -f\nimport os\nos.chdir({str(tmp_path)!r})\ndel os"
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(fresh))
+    client = nbclient.NotebookClient(notebook, km=kernel, timeout=240, kernel_name="python3")
+    try:
+        client.execute()
+    finally:
+        if client.kc is not None:
+            client.kc.stop_channels()

@@ -24,6 +24,7 @@ def test_load_returns_causal_lm_with_preprocessor(tiny_lm):
     assert tiny_lm.preprocessor.sequence_length == 64
 
 
+@pytest.mark.slow
 def test_random_presets_are_seeded():
     a = kgpt2.load("gpt2_tiny_random", seed=3).get_weights()
     b = kgpt2.load("gpt2_tiny_random", seed=3).get_weights()
@@ -32,6 +33,7 @@ def test_random_presets_are_seeded():
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(tiny_lm, tmp_path):
     import keras_hub
 
@@ -100,6 +102,7 @@ def test_official_presets_fail_offline_with_clear_message(name, tmp_path, monkey
     assert "gpt2_tiny_random" in message and "gpt2_base_random" in message
 
 
+@pytest.mark.slow
 def test_hf_handle_fails_offline_with_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(PresetError, match="hf://someone/gpt2-thing.*gpt2_tiny_random"):
@@ -147,6 +150,7 @@ def test_sequence_length_must_be_an_integer():
         kgpt2.load("gpt2_tiny_random", sequence_length="64")
 
 
+@pytest.mark.slow
 def test_random_preset_honours_dtype():
     full = kgpt2.load("gpt2_tiny_random", sequence_length=16, seed=3)
     half = kgpt2.load("gpt2_tiny_random", sequence_length=16, seed=3, dtype="bfloat16")

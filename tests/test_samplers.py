@@ -202,6 +202,7 @@ def _sample_fixed_distribution(sampler, probabilities, batch_size=512, steps=4):
     return np.asarray(keras.ops.convert_to_numpy(out))[:, 1:]
 
 
+@pytest.mark.slow
 def test_min_p_sampling_semantics():
     probabilities = [0.4, 0.3, 0.2, 0.1]
     # min_p=0.45: threshold 0.18 keeps tokens 0, 1, 2 and never 3.
@@ -245,6 +246,7 @@ NEUTRAL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_neutral_options_match_keras_hub_exactly(lm, name):
     seed = 11
@@ -259,6 +261,7 @@ def test_neutral_options_match_keras_hub_exactly(lm, name):
     assert outputs[0] == outputs[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["random", "top_k", "top_p"])
 def test_seeded_samplers_are_reproducible(lm, name):
     options = dict(NEUTRAL[name], repetition_penalty=1.2, no_repeat_ngram_size=2)
@@ -272,6 +275,7 @@ def test_seeded_samplers_are_reproducible(lm, name):
     assert runs[0] != runs[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("penalty", [1.0, 1.5])
 def test_top_k_never_leaves_the_top_k(lm, penalty):
     k = 3
@@ -289,6 +293,7 @@ def test_top_k_never_leaves_the_top_k(lm, penalty):
     assert set(ranks) == {0, 1, 2}  # it does sample, not only the argmax
 
 
+@pytest.mark.slow
 def test_greedy_with_repetition_options_matches_numpy_decoding(lm):
     lm.compile(sampler=kgpt2.samplers.get(
         "greedy", repetition_penalty=1.5, no_repeat_ngram_size=2))
@@ -299,6 +304,7 @@ def test_greedy_with_repetition_options_matches_numpy_decoding(lm):
     assert not np.array_equal(ids, plain_ids)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_no_repeat_ngram_holds_in_every_sampler_loop(lm, name):
     options = dict(NEUTRAL[name], no_repeat_ngram_size=2, repetition_penalty=1.1)

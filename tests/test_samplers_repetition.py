@@ -32,12 +32,14 @@ def looping_lm():
     return lm
 
 
+@pytest.mark.slow
 def test_plain_greedy_loops(looping_lm):
     looping_lm.compile(sampler=keras_hub.samplers.GreedySampler())
     text = looping_lm.generate(PROMPT, max_length=48, stop_token_ids=None)
     assert text.count("i was in the process of getting my license") >= 3, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, options", [
     ("greedy", {}),
     ("beam", dict(num_beams=3)),
@@ -53,6 +55,7 @@ def test_no_repeat_ngram_size_3_never_repeats_a_3gram(looping_lm, name, options)
     assert text.count("i was in the process of getting my license") <= 1, text
 
 
+@pytest.mark.slow
 def test_greedy_no_repeat_and_penalty_follow_numpy_decoding(looping_lm):
     looping_lm.compile(sampler=kgpt2.samplers.get(
         "greedy", no_repeat_ngram_size=3, repetition_penalty=2.0))

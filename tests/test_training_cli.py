@@ -29,6 +29,7 @@ def logged(caplog):
     return text
 
 
+@pytest.mark.slow
 def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsys, caplog):
     caplog.set_level(logging.INFO, logger="kgpt2")
     arguments = [

@@ -40,6 +40,7 @@ DATASET = dict(count=24, batch_size=4, shuffle_seed=1)
 SETTINGS = dict(SHARED_SETTINGS, save_every=3, print_every=1)
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(tmp_path, tokens, jax_cache, caplog):
     checkpoints = tmp_path / "checkpoint"
     child = Child(
@@ -92,6 +93,7 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_an_uninterrupted_run(tmp
     assert [row["epoch"] for row in killed_rows] == [1, 1, 1, 1, 2, 2, 2, 2]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_current_step_before_exiting(tmp_path, tokens, jax_cache):
     checkpoints = tmp_path / "checkpoint"
     child = Child(
@@ -116,6 +118,7 @@ def test_ctrl_c_saves_the_current_step_before_exiting(tmp_path, tokens, jax_cach
     assert loaded.preprocessor.sequence_length == SEQUENCE_LENGTH
 
 
+@pytest.mark.slow
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, jax_cache):
     # Two kill points, in two children started together: while the new
     # checkpoint is being written, and after it is complete but before

@@ -56,6 +56,7 @@ class PoisonWeightsAfterStep(keras.callbacks.Callback):
             embeddings.assign(np.full(embeddings.shape, np.nan, "float32"))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, tokens, caplog):
     caplog.set_level(logging.INFO, logger="kgpt2")
     lm = fresh_lm()
@@ -77,6 +78,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert lm.preprocessor is not None
 
 
+@pytest.mark.slow
 def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, tokens):
     lm = fresh_lm()
     settings = dict(
@@ -121,6 +123,7 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     assert all(np.array_equal(a, b) for a, b in zip(trained, restored))
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_defaults_label_epochs_by_pass_and_write_a_sample_at_the_end(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="kgpt2")

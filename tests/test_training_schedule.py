@@ -155,6 +155,7 @@ def test_run_names_that_could_escape_are_rejected(name):
         validate_run_name(name)
 
 
+@pytest.mark.slow
 def test_compile_sets_the_reference_recipe():
     import keras_hub
 

@@ -40,7 +40,7 @@ def measure_in_subprocess(backend, settings):
         preset="gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
         impls=["keras_hub"], prompt_length=4, new_tokens=4, calls=2,
         train=None, train_steps=7, train_warmup_steps=2))
-    print(part["machine"]["backend"])  # tensorflow
+    print(part["machine"]["backend"])
     ```
     """
     environment = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1")

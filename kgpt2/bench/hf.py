@@ -114,7 +114,7 @@ def run_hf_peer(python, script, settings):
     # PYTHON: a virtual environment with torch and transformers installed.
     peer = run_hf_peer("PYTHON", "hf_generate.py",
                        dict(batch_sizes=[1], samplers=["greedy"], new_tokens=8, train=None))
-    print(peer["env"]["torch"], peer["results"][0]["impl"])  # e.g. 2.13.0 hf-transformers-torch
+    print(peer["env"]["torch"], peer["results"][0]["impl"])
     ```
     """
     with tempfile.TemporaryDirectory(prefix="kgpt2-hf-") as folder:

@@ -25,7 +25,8 @@ def cpu_model():
     ```python
     from kgpt2.bench.machine import cpu_model
 
-    print(cpu_model())  # e.g. Intel(R) Xeon(R) Processor
+    # The processor's name, e.g. Intel(R) Xeon(R) Processor.
+    print(cpu_model())
     ```
     """
     try:
@@ -96,7 +97,8 @@ def compilation_cache_state():
     ```python
     from kgpt2.bench.machine import compilation_cache_state
 
-    print(compilation_cache_state())  # e.g. {'folder': '~/.cache/kgpt2/jax', 'files_at_start': 12}
+    # e.g. {'folder': '~/.cache/kgpt2/jax', 'files_at_start': 12}
+    print(compilation_cache_state())
     ```
     """
     folder = enable_compilation_cache()

@@ -11,7 +11,8 @@ Example:
 ```python
 from kgpt2.generation.compilation_cache import enable_compilation_cache
 
-print(enable_compilation_cache())  # the folder in use, or None when off
+# The folder in use, or None when the cache is off.
+print(enable_compilation_cache())
 ```
 """
 

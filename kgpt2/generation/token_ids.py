@@ -9,7 +9,8 @@ from kgpt2.generation import generate_token_ids
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 prompt = np.array([[464, 2068, 7586, 21831]] * 2)  # "The quick brown fox"
 ids = generate_token_ids(lm, prompt, max_length=12, sampler="greedy")
-print(ids.shape)  # (2, 12): the prompt, then 8 new tokens per row
+# The prompt, then 8 new tokens per row.
+print(ids.shape)  # (2, 12)
 ```
 """
 

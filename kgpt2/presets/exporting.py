@@ -20,15 +20,11 @@ print(sorted(p.name for p in folder.iterdir())[:3])  # ['config.json', 'generati
 import contextlib
 import json
 import pathlib
-import shutil
-import tempfile
 
-from kgpt2.atomic import make_ordinary
-from kgpt2.atomic import replace_folder
+from kgpt2.atomic import writing_folder
 from kgpt2.atomic import write_atomically
 from kgpt2.checks import check_choice
 from kgpt2.errors import InputError
-from kgpt2.errors import WriteError
 
 FORMATS = ("transformers", "keras")
 RECORD_FILE = "kgpt2_export.json"
@@ -273,13 +269,7 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
         raise ExportError("lm has no preprocessor: an export includes the tokenizer. Reattach it first.")
     out_dir = pathlib.Path(out_dir).expanduser()
     _check_destination(out_dir, force)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export.", dir=out_dir.parent))
-    except OSError as error:
-        raise WriteError(f"Cannot write '{out_dir}': {error.strerror or error}.") from error
-    try:
-        make_ordinary(staging)
+    with writing_folder(out_dir) as staging:
         if format == "transformers":
             for name, content in _transformers_files(lm).items():
                 write_atomically(staging / name, content)
@@ -288,17 +278,6 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
         written = sorted(p.name for p in staging.iterdir())
         record = {"format": format, "files": written, "kgpt2_version": _version()}
         write_atomically(staging / RECORD_FILE, json.dumps(record, indent=2) + "\n")
-        replace_folder(staging, out_dir)
-    except WriteError:
-        raise
-    except OSError as error:
-        raise WriteError(
-            f"Cannot write the export to '{out_dir}': {error.strerror or error}. "
-            "Anything that was there before is unchanged."
-        ) from error
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

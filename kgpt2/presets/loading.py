@@ -4,15 +4,11 @@ import contextlib
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 
 from kgpt2 import runs
 from kgpt2.atomic import check_writable
-from kgpt2.atomic import make_ordinary
-from kgpt2.atomic import replace_folder
+from kgpt2.atomic import writing_folder
 from kgpt2.errors import InputError
-from kgpt2.errors import WriteError
 from kgpt2.network import OfflineError
 from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
@@ -386,27 +382,8 @@ def save(lm, path, overwrite=True):
     path = pathlib.Path(os.path.expanduser(str(path)))
     _check_destination(path, given, overwrite)
     check_writable(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as error:
-        raise WriteError(
-            f"Can't save a preset in '{path.parent}': {error.strerror or error}. "
-            "Give a folder path whose parent folders you can write."
-        ) from None
-    try:
+    # Replacing is safe: the destination was checked above (new, empty, or our own save).
+    with writing_folder(path) as staging:
         lm.save_to_preset(str(staging))
         (staging / PRESET_MARKER).write_text("Written by kgpt2.save.\n", "utf-8")
-        make_ordinary(staging)
-        replace_folder(staging, path)  # checked above: new, empty, or our own save
-    except WriteError:
-        raise
-    except OSError as error:
-        raise WriteError(
-            f"Could not save the preset to '{path}': {error.strerror or error}. "
-            "Whatever was there before is unchanged."
-        ) from error
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return path

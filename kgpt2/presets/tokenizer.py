@@ -48,7 +48,7 @@ def gpt2_tokenizer():
     from kgpt2.presets import gpt2_tokenizer
 
     tokenizer = gpt2_tokenizer()
-    print(tokenizer("Hello world"))  # [15496, 995]
+    print([int(token) for token in tokenizer("Hello world")])  # [15496, 995]
     ```
     """
     import keras_hub

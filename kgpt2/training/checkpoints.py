@@ -33,7 +33,8 @@ def model_state_variables(lm):
     from kgpt2.training.checkpoints import model_state_variables
 
     lm = kgpt2.load("gpt2_tiny_random")
-    print(len(model_state_variables(lm)))  # 7 dropout RNG states
+    # The dropout layers' random-generator states.
+    print(len(model_state_variables(lm)))  # 7
     ```
     """
     weight_ids = {id(weight) for weight in lm.weights}

@@ -27,7 +27,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
     interrupt = StopOnInterrupt()
     with interrupt:
         pass  # lm.fit(..., callbacks=[interrupt, checkpoint])
-    print(interrupt.interrupted)  # None, or the signal's name
+    # None, or the name of the signal that arrived.
+    print(interrupt.interrupted)  # None
     ```
     """
 

@@ -1,0 +1,104 @@
+"""The `Example:` blocks of kgpt2's docstrings run, and print what they claim.
+
+See docstring_examples.py for what counts as a claim. Examples that build a
+model or train (seconds each) are `slow`; those about what importing loads run
+in a new process; the few that cannot run here are listed in NOT_RUN with the
+reason, and carry no output claims.
+"""
+
+import kgpt2  # noqa: F401  (first: it picks the Keras backend)
+
+import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+from docstring_examples import Example  # noqa: E402
+from docstring_examples import claims  # noqa: E402
+from docstring_examples import find_examples  # noqa: E402
+from docstring_examples import run_example  # noqa: E402
+from docstring_examples import run_example_in_a_new_process  # noqa: E402
+
+NOT_RUN = {
+    "kgpt2/bench/backends.py::measure_in_subprocess":
+        "starts a TensorFlow process (test_bench_backends.py runs that path)",
+    "kgpt2/bench/hf.py::run_hf_peer": "needs a Python with torch and transformers",
+    "kgpt2/data/download.py::fetch_chinese_poetry": "downloads",
+    "kgpt2/data/tfds_source.py::tfds_text": "downloads",
+    "kgpt2/data/tfds_source.py::reddit_tifu": "downloads",
+}
+# About what importing kgpt2 loads: only true in a process that has not
+# imported Keras yet (this one has), so they run in a new one.
+IN_A_NEW_PROCESS = {"kgpt2/lazy.py::<module>"}
+# Building a model, training, or packing text into token windows (which
+# traces TensorFlow graphs around the tokenizer) takes seconds.
+SLOW_MARKS = ("kgpt2.load(", "kgpt2.bench(", "finetune(", ".fit(", "run(steps=",
+              "training_tokens_per_second(", "measure_in_subprocess(", "pack")
+
+EXAMPLES = find_examples()
+
+
+def _param(example):
+    marks = [pytest.mark.slow] if any(mark in example.code for mark in SLOW_MARKS) else []
+    return pytest.param(example, id=example.name, marks=marks)
+
+
+def test_examples_are_found():
+    assert len(EXAMPLES) >= 100
+    names = {example.name for example in EXAMPLES}
+    assert "kgpt2/checks.py::check_number" in names
+    # A renamed or removed function must not leave a stale NOT_RUN entry.
+    assert set(NOT_RUN) | IN_A_NEW_PROCESS <= names, (set(NOT_RUN) | IN_A_NEW_PROCESS) - names
+
+
+def test_examples_that_are_not_run_claim_no_output():
+    for example in EXAMPLES:
+        if example.name in NOT_RUN:
+            claimed = [claim for _, claim in claims(example.code) if claim is not None]
+            assert not claimed, f"{example.name} is not run, so it cannot claim {claimed}"
+
+
+@pytest.mark.parametrize("example", [_param(e) for e in EXAMPLES if e.name not in NOT_RUN])
+def test_example_runs_and_prints_what_it_claims(example, tmp_path, monkeypatch):
+    # Examples may write relative paths ("checkpoint/run1"): keep them here.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    if example.name in IN_A_NEW_PROCESS:
+        run_example_in_a_new_process(example.name)
+    else:
+        run_example(example)
+
+
+def test_claims_are_print_comments_and_the_comment_lines_below_a_print():
+    code = (
+        "x = 2  # a remark\n"
+        "print(x)  # 2\n"
+        "for i in range(2):\n"
+        "    print(i)\n"
+        "# 0\n"
+        "# 1\n"
+        "y = x\n"
+        "# a remark below a statement that prints nothing\n"
+        "print(y)\n"
+        "# a remark above the next statement\n"
+        "print(y)  # 2\n"
+    )
+    assert [claim for _, claim in claims(code)] == [None, "2", "0\n1", None, None, "2"]
+
+
+@pytest.mark.parametrize("code", [
+    "print(1 + 1)  # 3",
+    "print([1, 2])\n# [1, 2, 3]",
+    "print('ab')  # a...c",
+    "print()  # something",
+])
+def test_a_false_claim_fails(code):
+    with pytest.raises(AssertionError, match="the example claims"):
+        run_example(Example("kgpt2/made_up.py::f", code))
+
+
+@pytest.mark.parametrize("code", [
+    "print('a  b')  # a b",
+    "print([[1.0, -2.0]])\n# [[1.0,\n#   -2.0]]",
+    "print('x = 70.0 tok/s, 50% of it')  # ... = 70.0 tok/s, ... of it",
+])
+def test_a_true_claim_passes_up_to_whitespace_and_ellipsis(code):
+    run_example(Example("kgpt2/made_up.py::f", code))
