@@ -164,7 +164,8 @@ def held_out_perplexity(lm, dataset, loss_function=None):
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
     data = kgpt2.data.poetry(sample_poems_path(), batch_size=8, take=2, pack=True,
                              sequence_length=32, tokenizer=lm.preprocessor.tokenizer)
-    print(held_out_perplexity(lm, data) > 1000)  # True: random weights
+    # Random weights: close to the vocabulary size.
+    print(held_out_perplexity(lm, data) > 1000)  # True
     ```
     """
     loss_function = loss_function or _summed_loss_function(lm)
