@@ -86,7 +86,7 @@ def test_unknown_option_lists_allowed_options():
     assert "temperature, repetition_penalty, no_repeat_ngram_size" in message
     assert kgpt2.samplers.options("beam") == (
         "num_beams", "return_all_beams", "temperature", "repetition_penalty",
-        "no_repeat_ngram_size",
+        "no_repeat_ngram_size", "valid_utf8",
     )
 
 
@@ -251,7 +251,7 @@ NEUTRAL = {
 def test_neutral_options_match_keras_hub_exactly(lm, name):
     seed = 11
     options = dict(NEUTRAL[name], temperature=1.0, repetition_penalty=1.0,
-                   no_repeat_ngram_size=0)
+                   no_repeat_ngram_size=0, valid_utf8=False)
     if name in ("random", "top_k", "top_p"):
         options["seed"] = seed
     outputs = []

@@ -15,6 +15,7 @@ SAMPLER_FLAGS = {
     "repetition_penalty": "repetition_penalty",
     "no_repeat_ngram": "no_repeat_ngram_size",
     "num_beams": "num_beams",
+    "valid_utf8": "valid_utf8",
 }
 
 
@@ -41,6 +42,9 @@ def register(subparsers):
                         help="CTRL/HF penalty on tokens already present, e.g. 1.2")
     parser.add_argument("--no-repeat-ngram", type=int,
                         help="never repeat an n-gram of this size")
+    parser.add_argument("--valid-utf8", action="store_true", default=None,
+                        help="only pick tokens that keep the text valid UTF-8 (no "
+                        "U+FFFD from byte tokens that cannot form a character)")
     parser.add_argument("--num-beams", type=int, help="beams of the beam sampler")
     parser.add_argument("--seed", type=int, help="seed of the sampler's random stream")
     parser.add_argument("--max-length", type=int, default=128,

@@ -90,8 +90,17 @@ def byte_decoder():
     return decoder
 
 
-def _token_bytes(tokenizer):
-    """A list: token id -> the bytes it stands for (built once per tokenizer)."""
+def token_bytes(tokenizer):
+    """A list: token id -> the bytes it stands for (built once per tokenizer).
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.presets.tokenizer import token_bytes
+
+    print(token_bytes(kgpt2.presets.gpt2_tokenizer())[15496])  # b'Hello'
+    ```
+    """
     try:
         return _BYTE_TABLES[tokenizer]
     except (KeyError, TypeError):
@@ -126,7 +135,7 @@ def token_ids_to_bytes(tokenizer, ids):
     print(token_ids_to_bytes(tokenizer, [15496, 995]))  # b'Hello world'
     ```
     """
-    table = _token_bytes(tokenizer)
+    table = token_bytes(tokenizer)
     pieces = []
     for token_id in ids:
         token_id = int(token_id)

@@ -22,6 +22,7 @@ class BeamSampler(RepetitionControl, keras_hub.samplers.BeamSampler):
         temperature: float > 0 (it changes the beam scores).
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
+        valid_utf8: bool, only tokens that keep the text valid UTF-8.
 
     Example:
     ```python
@@ -41,6 +42,7 @@ class BeamSampler(RepetitionControl, keras_hub.samplers.BeamSampler):
         temperature=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
+        valid_utf8=False,
     ):
         check_number(type(self).__name__, "num_beams", num_beams, minimum=1,
                      integer=True)
@@ -50,4 +52,5 @@ class BeamSampler(RepetitionControl, keras_hub.samplers.BeamSampler):
             temperature=temperature,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            valid_utf8=valid_utf8,
         )

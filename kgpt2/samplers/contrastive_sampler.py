@@ -22,6 +22,7 @@ class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSample
         temperature: float > 0.
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
+        valid_utf8: bool, only tokens that keep the text valid UTF-8.
 
     Example:
     ```python
@@ -40,6 +41,7 @@ class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSample
         temperature=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
+        valid_utf8=False,
     ):
         owner = type(self).__name__
         check_number(owner, "k", k, minimum=1, integer=True)
@@ -50,4 +52,5 @@ class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSample
             temperature=temperature,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            valid_utf8=valid_utf8,
         )

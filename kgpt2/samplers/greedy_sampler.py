@@ -20,6 +20,7 @@ class GreedySampler(RepetitionControl, keras_hub.samplers.GreedySampler):
         temperature: float > 0 (no effect on which token is the most likely).
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
+        valid_utf8: bool, only tokens that keep the text valid UTF-8.
 
     Example:
     ```python
@@ -31,9 +32,11 @@ class GreedySampler(RepetitionControl, keras_hub.samplers.GreedySampler):
     ```
     """
 
-    def __init__(self, temperature=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0):
+    def __init__(self, temperature=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
+                 valid_utf8=False):
         super().__init__(
             temperature=temperature,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            valid_utf8=valid_utf8,
         )

@@ -22,6 +22,7 @@ class RandomSampler(RepetitionControl, MinPFilter, keras_hub.samplers.RandomSamp
         min_p: float in [0, 1], `0.0` disables it.
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
+        valid_utf8: bool, only tokens that keep the text valid UTF-8.
 
     Example:
     ```python
@@ -40,6 +41,7 @@ class RandomSampler(RepetitionControl, MinPFilter, keras_hub.samplers.RandomSamp
         min_p=0.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
+        valid_utf8=False,
     ):
         check_seed(type(self).__name__, seed)
         super().__init__(
@@ -48,4 +50,5 @@ class RandomSampler(RepetitionControl, MinPFilter, keras_hub.samplers.RandomSamp
             min_p=min_p,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            valid_utf8=valid_utf8,
         )

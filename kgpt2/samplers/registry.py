@@ -41,7 +41,7 @@ def options(name):
 
     print(kgpt2.samplers.options("top_k"))
     # ('k', 'seed', 'temperature', 'min_p', 'repetition_penalty',
-    #  'no_repeat_ngram_size')
+    #  'no_repeat_ngram_size', 'valid_utf8')
     ```
     """
     _, cls = _sampler_class(name)

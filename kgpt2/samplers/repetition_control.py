@@ -10,12 +10,21 @@ search (whose rows are reordered beams) and for contrastive search (which
 also scores look-ahead candidates), and it assumes nothing about the cache,
 which passes through untouched. With neutral options `next` is not wrapped
 at all, so the sampler runs exactly KerasHub's code.
+
+`valid_utf8` lives here too because it is the same kind of rule: it bans
+next tokens by looking at the tokens written so far.
 """
 
+from keras import ops
+
+from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
 from kgpt2.checks import check_number
+from kgpt2.samplers.utf8_continuation import allowed_token_mask
+from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
+from kgpt2.errors import InputError
 
 
 class RepetitionControl:
@@ -32,6 +41,12 @@ class RepetitionControl:
             1.1-1.3 is the usual range.
         no_repeat_ngram_size: int >= 0. Never complete an n-gram of this size
             that already occurs in the prompt or output. `0` disables it.
+        valid_utf8: bool. Only pick tokens whose bytes can continue the text
+            as valid UTF-8, so a byte-level BPE model never writes bytes that
+            decode to U+FFFD (a lead byte followed by another lead byte, a
+            stray continuation byte), nor stops in the middle of a
+            character. Needs the model's tokenizer. `False` (default)
+            disables it.
 
     Example:
     ```python
@@ -48,6 +63,7 @@ class RepetitionControl:
         temperature=1.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
+        valid_utf8=False,
         **kwargs,
     ):
         owner = type(self).__name__
@@ -60,18 +76,40 @@ class RepetitionControl:
         super().__init__(temperature=temperature, **kwargs)
         self.repetition_penalty = float(repetition_penalty)
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
+        if not isinstance(valid_utf8, bool):
+            raise InputError(
+                f"{owner}: valid_utf8 must be True or False, got {valid_utf8!r}."
+            )
+        self.valid_utf8 = valid_utf8
+        self._utf8_tables = None
 
     @property
     def controls_repetition(self):
-        """Whether any repetition option is active (`next` gets wrapped)."""
-        return self.repetition_penalty != 1.0 or self.no_repeat_ngram_size > 0
+        """Whether any option that rewrites logits is active (`next` gets wrapped)."""
+        return (
+            self.repetition_penalty != 1.0
+            or self.no_repeat_ngram_size > 0
+            or self.valid_utf8
+        )
+
+    def _load_utf8_tables(self, model):
+        """The UTF-8 tables of `model`'s tokenizer, built once per sampler."""
+        tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+        if tokenizer is None:
+            raise InputError(
+                f"{type(self).__name__}(valid_utf8=True) needs a model with a "
+                "preprocessor holding its byte-level BPE tokenizer."
+            )
+        if self._utf8_tables is None or self._utf8_tables[0] is not tokenizer:
+            self._utf8_tables = (tokenizer, tokenizer_utf8_tables(tokenizer))
+        return self._utf8_tables[1]
 
     def process_logits(self, logits, token_ids, index):
         """Apply the active repetition options to next-token `logits`.
 
-        Penalty first, then the n-gram ban, as Hugging Face orders them; the
-        temperature and any top-k / top-p / min-p cut come afterwards, in
-        `compute_probabilities` and `get_next_token`.
+        Penalty first, then the n-gram ban, as Hugging Face orders them, then
+        the UTF-8 ban; the temperature and any top-k / top-p / min-p cut come
+        afterwards, in `compute_probabilities` and `get_next_token`.
         """
         if self.repetition_penalty != 1.0:
             logits = apply_repetition_penalty(
@@ -81,6 +119,11 @@ class RepetitionControl:
             logits = apply_no_repeat_ngram(
                 logits, token_ids, index, self.no_repeat_ngram_size
             )
+        if self.valid_utf8 and self._utf8_tables is not None:
+            allowed = allowed_token_mask(self._utf8_tables[1], token_ids, index)
+            vocab_size = ops.shape(logits)[-1]
+            allowed = allowed[:, :vocab_size]
+            logits = ops.where(allowed, ops.cast(logits, "float32"), BANNED_LOGIT)
         return logits
 
     def __call__(
@@ -99,6 +142,8 @@ class RepetitionControl:
         if backbone is not None and hasattr(backbone, "vocabulary_size"):
             # While tracing, before JAX's top_k could fail on a too-large k.
             check_sampler_fits(self, backbone.vocabulary_size)
+        if self.valid_utf8:
+            self._load_utf8_tables(model)
         if self.controls_repetition:
             model_next = next
 
@@ -127,6 +172,7 @@ class RepetitionControl:
             {
                 "repetition_penalty": self.repetition_penalty,
                 "no_repeat_ngram_size": self.no_repeat_ngram_size,
+                "valid_utf8": self.valid_utf8,
             }
         )
         return config

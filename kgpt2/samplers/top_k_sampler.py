@@ -24,6 +24,7 @@ class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler)
         min_p: float in [0, 1], `0.0` disables it.
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
+        valid_utf8: bool, only tokens that keep the text valid UTF-8.
 
     Example:
     ```python
@@ -43,6 +44,7 @@ class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler)
         min_p=0.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
+        valid_utf8=False,
     ):
         check_number(type(self).__name__, "k", k, minimum=1, integer=True)
         check_seed(type(self).__name__, seed)
@@ -53,4 +55,5 @@ class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler)
             min_p=min_p,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            valid_utf8=valid_utf8,
         )

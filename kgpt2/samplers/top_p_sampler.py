@@ -25,6 +25,7 @@ class TopPSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopPSampler)
         min_p: float in [0, 1], `0.0` disables it.
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
+        valid_utf8: bool, only tokens that keep the text valid UTF-8.
 
     Example:
     ```python
@@ -45,6 +46,7 @@ class TopPSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopPSampler)
         min_p=0.0,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
+        valid_utf8=False,
     ):
         owner = type(self).__name__
         check_number(owner, "p", p, minimum=0, maximum=1, exclusive_minimum=True)
@@ -59,4 +61,5 @@ class TopPSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopPSampler)
             min_p=min_p,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            valid_utf8=valid_utf8,
         )
