@@ -265,7 +265,7 @@ def test_bad_values_are_clear_errors(options, message, capsys, tmp_path):
                    "--samplers", "greedy", "--train", "none", *options,
                    *([] if "--json" in options else ["--json", str(tmp_path / "r.json")])])
     assert status == 1
-    error = capsys.readouterr().err
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress lines
     assert error.startswith("kgpt2 bench: error: ") and message in error
     assert not (tmp_path / "r.json").exists()
 
