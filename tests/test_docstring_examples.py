@@ -24,6 +24,8 @@ NOT_RUN = {
     "kgpt2/data/download.py::fetch_chinese_poetry": "downloads",
     "kgpt2/data/tfds_source.py::tfds_text": "downloads",
     "kgpt2/data/tfds_source.py::reddit_tifu": "downloads",
+    "kgpt2/serving/server.py::<module>":
+        "serves until stopped (test_serve_process.py runs the real server)",
 }
 # About what importing kgpt2 loads: only true in a process that has not
 # imported Keras yet (this one has), so they run in a new one.
