@@ -49,7 +49,8 @@ def offline_by_setting(*variables):
     ```python
     from kgpt2.network import offline_by_setting
 
-    print(offline_by_setting("HF_HUB_OFFLINE"))  # None unless one is set
+    # None unless one of them is set:
+    print(offline_by_setting("HF_HUB_OFFLINE"))
     ```
     """
     for variable in (OFFLINE_VARIABLE, *variables):

@@ -553,7 +553,7 @@ def read_checkpoint(folder):
     ```python
     from kgpt2.runs import read_checkpoint
 
-    print(read_checkpoint("checkpoint/run1/ckpt-00000120-3fa9c1").step)  # 120
+    print(read_checkpoint("checkpoint/run1/ckpt-00000120-3fa9c1").step)
     ```
     """
     folder = pathlib.Path(folder)

@@ -24,6 +24,9 @@ NOT_RUN = {
     "kgpt2/data/download.py::fetch_chinese_poetry": "downloads",
     "kgpt2/data/tfds_source.py::tfds_text": "downloads",
     "kgpt2/data/tfds_source.py::reddit_tifu": "downloads",
+    "kgpt2/runs.py::point_to": "needs a training run folder",
+    "kgpt2/runs.py::Checkpoint": "needs a training run folder",
+    "kgpt2/runs.py::read_checkpoint": "needs a training run folder",
     "kgpt2/serving/server.py::<module>":
         "serves until stopped (test_serve_process.py runs the real server)",
 }
@@ -77,6 +80,7 @@ def test_claims_are_print_comments_and_the_comment_lines_below_a_print():
         "    print(i)\n"
         "# 0\n"
         "# 1\n"
+        "\n"
         "y = x\n"
         "# a remark below a statement that prints nothing\n"
         "print(y)\n"

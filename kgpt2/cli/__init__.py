@@ -98,7 +98,8 @@ def main(argv=None):
     ```python
     from kgpt2.cli import main
 
-    print(main(["presets"]))  # prints the presets table, then 0
+    # Prints the presets table, then the exit status:
+    print(main(["presets"]))
     ```
     """
     parser = build_parser()

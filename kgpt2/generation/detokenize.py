@@ -16,7 +16,8 @@ from kgpt2.generation.detokenize import IncrementalDecoder, decode_tokens
 
 tokenizer = kgpt2.presets.gpt2_tokenizer()
 ids = [int(i) for i in tokenizer("春眠不觉晓")]
-print(decode_tokens(tokenizer, ids[:-1]))  # 春眠不觉 (the split 晓 is dropped)
+# The split 晓 is dropped:
+print(decode_tokens(tokenizer, ids[:-1]))  # 春眠不觉
 decoder = IncrementalDecoder(tokenizer)
 print("".join(decoder.push([i]) for i in ids) + decoder.flush())  # 春眠不觉晓
 ```

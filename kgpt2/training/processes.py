@@ -106,7 +106,8 @@ def connect_processes(num_processes=None, process_id=None, coordinator=None, tim
     ```python
     import kgpt2
 
-    print(kgpt2.connect_processes())  # (1, 0): nothing asked for more
+    # Nothing asked for more than one process:
+    print(kgpt2.connect_processes())  # (1, 0)
     ```
     """
     import jax
@@ -165,7 +166,8 @@ def is_writer():
     ```python
     from kgpt2.training.processes import is_writer
 
-    print(is_writer())  # True in a single process
+    # In a single process:
+    print(is_writer())  # True
     ```
     """
     import jax
