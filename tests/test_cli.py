@@ -65,7 +65,7 @@ def test_demo_runs_and_loss_falls(tmp_path):
     assert result["run_dir"] == tmp_path / "demo" / "run"
     assert result["perplexity"]["after"] < result["perplexity"]["before"]
     assert result["losses"][-1] < result["losses"][0]
-    assert set(result["samples"]) == {"greedy, no 3-gram twice", "top_k"}
+    assert set(result["samples"]) == {"top_k", "top_p"}
     assert all(text.startswith("春眠不觉晓") for text in result["samples"].values())
     assert all(speed > 0 for speed in result["tokens_per_second"].values())
     assert any("tokens/s" in line for line in lines)
