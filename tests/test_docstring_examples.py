@@ -27,6 +27,7 @@ NOT_RUN = {
     "kgpt2/runs.py::point_to": "needs a training run folder",
     "kgpt2/runs.py::Checkpoint": "needs a training run folder",
     "kgpt2/runs.py::read_checkpoint": "needs a training run folder",
+    "kgpt2/runs.py::reading_latest": "needs a training run folder",
     "kgpt2/serving/server.py::<module>":
         "serves until stopped (test_serve_process.py runs the real server)",
 }

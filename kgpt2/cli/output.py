@@ -36,7 +36,8 @@ def package_version():
     ```python
     from kgpt2.cli.output import package_version
 
-    print(package_version())  # e.g. 0.1.0
+    # The installed version, e.g. 0.1.0:
+    print(package_version())
     ```
     """
     from importlib import metadata

@@ -17,7 +17,8 @@ lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 service = CompletionService(BatchingEngine(lm), "gpt2_tiny_random")
 request = CompletionRequest(model="gpt2_tiny_random", prompt="Hi", max_tokens=4,
                             temperature=0.0)
-print(service.check(request)[0])  # the prompt's token ids
+# The prompt's token ids:
+print(service.check(request)[0])
 ```
 """
 
