@@ -38,8 +38,8 @@ from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.loading import PresetError
-from kgpt2.training import gpt2_layout
-from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets import gpt2_layout
+from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_weights import count_parameters
 from kgpt2.presets.gpt2_weights import gpt2_weights
 
@@ -300,7 +300,7 @@ def plan(
         devices: how many devices share the work.
         distribution: "data_parallel" (replicate weights, split the batch;
             the default when `devices > 1`) or "model_parallel" (shard
-            weights with `kgpt2.training.gpt2_layout`, every device sees the
+            weights with `kgpt2.presets.gpt2_layout`, every device sees the
             whole batch).
 
     Returns:

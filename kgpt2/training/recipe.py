@@ -7,7 +7,7 @@ from kgpt2.checks import check_integer
 from kgpt2.checks import check_number
 from kgpt2.errors import InputError
 from kgpt2.presets.catalog import RANDOM_PRESETS
-from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.training.options import Options
 from kgpt2.training.options import option
 from kgpt2.training.steps import count_steps
