@@ -42,14 +42,19 @@ def options(mode):
     )
 
 
-def train(lm, out_dir, run_name, mode, callbacks=()):
+def batches(lm):
+    """The texts as tokenized batches: tokenized once, eagerly (a tf.data map
+    of the tokenizer would trace its graph anew for every run, for seconds)."""
     import tensorflow as tf
 
+    return tf.data.Dataset.from_tensor_slices(lm.preprocessor(texts())).batch(BATCH_SIZE)
+
+
+def train(lm, out_dir, run_name, mode, callbacks=()):
     import kgpt2
 
-    batches = tf.data.Dataset.from_tensor_slices(texts()).batch(BATCH_SIZE)
     return kgpt2.finetune(
-        lm, batches, checkpoint_dir=out_dir, run_name=run_name,
+        lm, batches(lm), checkpoint_dir=out_dir, run_name=run_name,
         callbacks=list(callbacks), **options(mode),
     )
 

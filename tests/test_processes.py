@@ -17,12 +17,11 @@ import time
 import numpy as np
 import pytest
 
-from processes_worker import BATCH_SIZE  # noqa: E402
+from processes_worker import batches  # noqa: E402
 from processes_worker import SEQUENCE_LENGTH  # noqa: E402
 from processes_worker import STEPS  # noqa: E402
 from processes_worker import STOP_AT  # noqa: E402
 from processes_worker import options  # noqa: E402
-from processes_worker import texts  # noqa: E402
 
 ROOT = pathlib.Path(__file__).parent.parent
 WORKER = pathlib.Path(__file__).parent / "processes_worker.py"
@@ -78,16 +77,14 @@ def group(tmp_path_factory):
 def alone(tmp_path_factory):
     """The same run in this process, on one device, without a distribution."""
     import keras
-    import tensorflow as tf
 
     import kgpt2
 
     assert keras.config.backend() == "jax", "the workers train on JAX: compare on JAX"
     out_dir = tmp_path_factory.mktemp("alone")
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
-    batches = tf.data.Dataset.from_tensor_slices(texts()).batch(BATCH_SIZE)
     result = kgpt2.finetune(
-        lm, batches, checkpoint_dir=str(out_dir), run_name="alone", **options(None)
+        lm, batches(lm), checkpoint_dir=str(out_dir), run_name="alone", **options(None)
     )
     assert result.step == STEPS
     return result.run_dir

@@ -96,11 +96,24 @@ class MemoryEstimate:
     optimizer_bytes: int
     activation_bytes: int
     runtime_bytes: int
+    devices_per_process: int = 1
 
     @property
     def total_bytes(self):
         return (self.parameter_bytes + self.gradient_bytes
                 + self.optimizer_bytes + self.activation_bytes + self.runtime_bytes)
+
+    @property
+    def process_bytes(self):
+        """Bytes one process holds: its devices' buffers and one runtime.
+
+        On CPU devices, where a device's buffers are the process's memory,
+        this is the process's peak; on accelerators each device holds
+        `total_bytes` and the host the runtime's framework part.
+        """
+        buffers = self.total_bytes - self.runtime_bytes
+        return self.devices_per_process * buffers + runtime_bytes(
+            self.devices_per_process * self.parameter_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +130,7 @@ class MemoryPlan(MemoryEstimate):
     sequence_length: int = 0
     devices: int = 1
     distribution: str | None = None
+    processes: int = 1
     comparison: tuple = ()
 
 
@@ -133,11 +147,17 @@ def _resolve_config(preset):
 
 
 def _check_arguments(config, batch_size, sequence_length, lora_rank,
-                     gradient_accumulation_steps, devices, distribution):
+                     gradient_accumulation_steps, devices, distribution, processes):
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("sequence_length", sequence_length)
     _check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
     _check_positive_int("devices", devices)
+    _check_positive_int("processes", processes)
+    if devices % processes:
+        raise InputError(
+            f"devices={devices} (all processes' together) must divide evenly among "
+            f"processes={processes}: each process drives the same number of devices."
+        )
     if lora_rank is not None:
         _check_positive_int("lora_rank", lora_rank)
         if lora_rank > config["hidden_dim"]:
@@ -202,7 +222,7 @@ def _activation_bytes(config, tokens, sequence_length, shards, scores_split,
 
 def _estimate(label, config, batch_size, sequence_length, lora_rank,
               mixed_precision, gradient_accumulation_steps, devices,
-              distribution):
+              distribution, processes):
     weights = gpt2_weights(config, lora_rank)
     if distribution == "model_parallel":
         shards, replicas = devices, 1
@@ -229,6 +249,7 @@ def _estimate(label, config, batch_size, sequence_length, lora_rank,
         activation_bytes=_activation_bytes(
             config, micro_batch * sequence_length, sequence_length, shards,
             scores_split, lora_rank is not None, mixed_precision),
+        devices_per_process=devices // processes,
     )
 
 
@@ -282,8 +303,9 @@ def plan(
     gradient_accumulation_steps=1,
     devices=1,
     distribution=None,
+    processes=1,
 ):
-    """Estimate the memory per device of fine-tuning a GPT-2 preset with Adam.
+    """Estimate the memory per device (and per process) of fine-tuning a GPT-2 preset with Adam.
 
     Works offline for the five official presets and the two built-in random
     ones: only their shapes are needed.
@@ -302,11 +324,17 @@ def plan(
             the default when `devices > 1`) or "model_parallel" (shard
             weights with `kgpt2.presets.gpt2_layout`, every device sees the
             whole batch).
+        processes: how many processes (hosts, or one per accelerator) the
+            `devices` are spread over (`kgpt2.connect_processes`); it must
+            divide `devices`. Layouts span every process's devices, so the
+            bytes per device don't change; `process_bytes` counts one
+            process's devices and its own runtime.
 
     Returns:
         A `MemoryPlan`: `parameter_bytes`, `gradient_bytes`,
-        `optimizer_bytes`, `activation_bytes`, `total_bytes` per device for
-        the requested options, and `comparison` with the alternatives.
+        `optimizer_bytes`, `activation_bytes`, `total_bytes` per device and
+        `process_bytes` per process for the requested options, and
+        `comparison` with the alternatives.
 
     Example:
     ```python
@@ -316,16 +344,22 @@ def plan(
                         lora_rank=8)
     print(result.total_bytes / 2**30, "GiB")
     print([estimate.label for estimate in result.comparison])
+
+    # Two hosts of one 16 GB GPU each, the weights sharded over both:
+    two_hosts = kgpt2.plan("gpt2_large_en", batch_size=8, sequence_length=1024,
+                           mixed_precision=True, devices=2, processes=2,
+                           distribution="model_parallel")
+    print(two_hosts.total_bytes / 2**30, "GiB per device")
     ```
     """
     config = _resolve_config(preset)
     if distribution is None and devices > 1:
         distribution = "data_parallel"
     _check_arguments(config, batch_size, sequence_length, lora_rank,
-                     gradient_accumulation_steps, devices, distribution)
+                     gradient_accumulation_steps, devices, distribution, processes)
     shape = dict(config=config, batch_size=batch_size,
                  sequence_length=sequence_length, devices=devices,
-                 distribution=distribution)
+                 distribution=distribution, processes=processes)
     replicas = devices if distribution == "data_parallel" else 1
     options = _comparison_options(batch_size, replicas, lora_rank,
                                   mixed_precision, gradient_accumulation_steps)
@@ -340,7 +374,7 @@ def plan(
     return MemoryPlan(
         **dataclasses.asdict(requested), preset=preset, batch_size=batch_size,
         sequence_length=sequence_length, devices=devices,
-        distribution=distribution, comparison=comparison,
+        distribution=distribution, processes=processes, comparison=comparison,
     )
 
 
