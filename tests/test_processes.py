@@ -181,6 +181,25 @@ def test_bad_process_options_are_refused_early(options, message):
         kgpt2.RunOptions(**options)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_finetune_flags_take_a_distribution_over_processes(mode):
+    import argparse
+
+    from kgpt2.cli import finetune
+    from kgpt2.cli.option_flags import given_options
+
+    commands = argparse.ArgumentParser().add_subparsers()
+    finetune.register(commands)
+    parser = commands.choices["finetune"]
+    args = parser.parse_args(["--data", "text:a.txt", "--distribution", mode, "--num-processes", "2",
+                              "--process-id", "1", "--coordinator", "127.0.0.1:1234"])
+    import kgpt2
+
+    assert kgpt2.Recipe(**given_options(args, kgpt2.Recipe)).distribution == mode
+    run = kgpt2.RunOptions(**given_options(args, kgpt2.RunOptions))
+    assert (run.num_processes, run.process_id, run.coordinator) == (2, 1, "127.0.0.1:1234")
+
+
 def test_each_process_gets_its_contiguous_rows_of_every_batch():
     import tensorflow as tf
 

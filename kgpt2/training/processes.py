@@ -147,6 +147,31 @@ def connect_processes(num_processes=None, process_id=None, coordinator=None, tim
     return jax.process_count(), jax.process_index()
 
 
+def disconnect_processes():
+    """Leave the process group, once every process has come to leave it (no-op alone).
+
+    Process 0 hosts the group's coordinator: a process that ends without
+    leaving can take it away from the others while they finish (they then
+    abort). Interpreter exit leaves by itself; call this before ending a
+    process abruptly (`os._exit`).
+
+    Example:
+    ```python
+    from kgpt2.training.processes import disconnect_processes
+
+    disconnect_processes()  # alone: nothing to leave
+    ```
+    """
+    import sys
+
+    if "jax" not in sys.modules:  # never connected
+        return
+    import jax
+
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()
+
+
 def process_count():
     """How many processes train together (1 without `connect_processes`).
 

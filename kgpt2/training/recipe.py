@@ -144,8 +144,8 @@ class Recipe(Options):
         1, "apply one optimizer update every this many steps (mean gradient)"
     )
     distribution: str | None = option(
-        None, "train over all local devices with keras.distribution (JAX); `kgpt2 plan` "
-        "says what fits", choices=DISTRIBUTIONS,
+        None, "train over all devices (of every process, with --num-processes) with "
+        "keras.distribution (JAX); `kgpt2 plan` says what fits", choices=DISTRIBUTIONS,
     )
 
     def __post_init__(self):
