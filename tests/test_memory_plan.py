@@ -10,6 +10,7 @@ from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_weights import gpt2_weights
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
+from kgpt2.training.memory_plan import PROCESS_GROUP_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES
 from kgpt2.training.memory_plan import format_bytes
 
@@ -161,13 +162,15 @@ def test_processes_keep_bytes_per_device_and_count_one_runtime_each(distribution
     four = kgpt2.plan("gpt2_large_en", processes=4, **arguments)
     two = kgpt2.plan("gpt2_large_en", processes=2, **arguments)
     assert four.processes == 4
-    # A layout spans every process's devices: per device, nothing changes.
-    assert four.total_bytes == two.total_bytes == one.total_bytes
+    # A layout spans every process's devices: per device, only the
+    # group's own runtime is added.
+    assert four.total_bytes == two.total_bytes == one.total_bytes + PROCESS_GROUP_BYTES
     assert four.process_bytes == four.total_bytes  # one device each
-    # Two devices per process: their buffers twice, the framework and
-    # compiled programs once.
-    assert two.process_bytes == 2 * two.total_bytes - FRAMEWORK_BYTES - PROGRAM_BYTES
-    assert one.process_bytes == 4 * one.total_bytes - 3 * (FRAMEWORK_BYTES + PROGRAM_BYTES)
+    # Two devices per process: their buffers twice, the framework, the
+    # compiled programs and the group's buffers once.
+    fixed = FRAMEWORK_BYTES + PROGRAM_BYTES
+    assert two.process_bytes == 2 * two.total_bytes - fixed - PROCESS_GROUP_BYTES
+    assert one.process_bytes == 4 * one.total_bytes - 3 * fixed
 
 
 def test_model_parallel_over_processes_holds_a_part_of_the_model_each():

@@ -7,6 +7,7 @@ compares.
 """
 
 import csv
+import functools
 import os
 import pathlib
 import socket
@@ -95,6 +96,7 @@ def _losses(run_dir):
         return [float(row["loss"]) for row in csv.DictReader(file)]
 
 
+@functools.lru_cache(maxsize=None)
 def _weights(run_dir):
     import kgpt2
 

@@ -23,7 +23,9 @@ besides those buffers, measured by `benchmarks/plan_memory.py` (JAX, CPU):
 - compiled programs and Keras's Python objects (`PROGRAM_BYTES`);
 - allocator slack: freed copies of the weights made while building,
   casting and updating them, which the allocator keeps
-  (`SLACK_PER_PARAMETER_BYTE` of the parameter bytes).
+  (`SLACK_PER_PARAMETER_BYTE` of the parameter bytes);
+- in a group of processes, the group's own buffers and programs
+  (`PROCESS_GROUP_BYTES`, once per process).
 
 The total is then at or above the measured peak of a whole process (at
 most 20% above, on the README's configurations). On a GPU the framework
@@ -78,6 +80,12 @@ ACCUMULATION_UPDATE_COPIES = 2
 FRAMEWORK_BYTES = 940 * 2**20
 PROGRAM_BYTES = 200 * 2**20
 SLACK_PER_PARAMETER_BYTE = 0.8
+# A process of a group (`kgpt2.connect_processes`) holds more: Gloo's and
+# the coordination client's buffers, the layout and gathering programs.
+# The largest gap between the measured peak and the plan without it, over
+# `benchmarks/plan_memory.py --processes` (gpt2_base_random, 2 processes),
+# rounded up.
+PROCESS_GROUP_BYTES = 320 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +105,7 @@ class MemoryEstimate:
     activation_bytes: int
     runtime_bytes: int
     devices_per_process: int = 1
+    processes: int = 1
 
     @property
     def total_bytes(self):
@@ -113,7 +122,7 @@ class MemoryEstimate:
         """
         buffers = self.total_bytes - self.runtime_bytes
         return self.devices_per_process * buffers + runtime_bytes(
-            self.devices_per_process * self.parameter_bytes)
+            self.devices_per_process * self.parameter_bytes, self.processes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +139,6 @@ class MemoryPlan(MemoryEstimate):
     sequence_length: int = 0
     devices: int = 1
     distribution: str | None = None
-    processes: int = 1
     comparison: tuple = ()
 
 
@@ -243,21 +251,23 @@ def _estimate(label, config, batch_size, sequence_length, lora_rank,
         parameters=count_parameters(config, lora_rank),
         trainable_parameters=sum(w.size for w in weights if w.trainable),
         parameter_bytes=elements * (6 if mixed_precision else 4),
-        runtime_bytes=runtime_bytes(elements * (6 if mixed_precision else 4)),
+        runtime_bytes=runtime_bytes(elements * (6 if mixed_precision else 4), processes),
         gradient_bytes=4 * (trainable + accumulators),
         optimizer_bytes=4 * ADAM_MOMENTS * trainable,
         activation_bytes=_activation_bytes(
             config, micro_batch * sequence_length, sequence_length, shards,
             scores_split, lora_rank is not None, mixed_precision),
         devices_per_process=devices // processes,
+        processes=processes,
     )
 
 
-def runtime_bytes(parameter_bytes):
+def runtime_bytes(parameter_bytes, processes=1):
     """The runtime's own memory in a training process holding `parameter_bytes` of weights.
 
     Framework after import + compiled programs + allocator slack (see the
-    module docstring for how each was measured).
+    module docstring for how each was measured), and in a group of
+    `processes` > 1 the group's own buffers and programs.
 
     Example:
     ```python
@@ -266,7 +276,8 @@ def runtime_bytes(parameter_bytes):
     print(format_bytes(runtime_bytes(0)))  # 1.11 GiB
     ```
     """
-    return int(FRAMEWORK_BYTES + PROGRAM_BYTES + SLACK_PER_PARAMETER_BYTE * parameter_bytes)
+    group = PROCESS_GROUP_BYTES if processes > 1 else 0
+    return int(FRAMEWORK_BYTES + PROGRAM_BYTES + group + SLACK_PER_PARAMETER_BYTE * parameter_bytes)
 
 
 def _label(lora_rank, mixed_precision, gradient_accumulation_steps):
@@ -374,7 +385,7 @@ def plan(
     return MemoryPlan(
         **dataclasses.asdict(requested), preset=preset, batch_size=batch_size,
         sequence_length=sequence_length, devices=devices,
-        distribution=distribution, processes=processes, comparison=comparison,
+        distribution=distribution, comparison=comparison,
     )
 
 
