@@ -202,6 +202,18 @@ def test_finetune_flags_take_a_distribution_over_processes(mode):
     assert (run.num_processes, run.process_id, run.coordinator) == (2, 1, "127.0.0.1:1234")
 
 
+@pytest.mark.parametrize("preset, distribution, message", [
+    ("gpt2_tiny_random", "pipeline", "distribution must be one of"),
+    # The layout needs the shape before anything is downloaded.
+    ("hf://someone/gpt2", "model_parallel", "needs the shape of 'hf://someone/gpt2'"),
+])
+def test_load_refuses_a_layout_it_cannot_create(preset, distribution, message):
+    import kgpt2
+
+    with pytest.raises(kgpt2.Error, match=message):
+        kgpt2.load(preset, distribution=distribution)
+
+
 def test_each_process_gets_its_contiguous_rows_of_every_batch():
     import tensorflow as tf
 
