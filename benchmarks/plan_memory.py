@@ -35,12 +35,10 @@ import argparse
 import json
 import os
 import pathlib
-import socket
-import subprocess
-import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from process_group import run_group
+
 STEPS = 3
 
 QUICK = [
@@ -182,38 +180,9 @@ def child_measure(config, cache_dir, process_id=0, coordinator=None):
     }
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _run_child(phase, config, cache_dir):
     """Run `phase` in fresh processes (a group for `processes`); return the worst one's result."""
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(ROOT))
-    count = config.get("processes", 1)
-    if count > 1:
-        env.pop("XLA_FLAGS", None)  # one CPU device per process
-        for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-            env.pop(variable, None)
-        env.update(JAX_PLATFORMS="cpu", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    coordinator = f"127.0.0.1:{_free_port()}"
-    children = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--child", phase, json.dumps(config), cache_dir,
-             str(process_id), coordinator],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        for process_id in range(count)
-    ]
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=1800)
-        lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
-        if child.returncode or not lines:
-            raise RuntimeError(f"{phase} {config} failed:\n{err[-3000:]}")
-        results.append(json.loads(lines[-1][len("RESULT "):]))
+    results = run_group(__file__, [phase, json.dumps(config), cache_dir], config.get("processes", 1))
     if phase == "compile":
         return results[0]
     worst = max(results, key=lambda result: result["measured_bytes"])

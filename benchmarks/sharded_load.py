@@ -25,13 +25,10 @@ The ratios compare each process of a group with the one process.
 
 import argparse
 import json
-import os
 import pathlib
-import socket
-import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from process_group import run_group
+
 MODES = ("one process", "sharded", "built whole, then laid out")
 
 
@@ -42,7 +39,7 @@ def _kib(field):
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def child(mode, preset, process_id, num_processes, coordinator):
+def child(mode, preset, num_processes, process_id, coordinator):
     import ctypes
 
     import jax
@@ -82,34 +79,8 @@ def child(mode, preset, process_id, num_processes, coordinator):
     }
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _run(mode, preset, num_processes):
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
-    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-        env.pop(variable, None)
-    coordinator = f"127.0.0.1:{_free_port()}"
-    children = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--child", mode, preset, str(i), str(num_processes), coordinator],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
-        for i in range(num_processes)
-    ]
-    results = []
-    for process in children:
-        out, err = process.communicate(timeout=900)
-        lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
-        if process.returncode or not lines:
-            raise RuntimeError(f"{mode} failed:\n{err[-3000:]}")
-        results.append(json.loads(lines[-1][len("RESULT "):]))
-    return results
+    return run_group(__file__, [mode, preset, str(num_processes)], num_processes, timeout_s=900)
 
 
 def main():
@@ -121,8 +92,8 @@ def main():
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        mode, preset, process_id, num_processes, coordinator = args.child
-        result = child(mode, preset, int(process_id), int(num_processes), coordinator)
+        mode, preset, num_processes, process_id, coordinator = args.child
+        result = child(mode, preset, int(num_processes), int(process_id), coordinator)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
