@@ -175,6 +175,7 @@ def test_batch_one_ceiling_is_bandwidth_over_weight_bytes():
     assert batch_one_ceiling(report({"jax": 35.0}, 50e6)).tok_per_s is None
 
 
+@pytest.mark.slow
 def test_report_is_a_dataclass_that_round_trips_through_json(cli_run):
     from kgpt2.bench.report import BenchReport
 

@@ -115,6 +115,7 @@ def test_packed_windows_are_the_separated_token_stream(tokenizer, reference_ids)
     assert len(data) == -(-windows // 3)  # Known cardinality: progress bars, schedules.
 
 
+@pytest.mark.slow
 def test_packed_take_bounds_the_windows(tokenizer):
     data = kgpt2.data.from_texts(
         ["Some words to pack."] * 1000, batch_size=3, take=2, pack=True,
@@ -179,6 +180,7 @@ def test_bad_texts_are_named():
         kgpt2.data.from_texts(["only one"], validation_split=0.5, subset="training")
 
 
+@pytest.mark.slow
 def test_texts_too_short_to_fill_a_window(tokenizer):
     with pytest.raises(DataError, match="fewer than sequence_length \\+ 1 = 65 tokens"):
         kgpt2.data.from_texts(["tiny", "texts"], pack=True, sequence_length=64, tokenizer=tokenizer)

@@ -168,6 +168,7 @@ def test_top_k_beyond_vocabulary_fails_in_keras_hub_generate_too(fresh_tiny_lm):
         fresh_tiny_lm.generate("a", max_length=8)
 
 
+@pytest.mark.slow
 def test_existing_output_is_replaced_only_with_overwrite(tiny_lm, tmp_path):
     path = tmp_path / "samples.txt"
     path.write_text("old\n")

@@ -148,6 +148,7 @@ def test_a_checkpoint_missing_a_tensor_names_it(tmp_path):
         kgpt2.load(folder)
 
 
+@pytest.mark.slow
 def test_pytorch_weights_without_torch_say_how_to_convert(tmp_path, monkeypatch):
     folder = folder_with(tmp_path, "config.json", "vocab.json", "merges.txt")
     (folder / "pytorch_model.bin").write_bytes(b"not read")

@@ -105,6 +105,7 @@ def test_save_replaces_only_its_own_presets(tmp_path, tiny_lm, monkeypatch):
     assert snapshot(tmp_path / "mine") == before
 
 
+@pytest.mark.slow
 def test_save_refuses_the_working_folder_its_parents_and_runs(tmp_path, tiny_lm, template, monkeypatch):
     work = tmp_path / "work"
     before = user_folder(work)
@@ -167,6 +168,7 @@ def test_a_checkpoint_dir_that_is_a_file_is_a_clear_error(tmp_path):
     assert (tmp_path / "checkpoint").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_the_cli_names_a_checkpoint_dir_that_is_a_file_or_a_foreign_folder(tmp_path, capsys):
     from kgpt2.cli import main
 
@@ -188,6 +190,7 @@ def test_the_cli_names_a_checkpoint_dir_that_is_a_file_or_a_foreign_folder(tmp_p
 # --- pruning and readers -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pruning_counts_the_checkpoints_on_disk(checkpoints, compiled_lm):
     run_dir = checkpoints / "run1"
     # A save that a crash cut short after its rename: never named by LATEST.
@@ -366,6 +369,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_read_only_folders_are_refused_before_training(checkpoints):
     # A folder an ordinary user can reach (pytest's own is private to root).
     base = pathlib.Path(tempfile.mkdtemp())

@@ -58,6 +58,7 @@ def test_draw_follows_the_probabilities_and_never_picks_a_zero():
     assert stats.chisquare(counts[[1, 2, 4, 5]], 20000 * np.array([0.1, 0.2, 0.3, 0.4])).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_top_p_sampler_draws_like_keras_hubs_full_sort():
     rng = np.random.default_rng(11)
     row = rng.dirichlet(np.full(50, 0.3)).astype("float32")

@@ -37,6 +37,7 @@ def tables():
     return tokenizer_utf8_tables(kgpt2.presets.gpt2_tokenizer())
 
 
+@pytest.mark.slow
 def test_allowed_tokens_are_exactly_the_decodable_continuations(tables, byte_table):
     """Checked against Python's UTF-8 decoder after texts ending mid-character.
 
@@ -100,11 +101,13 @@ def _replacement_count(lm, name, valid_utf8, seed):
     return texts[0].count("\ufffd")
 
 
+@pytest.mark.slow
 def test_without_the_option_the_byte_model_writes_replacement_characters(byte_lm):
     assert sum(_replacement_count(byte_lm, "random", False, seed) for seed in range(3)) > 0
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.slow
 def test_valid_utf8_never_writes_replacement_characters(byte_lm, name):
     seeds = range(3) if name in ("random", "top_k", "top_p") else [0]
     for seed in seeds:

@@ -83,6 +83,7 @@ def test_stop_sequence_cuts_the_text(client):
     assert cut["text"] == text[: text.find(stop)] and cut["finish_reason"] == "stop"
 
 
+@pytest.mark.slow
 def test_stream_is_openai_server_sent_events(client):
     lines = []
     with client.stream("POST", "/v1/completions", json={

@@ -81,6 +81,7 @@ def test_mixed_settings_share_a_step_and_respect_their_rules(tiny_lm, engine):
     assert len(set(tokens)) == len(tokens) and not set(tokens) & set(prompt)
 
 
+@pytest.mark.slow
 def test_full_queue_refuses_and_cancel_frees_rows(tiny_lm, engine):
     long = [engine.submit([50256], 60, SamplingOptions(seed=i), n=2) for i in range(2)]
     _wait_for(lambda: engine.stats()["busy_rows"] == 4)

@@ -143,6 +143,7 @@ def test_defaults_label_epochs_by_pass_and_write_a_sample_at_the_end(tmp_path, c
     assert samples.count("======== step") == 1
 
 
+@pytest.mark.slow
 def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
     import keras_hub
 

@@ -212,6 +212,7 @@ def test_compile_rejects_bad_options(tiny_lm, options, message):
         kgpt2.compile(tiny_lm, **arguments)
 
 
+@pytest.mark.slow
 def test_compile_rejects_changing_an_enabled_lora_rank():
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=16)
     kgpt2.compile(lm, steps=4, lora_rank=2)
