@@ -184,7 +184,8 @@ def _print_training(rows):
     baseline = {(row["batch"], row["sequence_length"]): row["steady_tok_per_s"]
                 for row in rows if row["impl"] == HF_IMPL}
     columns = ["backend", "impl", "batch x length", "first s", "steady s/step",
-               "steady tok/s", "tok/CPU-s", "first/steady"]
+               "steady tok/s", "tok/CPU-s", "first/steady", "model GFLOP/s",
+               "f32 peak GFLOP/s", "MFU"]
     if baseline:
         columns.append("vs HF")
     body = []
@@ -193,14 +194,18 @@ def _print_training(rows):
         line = [row["backend"], row["impl"], f"{row['batch']} x {row['sequence_length']}",
                 f"{row['first_step_s']:.2f}", f"{row['steady_step_s']:.3f}",
                 f"{row['steady_tok_per_s']:.1f}", f"{cpu:.1f}" if cpu else "-",
-                f"{row['first_over_steady']:.2f}x"]
+                f"{row['first_over_steady']:.2f}x", f"{row['model_gflop_s']:.1f}",
+                f"{row['peak_gflop_s']:.1f}" if row["peak_gflop_s"] else "-",
+                f"{100 * row['mfu']:.0f}%" if row["mfu"] else "-"]
         if baseline:
             base = baseline.get((row["batch"], row["sequence_length"]))
             line.append(f"{row['steady_tok_per_s'] / base:.2f}x" if base else "-")
         body.append(line)
     print_lines("", "Training: first step includes compilation; steady = median after "
                 "warm-up; tok/CPU-s: tokens per second of this process's CPU time, "
-                "all cores summed.")
+                "all cores summed; model GFLOP/s: (6 x parameters + 12 x layers x hidden x "
+                "length) FLOPs per token x steady tok/s; MFU: that over the float32 "
+                "matmul peak its library reached at the step's shapes in this run.")
     print_table(None, columns, body, numeric=set(columns[2:]))
 
 
