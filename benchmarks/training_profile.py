@@ -19,9 +19,17 @@ best of `--repeats`:
 and prints each with its model FLOP/s where that is meaningful, against
 the float32 matmul peak `kgpt2.bench.peak` measures at the step's shapes.
 
+With `--ab loss`, it instead times `train_on_batch` with Keras's
+`SparseCategoricalCrossentropy` and with kgpt2's `TokenCrossEntropy` in
+turn, `--rounds` times, in this one process (so both see the same load);
+with `--ab precision`, float32 and mixed_bfloat16 the same way (any
+backend: `KERAS_BACKEND=tensorflow` measures TensorFlow's).
+
 Run (from the repository root; JAX is the default backend):
   PYTHONPATH=$PWD python benchmarks/training_profile.py
   PYTHONPATH=$PWD python benchmarks/training_profile.py --mixed-precision
+  PYTHONPATH=$PWD python benchmarks/training_profile.py --ab loss
+  KERAS_BACKEND=tensorflow PYTHONPATH=$PWD python benchmarks/training_profile.py --ab precision
 """
 
 import argparse
@@ -50,19 +58,58 @@ def best_seconds(run, repeats):
     return min(times)
 
 
+def ab(lm, x, y, sample_weight, what, rounds, repeats, tokens):
+    """Time `train_on_batch` under two compilations in turn, `rounds` times."""
+    from kgpt2.training.loss import TokenCrossEntropy
+
+    if what == "loss":
+        def keras_loss():
+            lm.compile(optimizer=lm.optimizer, weighted_metrics=["accuracy"],
+                       loss=keras.losses.SparseCategoricalCrossentropy(
+                           from_logits=True, reduction="mean_with_sample_weight"))
+
+        def kgpt2_loss():
+            lm.compile(optimizer=lm.optimizer, weighted_metrics=["accuracy"],
+                       loss=TokenCrossEntropy(reduction="mean_with_sample_weight"))
+
+        variants = {"keras SparseCategoricalCrossentropy": keras_loss,
+                    "kgpt2 TokenCrossEntropy": kgpt2_loss}
+    else:
+        variants = {policy: (lambda policy=policy: compile_lm(
+            lm, learning_rate=5e-5, steps=1000, mixed_precision=policy))
+            for policy in ("float32", "mixed_bfloat16")}
+    seconds = {name: [] for name in variants}
+    with detached_preprocessor(lm):
+        for _ in range(rounds):
+            for name, compile_variant in variants.items():
+                compile_variant()
+                seconds[name].append(best_seconds(
+                    lambda: lm.train_on_batch(x, y, sample_weight=sample_weight), repeats))
+                print(f"{name:38s} {seconds[name][-1]:7.3f} s/step", flush=True)
+    print(f"{keras.config.backend()}: best of {rounds} rounds x {repeats} steps")
+    for name, values in seconds.items():
+        print(f"{name:38s} best {min(values):7.3f} s/step = {tokens / min(values):6.1f} tok/s")
+    first, second = (min(values) for values in seconds.values())
+    print(f"second / first tokens/s: {first / second:.2f}x")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", default="8,128", help="BATCH,LENGTH")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--ab", choices=["loss", "precision"], default=None)
+    parser.add_argument("--rounds", type=int, default=2, help="with --ab")
     args = parser.parse_args(argv)
-    assert keras.config.backend() == "jax", "run with the JAX backend"
     batch, length = (int(n) for n in args.train.split(","))
     tokens = batch * length
 
     lm = kgpt2.load("gpt2_base_random", sequence_length=length)
     compile_lm(lm, learning_rate=5e-5, steps=1000, mixed_precision=args.mixed_precision)
     x, y, sample_weight = training_batch(batch, length, lm.backbone.vocabulary_size)
+    if args.ab:
+        return ab(lm, x, y, sample_weight, args.ab, args.rounds, args.repeats, tokens)
+    assert keras.config.backend() == "jax", "the profile needs the JAX backend"
     rows = []
     with detached_preprocessor(lm):
         rows.append(("train_on_batch", best_seconds(

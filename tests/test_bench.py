@@ -105,6 +105,7 @@ def test_training_flops_and_mfu_follow_tokens_per_second_and_parameters(cli_run,
     assert peak["rates"][0]["shape"] == [16, hidden, 3 * hidden]
     assert peak["rates"][-1]["shape"] == [16, hidden, vocabulary]
     (train,) = [row for row in report["summary"] if row["what"] == "train"]
+    assert train["precision"] == "float32"
     per_token = 6 * model["params"] + 12 * model["layers"] * hidden * 8
     assert train["flop_per_token"] == per_token
     assert math.isclose(train["model_gflop_s"], per_token * train["steady_tok_per_s"] / 1e9,

@@ -46,6 +46,7 @@ def run(
     train=(8, 128),
     train_steps=7,
     train_warmup_steps=2,
+    mixed_precision=False,
     backends=None,
     rounds=1,
     compare_hf=None,
@@ -77,6 +78,9 @@ def run(
             or None to skip it.
         train_steps, train_warmup_steps: training steps in all, and how many
             are left out of the steady median.
+        mixed_precision: train with bfloat16 products and float32 weights
+            (`kgpt2.compile(..., mixed_precision=True)`) instead of float32.
+            The HF peer trains in float32 either way.
         backends: Keras backends to measure (default: the running one);
             others run in a child process with `KERAS_BACKEND` set.
         rounds: measure every backend (and the HF peer) in turn this many
@@ -120,6 +124,7 @@ def run(
             train=train,
             train_steps=train_steps,
             train_warmup_steps=train_warmup_steps,
+            mixed_precision=mixed_precision,
         )
     )
     current = keras.config.backend()

@@ -98,6 +98,7 @@ def measure_backend(settings):
                 sequence_length=sequence_length,
                 steps=settings["train_steps"],
                 warmup_steps=settings["train_warmup_steps"],
+                mixed_precision=settings["mixed_precision"],
             )
         )
         shapes = training_shapes(batch_size * sequence_length, model["hidden_dim"],
