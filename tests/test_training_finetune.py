@@ -232,25 +232,3 @@ def test_mixed_precision_trains_with_falling_loss(tokens):
     # Epoch means of the same 16 poems: the last well below the first.
     assert losses[-1] < 0.9 * losses[0], losses
 
-
-def test_token_cross_entropy_is_kerass_sparse_cross_entropy_with_its_gradient():
-    from kgpt2.training.loss import TokenCrossEntropy
-
-    rng = np.random.default_rng(0)
-    logits = keras.ops.convert_to_tensor(3 * rng.standard_normal((2, 5, 50), dtype="float32"))
-    targets = rng.integers(0, 50, (2, 5))
-    weights = (rng.random((2, 5)) > 0.3).astype("float32")
-    ours = TokenCrossEntropy(reduction="mean_with_sample_weight")
-    keras_loss = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction="mean_with_sample_weight")
-    assert float(ours(targets, logits, weights)) == pytest.approx(
-        float(keras_loss(targets, logits, weights)), rel=1e-6)
-    if keras.config.backend() == "jax":
-        import jax
-
-        gradients = [np.asarray(jax.grad(lambda x, f=f: f(targets, x, weights))(logits))
-                     for f in (ours, keras_loss)]
-        np.testing.assert_allclose(*gradients, atol=1e-7)
-    restored = keras.losses.deserialize(keras.losses.serialize(ours))
-    assert type(restored) is TokenCrossEntropy and restored.from_logits
-    assert restored.reduction == "mean_with_sample_weight"

@@ -65,7 +65,7 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
     """Measure training step time and tokens/s of `lm` (this changes its weights).
 
     The model is compiled with `kgpt2.compile` (Adam, learning rate 5e-5,
-    kgpt2's token cross-entropy, accuracy; `mixed_precision` as there) and
+    `SparseCategoricalCrossentropy(from_logits=True)`, accuracy; `mixed_precision` as there) and
     trained with Keras's `train_on_batch`, which returns only when the step
     is done. One line goes to the "kgpt2" logger.
 

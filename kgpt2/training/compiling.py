@@ -4,7 +4,6 @@ import keras
 import keras_hub
 
 from kgpt2.errors import InputError
-from kgpt2.training.loss import TokenCrossEntropy
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.schedule import WarmupPolynomialDecay
 from kgpt2.training.weights import lora_rank_of
@@ -81,10 +80,8 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
 
     Adam (AdamW when `weight_decay > 0`, never decaying biases and layer
     norms) on a `WarmupPolynomialDecay` schedule from `learning_rate` to
-    `end_learning_rate`, the softmax cross-entropy of the next token
-    (`kgpt2.training.loss.TokenCrossEntropy`: the value of Keras's
-    `SparseCategoricalCrossentropy(from_logits=True)`, in one pass over the
-    vocabulary) and `weighted_metrics=["accuracy"]`. Padding is masked by the sample
+    `end_learning_rate`, `SparseCategoricalCrossentropy(from_logits=True)`
+    and `weighted_metrics=["accuracy"]`. Padding is masked by the sample
     weights the preprocessor makes, and the loss is the mean over the real
     tokens (`reduction="mean_with_sample_weight"`): with Keras's default
     (a mean over all positions, padding included) a batch of short texts
@@ -135,7 +132,9 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     _set_precision(lm, recipe.mixed_precision)
     lm.compile(
         optimizer=optimizer,
-        loss=TokenCrossEntropy(reduction="mean_with_sample_weight"),
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
         weighted_metrics=["accuracy"],
         sampler=sampler if sampler is not None else "top_k",
     )
