@@ -19,16 +19,14 @@ best of `--repeats`:
 and prints each with its model FLOP/s where that is meaningful, against
 the float32 matmul peak `kgpt2.bench.peak` measures at the step's shapes.
 
-With `--ab loss`, it instead times `train_on_batch` with Keras's
-`SparseCategoricalCrossentropy` and with kgpt2's `TokenCrossEntropy` in
-turn, `--rounds` times, in this one process (so both see the same load);
-with `--ab precision`, float32 and mixed_bfloat16 the same way (any
-backend: `KERAS_BACKEND=tensorflow` measures TensorFlow's).
+With `--ab precision`, it instead times `train_on_batch` compiled for
+float32 and for mixed_bfloat16 in turn, `--rounds` times, in this one
+process (so both see the same load), on any backend
+(`KERAS_BACKEND=tensorflow` measures TensorFlow's).
 
 Run (from the repository root; JAX is the default backend):
   PYTHONPATH=$PWD python benchmarks/training_profile.py
   PYTHONPATH=$PWD python benchmarks/training_profile.py --mixed-precision
-  PYTHONPATH=$PWD python benchmarks/training_profile.py --ab loss
   KERAS_BACKEND=tensorflow PYTHONPATH=$PWD python benchmarks/training_profile.py --ab precision
 """
 
@@ -59,25 +57,10 @@ def best_seconds(run, repeats):
 
 
 def ab(lm, x, y, sample_weight, what, rounds, repeats, tokens):
-    """Time `train_on_batch` under two compilations in turn, `rounds` times."""
-    from kgpt2.training.loss import TokenCrossEntropy
-
-    if what == "loss":
-        def keras_loss():
-            lm.compile(optimizer=lm.optimizer, weighted_metrics=["accuracy"],
-                       loss=keras.losses.SparseCategoricalCrossentropy(
-                           from_logits=True, reduction="mean_with_sample_weight"))
-
-        def kgpt2_loss():
-            lm.compile(optimizer=lm.optimizer, weighted_metrics=["accuracy"],
-                       loss=TokenCrossEntropy(reduction="mean_with_sample_weight"))
-
-        variants = {"keras SparseCategoricalCrossentropy": keras_loss,
-                    "kgpt2 TokenCrossEntropy": kgpt2_loss}
-    else:
-        variants = {policy: (lambda policy=policy: compile_lm(
-            lm, learning_rate=5e-5, steps=1000, mixed_precision=policy))
-            for policy in ("float32", "mixed_bfloat16")}
+    """Time `train_on_batch` under two compilations (`what` differs) in turn, `rounds` times."""
+    variants = {policy: (lambda policy=policy: compile_lm(
+        lm, learning_rate=5e-5, steps=1000, mixed_precision=policy))
+        for policy in ("float32", "mixed_bfloat16")}
     seconds = {name: [] for name in variants}
     with detached_preprocessor(lm):
         for _ in range(rounds):
@@ -98,7 +81,7 @@ def main(argv=None):
     parser.add_argument("--train", default="8,128", help="BATCH,LENGTH")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--ab", choices=["loss", "precision"], default=None)
+    parser.add_argument("--ab", choices=["precision"], default=None)
     parser.add_argument("--rounds", type=int, default=2, help="with --ab")
     args = parser.parse_args(argv)
     batch, length = (int(n) for n in args.train.split(","))
