@@ -100,13 +100,25 @@ def test_finetune_prints_no_library_lines(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "is at step 2" in result.stderr
+    # CompileProgress: the first step's compile is announced, then timed.
+    assert "Compiling the training step..." in result.stderr
+    assert re.search(r"Compiled the training step in \d+ s", result.stderr), result.stderr
     assert not NOISE.search(result.stdout + result.stderr), result.stdout + result.stderr
 
 
 @pytest.mark.slow
 def test_demo_output_is_clean_and_takes_the_poems_form(tmp_path):
+    # The one demo run of the suite: it also checks the Python API's result.
+    from kgpt2.demo import DEMO_MARKER
+
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / DEMO_MARKER).write_text("")
+    (tmp_path / "demo" / "old").write_text("from an earlier demo")
     result = kgpt2_command("demo", "--run-dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "demo" / "old").exists()  # an earlier demo run is replaced
+    assert (tmp_path / "demo" / "run" / "LATEST").is_file()
+    assert re.search(r"top_k \d+ tokens/s, top_p \d+ tokens/s", result.stdout), result.stdout
     output = result.stdout + result.stderr
     assert not NOISE.search(output), output
     match = re.search(r"perplexity: ([\d,.]+) before fine-tuning, ([\d,.]+) after", result.stdout)

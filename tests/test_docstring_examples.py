@@ -1,9 +1,10 @@
 """The `Example:` blocks of kgpt2's docstrings run, and print what they claim.
 
 See docstring_examples.py for what counts as a claim. Examples that build a
-model or train (seconds each) are `slow`; those about what importing loads run
-in a new process; the few that cannot run here are listed in NOT_RUN with the
-reason, and carry no output claims.
+model (seconds each) are `slow`; those about what importing loads run in a new
+process. Those that cannot run here, and those that train (the tests named
+beside each cover the same calls), are listed in NOT_RUN with the reason, and
+carry no output claims.
 """
 
 import kgpt2  # noqa: F401  (first: it picks the Keras backend)
@@ -31,6 +32,26 @@ NOT_RUN = {
     "kgpt2/runs.py::reading_latest": "needs a training run folder",
     "kgpt2/serving/server.py::<module>":
         "serves until stopped (test_serve_process.py runs the real server)",
+    **{name: "trains a model (seconds of compiling); " + covered_by for name, covered_by in {
+        "kgpt2/data/__init__.py::<module>": "test_data_fit.py fits every adapter",
+        "kgpt2/data/pipeline.py::from_texts": "test_data_fit.py fits from_texts",
+        "kgpt2/demo.py::run": "test_cli_output.py runs the demo",
+        "kgpt2/training/__init__.py::<module>": "test_training_finetune.py",
+        "kgpt2/training/callbacks/__init__.py::<module>": "test_training_finetune.py",
+        "kgpt2/training/callbacks/checkpoint.py::RunCheckpoint": "test_training_crash.py",
+        "kgpt2/training/callbacks/compile_progress.py::CompileProgress":
+            "test_cli_output.py (its messages)",
+        "kgpt2/training/callbacks/metrics_csv.py::MetricsCSV": "test_training_finetune.py",
+        "kgpt2/training/callbacks/nan_stop.py::StopOnNaN": "test_runs_safety.py",
+        "kgpt2/training/callbacks/samples.py::SampleEvery": "test_training_finetune.py",
+        "kgpt2/training/callbacks/tensorboard.py::TensorBoardLogger": "test_interop_tensorboard.py",
+        "kgpt2/training/callbacks/throughput.py::TokensPerSecond": "test_training_finetune.py",
+        "kgpt2/training/compiling.py::compile": "test_training_schedule.py",
+        "kgpt2/training/distribution.py::prepare": "test_distribution.py",
+        "kgpt2/training/distribution.py::distributed":
+            "test_distribution.py (distribution_worker.py)",
+        "kgpt2/training/finetune.py::finetune": "test_training_finetune.py",
+    }.items()},
 }
 # About what importing kgpt2 loads: only true in a process that has not
 # imported Keras yet (this one has), so they run in a new one.

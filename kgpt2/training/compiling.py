@@ -117,9 +117,10 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
     texts = tf.data.Dataset.from_tensor_slices(["a poem", "another one"]).batch(2)
     kgpt2.compile(lm, kgpt2.Recipe(learning_rate=1e-3, epochs=4), dataset=texts)
-    print(round(float(lm.optimizer.learning_rate), 6))  # 0.001
+    # The peak learning rate, then 0.0 once the schedule has run out.
+    print(round(float(lm.optimizer.learning_rate), 6))
     lm.fit(texts, epochs=4, verbose=0)
-    print(round(float(lm.optimizer.learning_rate), 6))  # 0.0
+    print(round(float(lm.optimizer.learning_rate), 6))
     ```
     """
     check_causal_lm(lm)

@@ -38,8 +38,8 @@ class SampleEvery(StepCallback):
     sampler = SampleEvery(every=2, prompt="The", max_length=8)
     texts = tf.data.Dataset.from_tensor_slices(["a b c"] * 8).batch(4)
     lm.fit(texts, epochs=1, verbose=0, callbacks=[sampler])
-    # One (step, text) pair, at step 2.
-    print(len(sampler.samples))  # 1
+    # (step, text) pairs
+    print(sampler.samples)
     ```
     """
 
