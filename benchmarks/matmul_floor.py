@@ -146,7 +146,8 @@ def measure_torch(python, batch_sizes, repeats, steps):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def training_peaks(tokens, repeats, torch_python=None, json_path=None):
+def training_peaks(tokens, repeats, torch_python=None, json_path=None,
+                   torch_dtypes=("float32", "bfloat16")):
     """Print (and return) every library's GFLOP/s at each product of a training step."""
     from kgpt2.bench.peak import matmul_peak, torch_matmul_peak, training_shapes
 
@@ -154,7 +155,7 @@ def training_peaks(tokens, repeats, torch_python=None, json_path=None):
     results = [matmul_peak(library, dtype, shapes, repeats=repeats)
                for library in ("jax", "tensorflow") for dtype in ("float32", "bfloat16")]
     if torch_python:
-        results += torch_matmul_peak(torch_python, ["float32", "bfloat16"], shapes, repeats)
+        results += torch_matmul_peak(torch_python, list(torch_dtypes), shapes, repeats)
     names = [f"{r['library']} {r['dtype']}" for r in results]
     print(f"GFLOP/s of each matrix product of a GPT-2 124M training step on {tokens} tokens "
           f"((m, k) @ (k, n); best of {repeats})")
@@ -179,10 +180,14 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--training", default=None, metavar="B,L",
                         help="measure a training step's products at B x L tokens instead")
+    parser.add_argument("--torch-dtypes", default="float32,bfloat16",
+                        help="with --training: PyTorch's dtypes (its bfloat16 products "
+                        "can take minutes on a CPU without native bfloat16)")
     args = parser.parse_args(argv)
     if args.training:
         batch, length = (int(n) for n in args.training.split(","))
-        training_peaks(batch * length, args.repeats, args.torch_python, args.json)
+        training_peaks(batch * length, args.repeats, args.torch_python, args.json,
+                       args.torch_dtypes.split(","))
         return 0
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
