@@ -100,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
+    import kgpt2  # noqa: F401  (first: it picks the Keras backend, JAX unless KERAS_BACKEND says)
     import keras
 
     curves, speeds = {}, {}
