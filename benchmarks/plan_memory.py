@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/plan_memory.py            # full set (~15 min on 2 cores)
     PYTHONPATH=. python benchmarks/plan_memory.py --quick    # gpt2_tiny_random only
+    PYTHONPATH=. python benchmarks/plan_memory.py --processes  # the two-process layouts only
 
 For every configuration, two fresh processes run the same Keras training
 step (JAX backend, Adam, `GPT2CausalLM.train_on_batch` on random token ids):
@@ -18,6 +19,12 @@ step (JAX backend, Adam, `GPT2CausalLM.train_on_batch` on random token ids):
    temporaries, plus what Keras' Python objects and the loaded executable
    take. "above baseline" is VmHWM - baseline.
 
+A configuration with `processes` runs each phase as a group of that many
+processes (one CPU device each, Gloo on 127.0.0.1, `kgpt2.connect_processes`)
+under its `distribution`, each process feeding its part of the batch
+(data_parallel) or all of it (model_parallel); measured is the worst
+process's peak, compared with the plan's `process_bytes`.
+
 The error is (estimate - measured) / measured; the plan counts the runtime
 (`kgpt2.training.memory_plan.runtime_bytes`), so it should be 0% to +20%. Mixed precision runs in
 bfloat16, which this CPU emulates partly in float32, so its activations
@@ -28,11 +35,10 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
-import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from process_group import run_group
+
 STEPS = 3
 
 QUICK = [
@@ -52,6 +58,13 @@ FULL = QUICK + [
     dict(preset="gpt2_base_random", batch_size=4, sequence_length=128,
          gradient_accumulation_steps=2),
 ]
+PROCESSES = [
+    dict(preset="gpt2_base_random", batch_size=4, sequence_length=128,
+         devices=2, processes=2, distribution="data_parallel"),
+    dict(preset="gpt2_base_random", batch_size=4, sequence_length=128,
+         devices=2, processes=2, distribution="model_parallel"),
+]
+FULL += PROCESSES
 
 
 def _rss_kib(field):
@@ -78,8 +91,13 @@ def _build(config):
 
     from kgpt2.presets.catalog import backbone_config
 
+    from kgpt2.presets.gpt2_layout import get_distribution
+
     if config.get("mixed_precision"):
         keras.config.set_dtype_policy("mixed_bfloat16")
+    if config.get("distribution"):
+        keras.distribution.set_distribution(
+            get_distribution(config["distribution"], backbone_config(config["preset"])))
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.GPT2Backbone(**backbone_config(config["preset"]))
     if config.get("lora_rank"):
@@ -92,6 +110,8 @@ def _build(config):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     micro_batch = config["batch_size"] // steps
+    if config.get("distribution") == "data_parallel":
+        micro_batch //= config.get("processes", 1)  # this process's rows
     shape = (micro_batch, config["sequence_length"])
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, 50257, size=(shape[0], shape[1] + 1), dtype="int32")
@@ -107,9 +127,17 @@ def _use_cache(cache_dir):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def child_compile(config, cache_dir):
+def _join(config, process_id, coordinator):
+    if config.get("processes", 1) > 1:
+        import kgpt2
+
+        kgpt2.connect_processes(config["processes"], process_id, coordinator)
+
+
+def child_compile(config, cache_dir, process_id=0, coordinator=None):
     import jax
 
+    _join(config, process_id, coordinator)
     _use_cache(cache_dir)
     lm, data = _build(config)
     lm.train_on_batch(*data)
@@ -120,9 +148,10 @@ def child_compile(config, cache_dir):
             - stats.alias_size_in_bytes + stats.temp_size_in_bytes}
 
 
-def child_measure(config, cache_dir):
+def child_measure(config, cache_dir, process_id=0, coordinator=None):
     import time
 
+    _join(config, process_id, coordinator)
     import jax
     import jax.numpy as jnp
     import keras  # noqa: F401
@@ -152,16 +181,12 @@ def child_measure(config, cache_dir):
 
 
 def _run_child(phase, config, cache_dir):
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [sys.executable, __file__, "--child", phase, json.dumps(config), cache_dir],
-        capture_output=True, text=True, env=env,
-    )
-    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    if result.returncode or not lines:
-        raise RuntimeError(f"{phase} {config} failed:\n{result.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    """Run `phase` in fresh processes (a group for `processes`); return the worst one's result."""
+    results = run_group(__file__, [phase, json.dumps(config), cache_dir], config.get("processes", 1))
+    if phase == "compile":
+        return results[0]
+    worst = max(results, key=lambda result: result["measured_bytes"])
+    return dict(worst, cache_hit=all(result["cache_hit"] for result in results))
 
 
 def _label(config):
@@ -172,19 +197,23 @@ def _label(config):
         parts.append("bf16")
     if config.get("gradient_accumulation_steps", 1) > 1:
         parts.append(f"accum {config['gradient_accumulation_steps']}")
+    if config.get("processes", 1) > 1:
+        parts.append(f"{config['distribution'].split('_')[0]} x{config['processes']} proc")
     return ", ".join(parts)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="gpt2_tiny_random only")
+    parser.add_argument("--processes", action="store_true", help="the two-process layouts only")
     parser.add_argument("--json", help="also write the rows to this file")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        phase, config, cache_dir = args.child
+        phase, config, cache_dir, process_id, coordinator = args.child
         run = child_compile if phase == "compile" else child_measure
-        print("RESULT " + json.dumps(run(json.loads(config), cache_dir)), flush=True)
+        result = run(json.loads(config), cache_dir, int(process_id), coordinator)
+        print("RESULT " + json.dumps(result), flush=True)
         return
 
     import kgpt2
@@ -193,16 +222,17 @@ def main():
     print(f"{'configuration':<44} {'plan MiB':>9} {'measured':>9} {'baseline':>9} "
           f"{'XLA plan':>9} {'error':>7}  cache")
     rows = []
-    for config in QUICK if args.quick else FULL:
+    for config in QUICK if args.quick else PROCESSES if args.processes else FULL:
         estimate = kgpt2.plan(**config)
         with tempfile.TemporaryDirectory(prefix="kgpt2-plan-cache-") as cache_dir:
             compiled = _run_child("compile", config, cache_dir)
             measured = _run_child("measure", config, cache_dir)
-        error = estimate.total_bytes / measured["measured_bytes"] - 1
-        rows.append(dict(config, label=_label(config), plan_bytes=estimate.total_bytes,
+        # One device per process: the process holds its device's buffers.
+        error = estimate.process_bytes / measured["measured_bytes"] - 1
+        rows.append(dict(config, label=_label(config), plan_bytes=estimate.process_bytes,
                          buffer_bytes=estimate.total_bytes - estimate.runtime_bytes,
                          **compiled, **measured, error=error))
-        print(f"{_label(config):<44} {estimate.total_bytes / mib:>9.0f} "
+        print(f"{_label(config):<44} {estimate.process_bytes / mib:>9.0f} "
               f"{measured['measured_bytes'] / mib:>9.0f} {measured['baseline_bytes'] / mib:>9.0f} "
               f"{compiled['xla_bytes'] / mib:>9.0f} "
               f"{error:>+7.1%}  {'hit' if measured['cache_hit'] else 'MISS'}", flush=True)

@@ -1,14 +1,16 @@
-"""What the repetition options cost: greedy tokens/s with and without them.
+"""What the repetition options and the samplers cost, relative to plain greedy.
 
 Runs `lm.generate` (the compiled KerasHub loop) on `gpt2_base_random` (the
-exact 124M GPT-2 shape) with a 4-token prompt, for plain greedy and for
-greedy with `repetition_penalty`, `no_repeat_ngram_size` and both. Every
+exact 124M GPT-2 shape) with a 4-token prompt, for each sampler of
+`--samplers` (greedy, top_k with k=5, top_p with p=0.9) plain and with
+`repetition_penalty`, `no_repeat_ngram_size` and both. Every
 variant is a separate `GPT2CausalLM` sharing one backbone, so each keeps its
 own compiled generate function; after one warm-up call each, the variants
 are timed in interleaved rounds (noise on a shared machine hits them alike)
 and the median is reported.
 
     PYTHONPATH=$PWD python benchmarks/samplers_repetition.py
+    PYTHONPATH=$PWD python benchmarks/samplers_repetition.py --samplers greedy top_k top_p
     PYTHONPATH=$PWD python benchmarks/samplers_repetition.py --batch-sizes 1 8 \\
         --new-tokens 64 128 --rounds 5 --json results.json
     KERAS_BACKEND=tensorflow PYTHONPATH=$PWD python benchmarks/samplers_repetition.py
@@ -25,6 +27,7 @@ VARIANTS = {
     "no_repeat_ngram_size=3": dict(no_repeat_ngram_size=3),
     "both": dict(repetition_penalty=1.2, no_repeat_ngram_size=3),
 }
+SAMPLER_OPTIONS = {"greedy": {}, "top_k": dict(k=5, seed=0), "top_p": dict(p=0.9, seed=0)}
 PROMPT = "The quick brown fox"  # 4 GPT-2 tokens (plus the start token)
 
 
@@ -34,6 +37,8 @@ def main(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--new-tokens", type=int, nargs="+", default=[64])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samplers", nargs="+", default=["greedy"],
+                        choices=sorted(SAMPLER_OPTIONS))
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--processing-only", action="store_true",
                         help="only time the repetition math, not lm.generate")
@@ -47,12 +52,16 @@ def main(argv=None):
     base = kgpt2.load(args.preset)
     prompt_tokens = 1 + len(base.preprocessor.tokenizer(PROMPT))
     lms = {}
-    for name, options in VARIANTS.items():
-        lm = keras_hub.models.GPT2CausalLM(
-            backbone=base.backbone, preprocessor=base.preprocessor
-        )
-        lm.compile(sampler=kgpt2.samplers.get("greedy", **options))
-        lms[name] = lm
+    # Plain greedy is the reference every row is compared with.
+    for sampler in dict.fromkeys(["greedy", *args.samplers]):
+        for variant, options in VARIANTS.items():
+            lm = keras_hub.models.GPT2CausalLM(
+                backbone=base.backbone, preprocessor=base.preprocessor
+            )
+            lm.compile(sampler=kgpt2.samplers.get(
+                sampler, **SAMPLER_OPTIONS[sampler], **options))
+            name = variant if sampler == "greedy" else f"{sampler}, {variant}"
+            lms[name.replace(", greedy", "")] = lm
     print(f"{args.preset}, Keras backend {keras.config.backend()}, "
           f"prompt {prompt_tokens} tokens (start token included)")
 

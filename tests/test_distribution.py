@@ -117,7 +117,7 @@ def test_plan_matches_bytes_held_by_device_0(report, mode):
 def test_tensorflow_backend_gets_a_clear_error():
     import keras
 
-    from kgpt2.training.distribution import get_distribution
+    from kgpt2.presets.gpt2_layout import get_distribution
 
     assert keras.config.backend() == "tensorflow"
     with pytest.raises(ValueError, match="needs the JAX backend.*KERAS_BACKEND=jax"):

@@ -10,6 +10,7 @@ from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_weights import gpt2_weights
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
+from kgpt2.training.memory_plan import PROCESS_GROUP_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES
 from kgpt2.training.memory_plan import format_bytes
 
@@ -154,6 +155,39 @@ def test_model_parallel_rejects_a_device_count_that_cannot_split():
         kgpt2.plan("gpt2_base_en", 8, 256, devices=7, distribution="model_parallel")
 
 
+@pytest.mark.parametrize("distribution", ["data_parallel", "model_parallel"])
+def test_processes_keep_bytes_per_device_and_count_one_runtime_each(distribution):
+    arguments = dict(batch_size=8, sequence_length=256, devices=4, distribution=distribution)
+    one = kgpt2.plan("gpt2_large_en", **arguments)
+    four = kgpt2.plan("gpt2_large_en", processes=4, **arguments)
+    two = kgpt2.plan("gpt2_large_en", processes=2, **arguments)
+    assert four.processes == 4
+    # A layout spans every process's devices: per device, only the
+    # group's own runtime is added.
+    assert four.total_bytes == two.total_bytes == one.total_bytes + PROCESS_GROUP_BYTES
+    assert four.process_bytes == four.total_bytes  # one device each
+    # Two devices per process: their buffers twice, the framework, the
+    # compiled programs and the group's buffers once.
+    fixed = FRAMEWORK_BYTES + PROGRAM_BYTES
+    assert two.process_bytes == 2 * two.total_bytes - fixed - PROCESS_GROUP_BYTES
+    assert one.process_bytes == 4 * one.total_bytes - 3 * fixed
+
+
+def test_model_parallel_over_processes_holds_a_part_of_the_model_each():
+    alone = kgpt2.plan("gpt2_extra_large_en", 8, 1024, mixed_precision=True)
+    for processes in (2, 4):
+        spread = kgpt2.plan("gpt2_extra_large_en", 8, 1024, mixed_precision=True,
+                            devices=processes, processes=processes,
+                            distribution="model_parallel")
+        assert spread.parameter_bytes < 0.6 * alone.parameter_bytes * 2 / processes
+        assert spread.process_bytes < alone.process_bytes
+
+
+def test_devices_must_divide_among_processes():
+    with pytest.raises(ValueError, match="processes=2"):
+        kgpt2.plan("gpt2_base_en", 8, 256, devices=3, processes=2)
+
+
 def test_estimates_grow_with_batch_length_and_model():
     totals = [kgpt2.plan("gpt2_base_en", b, 256).total_bytes for b in (1, 2, 4)]
     assert totals == sorted(totals) and len(set(totals)) == 3
@@ -212,6 +246,19 @@ def test_cli_prints_the_table(capsys):
     expected = kgpt2.plan("gpt2_large_en", 8, 512, lora_rank=8,
                           mixed_precision=True, devices=2)
     assert format_bytes(expected.total_bytes) in out
+
+
+def test_cli_prints_the_per_process_column(capsys):
+    from kgpt2.cli import main
+
+    assert main(["plan", "--preset", "gpt2_medium_en", "--batch-size", "8",
+                 "--sequence-length", "512", "--devices", "4", "--processes", "2",
+                 "--distribution", "model_parallel"]) == 0
+    out = capsys.readouterr().out
+    assert "4 devices, model_parallel, over 2 processes" in out
+    expected = kgpt2.plan("gpt2_medium_en", 8, 512, devices=4, processes=2,
+                          distribution="model_parallel")
+    assert format_bytes(expected.process_bytes) in out
 
 
 def test_cli_bad_input_is_a_clear_error(capsys):

@@ -1,11 +1,13 @@
 """Training in two processes on JAX's distributed runtime equals training in one.
 
 Two worker processes (tests/processes_worker.py) join a group on
-127.0.0.1 once for the whole module and train every run; this process
-trains the same global batches alone and compares.
+127.0.0.1 once for the whole module and train a stopped-and-resumed run
+per distribution; this process trains the same global batches alone and
+compares.
 """
 
 import csv
+import functools
 import os
 import pathlib
 import socket
@@ -16,16 +18,15 @@ import time
 import numpy as np
 import pytest
 
-from processes_worker import BATCH_SIZE  # noqa: E402
+from processes_worker import batches  # noqa: E402
 from processes_worker import SEQUENCE_LENGTH  # noqa: E402
 from processes_worker import STEPS  # noqa: E402
 from processes_worker import STOP_AT  # noqa: E402
 from processes_worker import options  # noqa: E402
-from processes_worker import texts  # noqa: E402
 
 ROOT = pathlib.Path(__file__).parent.parent
 WORKER = pathlib.Path(__file__).parent / "processes_worker.py"
-MODES = ["data_parallel"]
+MODES = ["data_parallel", "model_parallel"]
 # Both workers must finish within this, even on a loaded 2-core machine.
 TIMEOUT_S = 900
 
@@ -77,16 +78,14 @@ def group(tmp_path_factory):
 def alone(tmp_path_factory):
     """The same run in this process, on one device, without a distribution."""
     import keras
-    import tensorflow as tf
 
     import kgpt2
 
     assert keras.config.backend() == "jax", "the workers train on JAX: compare on JAX"
     out_dir = tmp_path_factory.mktemp("alone")
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH, seed=0)
-    batches = tf.data.Dataset.from_tensor_slices(texts()).batch(BATCH_SIZE)
     result = kgpt2.finetune(
-        lm, batches, checkpoint_dir=str(out_dir), run_name="alone", **options(None)
+        lm, batches(lm), checkpoint_dir=str(out_dir), run_name="alone", **options(None)
     )
     assert result.step == STEPS
     return result.run_dir
@@ -97,6 +96,7 @@ def _losses(run_dir):
         return [float(row["loss"]) for row in csv.DictReader(file)]
 
 
+@functools.lru_cache(maxsize=None)
 def _weights(run_dir):
     import kgpt2
 
@@ -111,14 +111,12 @@ def _report(group, run_name, process_id):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("run_name", ["{}", "{}-resumed"])
-def test_two_processes_train_like_one(group, alone, mode, run_name):
-    run_name = run_name.format(mode)
-    losses = _losses(group / run_name)
+def test_two_processes_train_like_one(group, alone, mode):
+    losses = _losses(group / mode)
     assert len(losses) == STEPS
     assert losses[-1] < losses[0]  # it trains
     np.testing.assert_allclose(losses, _losses(alone), atol=1e-4, rtol=0)
-    for together, single in zip(_weights(group / run_name), _weights(alone)):
+    for together, single in zip(_weights(group / mode), _weights(alone), strict=True):
         np.testing.assert_allclose(together, single, atol=1e-5, rtol=0)
 
 
@@ -139,9 +137,17 @@ def test_both_processes_see_the_run_process_0_wrote(group, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_a_stopped_group_resumes_at_its_checkpoint(group, mode):
     for process_id in range(2):
-        report = _report(group, f"{mode}-resumed", process_id)
+        report = _report(group, mode, process_id)
         assert report["stopped_at"] == report["resumed_from"] == STOP_AT
         assert report["step"] == STEPS and report["stop_reason"] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, fraction", [("data_parallel", 1.0), ("model_parallel", 0.5)])
+def test_a_model_loaded_laid_out_is_created_in_shards(group, mode, fraction):
+    # Layer norms and output biases stay whole: a little over half.
+    for process_id in range(2):
+        assert _report(group, mode, process_id)["held_fraction"] == pytest.approx(fraction, abs=0.01)
 
 
 def test_options_come_from_jax_environment_variables(monkeypatch):
@@ -175,6 +181,37 @@ def test_bad_process_options_are_refused_early(options, message):
 
     with pytest.raises(InputError, match=message):
         kgpt2.RunOptions(**options)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_finetune_flags_take_a_distribution_over_processes(mode):
+    import argparse
+
+    from kgpt2.cli import finetune
+    from kgpt2.cli.option_flags import given_options
+
+    commands = argparse.ArgumentParser().add_subparsers()
+    finetune.register(commands)
+    parser = commands.choices["finetune"]
+    args = parser.parse_args(["--data", "text:a.txt", "--distribution", mode, "--num-processes", "2",
+                              "--process-id", "1", "--coordinator", "127.0.0.1:1234"])
+    import kgpt2
+
+    assert kgpt2.Recipe(**given_options(args, kgpt2.Recipe)).distribution == mode
+    run = kgpt2.RunOptions(**given_options(args, kgpt2.RunOptions))
+    assert (run.num_processes, run.process_id, run.coordinator) == (2, 1, "127.0.0.1:1234")
+
+
+@pytest.mark.parametrize("preset, distribution, message", [
+    ("gpt2_tiny_random", "pipeline", "distribution must be one of"),
+    # The layout needs the shape before anything is downloaded.
+    ("hf://someone/gpt2", "model_parallel", "needs the shape of 'hf://someone/gpt2'"),
+])
+def test_load_refuses_a_layout_it_cannot_create(preset, distribution, message):
+    import kgpt2
+
+    with pytest.raises(kgpt2.Error, match=message):
+        kgpt2.load(preset, distribution=distribution)
 
 
 def test_each_process_gets_its_contiguous_rows_of_every_batch():

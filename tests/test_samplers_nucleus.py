@@ -73,3 +73,11 @@ def test_top_p_sampler_draws_like_keras_hubs_full_sort():
     assert set(np.flatnonzero(counts[0])) == set(np.flatnonzero(sorted_nucleus(row[None], 0.8)[0]))
     table = np.stack(counts)[:, counts[1] > 0]
     assert stats.chi2_contingency(table).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("only", [0, 255, 256, 50256])
+def test_draw_finds_a_lone_token_at_block_edges(only):
+    probabilities = np.zeros((2, 50257), "float32")
+    probabilities[:, only] = 0.5
+    tokens = np.asarray(draw(probabilities, keras.random.SeedGenerator(0)))
+    assert tokens.tolist() == [only, only]

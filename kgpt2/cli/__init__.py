@@ -23,6 +23,7 @@ from kgpt2.cli import serve
 from kgpt2.cli.output import command_output
 from kgpt2.cli.output import package_version
 from kgpt2.errors import Error
+from kgpt2.training.processes import disconnect_processes
 
 # Order here is the order in `kgpt2 --help`.
 COMMANDS = [presets, finetune, generate, serve, export, bench, plan, demo]
@@ -133,9 +134,11 @@ def entry():
     pools and tf.data iterators one by one, which took 3-45 s of silence on
     a busy 2-core machine after the last line. Every file kgpt2 writes is
     complete (written atomically) before `main` returns, so after flushing
-    the output streams the process ends without that teardown.
+    the output streams the process ends without that teardown, once the
+    other processes of a training group are done too.
     """
     status = main()
+    disconnect_processes()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

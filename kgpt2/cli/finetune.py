@@ -69,7 +69,8 @@ def run(args):
     kgpt2.data.check_spec(args.data, text_key=args.text_key)
     # JAX's distributed runtime must start before the model touches a device.
     kgpt2.connect_processes(run_options.num_processes, run_options.process_id, run_options.coordinator)
-    lm = kgpt2.load(args.preset, sequence_length=args.sequence_length)
+    # Created laid out: model_parallel never holds the whole model in one process.
+    lm = kgpt2.load(args.preset, sequence_length=args.sequence_length, distribution=recipe.distribution)
     train_ds, val_ds = _load_data(args, lm)
     result = kgpt2.finetune(lm, train_ds, val_ds, recipe=recipe, run=run_options)
     if result.stop_reason == "interrupted":

@@ -29,7 +29,8 @@ def _argparse_options(field):
     if field.default is False and "action" not in options:
         options["action"] = "store_true"
     elif "type" not in options and "action" not in options:
-        options["type"] = type(field.default)
+        # An option off by default (None) takes a name, e.g. --distribution.
+        options["type"] = str if field.default is None else type(field.default)
     return options
 
 

@@ -3,7 +3,7 @@
 import kgpt2
 from kgpt2.cli.tables import print_lines
 from kgpt2.cli.tables import print_table
-from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.training.memory_plan import format_bytes
 
 
@@ -28,6 +28,9 @@ def register(subparsers):
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--distribution", choices=DISTRIBUTIONS,
                         default=None, help="default: data_parallel when --devices > 1")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="processes the --devices are spread over (hosts, or one per "
+                        "accelerator); adds a per-process column")
     parser.set_defaults(handler=run)
 
 
@@ -41,6 +44,7 @@ def run(args):
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         devices=args.devices,
         distribution=args.distribution,
+        processes=args.processes,
     )
     print_plan(result)
 
@@ -49,6 +53,8 @@ def print_plan(result):
     """Print a `kgpt2.plan` result: every compared option, the requested one starred."""
     where = (f"{result.devices} devices, {result.distribution}"
              if result.devices > 1 else "1 device")
+    if result.processes > 1:
+        where += f", over {result.processes} processes"
     print_lines(
         f"{result.preset}: {result.comparison[0].parameters:,} parameters; batch "
         f"{result.batch_size} x {result.sequence_length} tokens per update; "
@@ -56,6 +62,8 @@ def print_plan(result):
     )
     columns = ["option", "micro-batch", "trainable", "parameters", "gradients",
                "Adam moments", "activations", "runtime", "total"]
+    if result.processes > 1:
+        columns.append("per process")
     rows = []
     for estimate in result.comparison:
         marker = "*" if estimate.label == result.label else " "
@@ -69,11 +77,13 @@ def print_plan(result):
             format_bytes(estimate.activation_bytes),
             format_bytes(estimate.runtime_bytes),
             format_bytes(estimate.total_bytes),
-        ])
+        ] + ([format_bytes(estimate.process_bytes)] if result.processes > 1 else []))
     print_table(None, columns, rows, numeric=set(columns[1:]))
     print_lines(
         "* = the options asked for. micro-batch: sequences per device per forward "
         "pass. runtime: the framework, compiled programs and allocator slack "
         "of a training process, measured on CPU (totals are 0-20% above measured "
         "process peaks, see benchmarks/plan_memory.py)."
+        + (" per process: its devices' buffers and one runtime (a process's peak on CPU)."
+           if result.processes > 1 else "")
     )

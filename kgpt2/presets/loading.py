@@ -8,12 +8,15 @@ import pathlib
 from kgpt2 import runs
 from kgpt2.atomic import check_writable
 from kgpt2.atomic import writing_folder
+from kgpt2.checks import check_choice
 from kgpt2.errors import InputError
 from kgpt2.network import OfflineError
 from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
+from kgpt2.presets.gpt2_layout import get_distribution
 from kgpt2.presets.tokenizer import gpt2_tokenizer
 
 MAX_SEQUENCE_LENGTH = 1024
@@ -154,17 +157,21 @@ def _local_preset(path):
         raise PresetError(str(error)) from None
 
 
-def _build_random(name, sequence_length, seed, dtype=None, **unsupported):
+def _build_random(name, sequence_length, seed, dtype=None, laid_out=False, **unsupported):
     import keras
     import keras_hub
 
     if unsupported:
         raise PresetError(
-            f"The built-in preset '{name}' accepts only `dtype` besides "
-            f"sequence_length and seed; got {', '.join(sorted(unsupported))}."
+            f"The built-in preset '{name}' accepts only `dtype` and `distribution` "
+            f"besides sequence_length and seed; got {', '.join(sorted(unsupported))}."
         )
     keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.GPT2Backbone(**backbone_config(name))
+    config = backbone_config(name)
+    if laid_out and dtype is not None:
+        # Casting a copy would need every shard in one process.
+        config["dtype"] = dtype
+    backbone = keras_hub.models.GPT2Backbone(**config)
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=gpt2_tokenizer(),
         sequence_length=sequence_length or DEFAULT_SEQUENCE_LENGTH,
@@ -172,7 +179,36 @@ def _build_random(name, sequence_length, seed, dtype=None, **unsupported):
     lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
     # Weights are drawn in float32 and then cast, so one seed gives the
     # same model (up to rounding) whatever `dtype` is.
-    return lm if dtype is None else with_dtype(lm, dtype)
+    return lm if dtype is None or laid_out else with_dtype(lm, dtype)
+
+
+def _layout_scope(distribution, config, name):
+    """`distribution`'s scope for a model of backbone `config`, or no scope for None.
+
+    Variables created in the scope are created laid out (model_parallel:
+    each device initializes or reads only its shard), so no process holds
+    a whole copy of a sharded model.
+    """
+    if distribution is None:
+        return contextlib.nullcontext()
+    if config is None and distribution == "model_parallel":
+        raise PresetError(
+            f"distribution='model_parallel' needs the shape of '{name}' before loading it, "
+            "and kgpt2 knows it only for preset names and local folders: load it "
+            "once, kgpt2.save it to a folder, and load that folder."
+        )
+    return get_distribution(distribution, config or {}).scope()
+
+
+def _folder_config(folder):
+    """The backbone config a local preset folder (KerasHub's or transformers') holds."""
+    from kgpt2.presets import hf_folder
+
+    if hf_folder.looks_like_transformers_folder(folder):
+        from keras_hub.src.utils.transformers import convert_gpt2
+
+        return convert_gpt2.convert_backbone_config(hf_folder.read_gpt2_config(folder))
+    return json.loads((pathlib.Path(folder) / "config.json").read_text("utf-8"))["config"]
 
 
 def with_dtype(lm, dtype):
@@ -250,7 +286,7 @@ def _from_preset(name, source, **kwargs):
         ) from error
 
 
-def load(preset, sequence_length=None, seed=0, **kwargs):
+def load(preset, sequence_length=None, seed=0, distribution=None, **kwargs):
     """Load a GPT-2 preset as a `keras_hub.models.GPT2CausalLM`.
 
     Args:
@@ -264,6 +300,12 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
         sequence_length: the preprocessor's sequence length (at most 1024).
             Defaults to the preset's own (1024 for the built-in ones).
         seed: the initialisation seed of the random presets.
+        distribution: None, "data_parallel" or "model_parallel": create the
+            variables laid out over every device (of every process, after
+            `kgpt2.connect_processes`) as `kgpt2.finetune` trains them with
+            that distribution. Under "model_parallel" each device creates
+            and reads only its shard of the weights, so no process holds a
+            whole copy (JAX backend).
         **kwargs: passed to `GPT2CausalLM.from_preset` (e.g. `dtype`); the
             built-in presets take `dtype` only (their float32 weights, cast).
 
@@ -288,13 +330,18 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
     name = str(preset)
     if kwargs.get("dtype") is not None:
         _check_dtype(kwargs["dtype"])
+    if distribution is not None:
+        check_choice("load", "distribution", distribution, DISTRIBUTIONS)
     if name in RANDOM_PRESETS:
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
-        return _build_random(name, sequence_length, seed, **kwargs)
+        with _layout_scope(distribution, backbone_config(name), name):
+            return _build_random(name, sequence_length, seed, laid_out=distribution is not None, **kwargs)
 
     if name in OFFICIAL_PRESETS or name.startswith(REMOTE_SCHEMES):
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
-        lm = _from_preset(name, name, **kwargs)
+        config = backbone_config(name) if name in OFFICIAL_PRESETS else None
+        with _layout_scope(distribution, config, name):
+            lm = _from_preset(name, name, **kwargs)
     else:
         local = _resolve_local(name)
         if local is None:
@@ -307,11 +354,15 @@ def load(preset, sequence_length=None, seed=0, **kwargs):
         from kgpt2.presets import hf_folder
 
         if hf_folder.looks_like_transformers_folder(local):
-            return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
+            config = _folder_config(local) if distribution == "model_parallel" else None
+            with _layout_scope(distribution, config, name):
+                return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
         with _local_preset(local) as folder:
             _check_sequence_length(sequence_length, _local_max_length(folder), name)
             _check_weights_file(folder)
-            lm = _from_preset(name, str(folder), **kwargs)
+            config = _folder_config(folder) if distribution == "model_parallel" else None
+            with _layout_scope(distribution, config, name):
+                lm = _from_preset(name, str(folder), **kwargs)
     if sequence_length is not None:
         # The preprocessor's setter also resizes its packer.
         lm.preprocessor.sequence_length = sequence_length

@@ -266,14 +266,19 @@ class RunDirectory:
         Every process of a group calls it; the writer writes, and all
         return once the checkpoint is complete.
         """
-        if not self.writer:
-            processes.barrier(f"checkpoint {step}")
-            return self.latest()
+        if not lm.optimizer.built:
+            lm.optimizer.build(lm.trainable_variables)
+        # Every process takes part in gathering what is sharded across them.
+        with processes.gathered([*lm.variables, *lm.optimizer.variables]):
+            if self.writer:
+                checkpoint = self._write(lm, step, state, preprocessor)
+        processes.barrier(f"checkpoint {step}")
+        return checkpoint if self.writer else self.latest()
+
+    def _write(self, lm, step, state, preprocessor):
         name = runs.new_checkpoint_name(step)
         staging = self.path / f"{runs.STAGING_PREFIX}{name}"
         final = self.path / name
-        if not lm.optimizer.built:
-            lm.optimizer.build(lm.trainable_variables)
         extras = model_state_variables(lm)
         state = dict(
             state,
@@ -303,7 +308,6 @@ class RunDirectory:
                 f"{cause}. {self._previous()}"
             ) from error
         runs.prune_checkpoints(self.path, self.keep_checkpoints)
-        processes.barrier(f"checkpoint {step}")
         return Checkpoint(final, state)
 
     def restore(self, lm, checkpoint):

@@ -172,13 +172,7 @@ def _data_shards(recipe, run):
             "'model_parallel' (--distribution): without one each process would "
             "train its own copy."
         )
-    if count > 1 and recipe.distribution == "model_parallel":
-        # Saving would need every shard gathered on process 0 first.
-        raise InputError(
-            "distribution='model_parallel' runs in one process for now (all of its "
-            f"devices); across {count} processes use 'data_parallel'."
-        )
-    if count > 1:
+    if count > 1 and recipe.distribution == "data_parallel":
         return count, index
     return 1, 0
 
@@ -388,12 +382,16 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
 
     Several processes (hosts, or one per accelerator) train one model when
     `run.num_processes` (or JAX's cluster environment) says so: call
-    `kgpt2.connect_processes` in each before loading the model, and pass
-    `distribution="data_parallel"`. Each process then feeds its own rows of
-    every batch (whose size must divide by the process count), gradients
-    are reduced across processes, and process 0 alone writes the run while
-    the others wait for each checkpoint to be complete; the result's
-    `metrics` are process 0's.
+    `kgpt2.connect_processes` in each before loading the model, and pass a
+    distribution. With `"data_parallel"` each process feeds its own rows
+    of every batch (whose size must divide by the process count) and
+    gradients are reduced across processes; with `"model_parallel"` the
+    weights are sharded over every process's devices and each process
+    feeds the whole batch (load the model with
+    `kgpt2.load(preset, distribution="model_parallel")` so that no process
+    ever holds all of it; a model loaded whole is rebuilt sharded).
+    Process 0 alone writes the run while the others wait for each
+    checkpoint to be complete; the result's `metrics` are process 0's.
 
     Args:
         lm: a `GPT2CausalLM` (e.g. `kgpt2.load("gpt2_base_en")`).

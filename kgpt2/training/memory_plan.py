@@ -23,7 +23,9 @@ besides those buffers, measured by `benchmarks/plan_memory.py` (JAX, CPU):
 - compiled programs and Keras's Python objects (`PROGRAM_BYTES`);
 - allocator slack: freed copies of the weights made while building,
   casting and updating them, which the allocator keeps
-  (`SLACK_PER_PARAMETER_BYTE` of the parameter bytes).
+  (`SLACK_PER_PARAMETER_BYTE` of the parameter bytes);
+- in a group of processes, the group's own buffers and programs
+  (`PROCESS_GROUP_BYTES`, once per process).
 
 The total is then at or above the measured peak of a whole process (at
 most 20% above, on the README's configurations). On a GPU the framework
@@ -38,8 +40,8 @@ from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.loading import PresetError
-from kgpt2.training import gpt2_layout
-from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets import gpt2_layout
+from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_weights import count_parameters
 from kgpt2.presets.gpt2_weights import gpt2_weights
 
@@ -78,6 +80,12 @@ ACCUMULATION_UPDATE_COPIES = 2
 FRAMEWORK_BYTES = 940 * 2**20
 PROGRAM_BYTES = 200 * 2**20
 SLACK_PER_PARAMETER_BYTE = 0.8
+# A process of a group (`kgpt2.connect_processes`) holds more: Gloo's and
+# the coordination client's buffers, the layout and gathering programs.
+# The largest gap between the measured peak and the plan without it, over
+# `benchmarks/plan_memory.py --processes` (gpt2_base_random, 2 processes),
+# rounded up.
+PROCESS_GROUP_BYTES = 320 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +104,25 @@ class MemoryEstimate:
     optimizer_bytes: int
     activation_bytes: int
     runtime_bytes: int
+    devices_per_process: int = 1
+    processes: int = 1
 
     @property
     def total_bytes(self):
         return (self.parameter_bytes + self.gradient_bytes
                 + self.optimizer_bytes + self.activation_bytes + self.runtime_bytes)
+
+    @property
+    def process_bytes(self):
+        """Bytes one process holds: its devices' buffers and one runtime.
+
+        On CPU devices, where a device's buffers are the process's memory,
+        this is the process's peak; on accelerators each device holds
+        `total_bytes` and the host the runtime's framework part.
+        """
+        buffers = self.total_bytes - self.runtime_bytes
+        return self.devices_per_process * buffers + runtime_bytes(
+            self.devices_per_process * self.parameter_bytes, self.processes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,11 +155,17 @@ def _resolve_config(preset):
 
 
 def _check_arguments(config, batch_size, sequence_length, lora_rank,
-                     gradient_accumulation_steps, devices, distribution):
+                     gradient_accumulation_steps, devices, distribution, processes):
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("sequence_length", sequence_length)
     _check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
     _check_positive_int("devices", devices)
+    _check_positive_int("processes", processes)
+    if devices % processes:
+        raise InputError(
+            f"devices={devices} (all processes' together) must divide evenly among "
+            f"processes={processes}: each process drives the same number of devices."
+        )
     if lora_rank is not None:
         _check_positive_int("lora_rank", lora_rank)
         if lora_rank > config["hidden_dim"]:
@@ -202,7 +230,7 @@ def _activation_bytes(config, tokens, sequence_length, shards, scores_split,
 
 def _estimate(label, config, batch_size, sequence_length, lora_rank,
               mixed_precision, gradient_accumulation_steps, devices,
-              distribution):
+              distribution, processes):
     weights = gpt2_weights(config, lora_rank)
     if distribution == "model_parallel":
         shards, replicas = devices, 1
@@ -223,20 +251,23 @@ def _estimate(label, config, batch_size, sequence_length, lora_rank,
         parameters=count_parameters(config, lora_rank),
         trainable_parameters=sum(w.size for w in weights if w.trainable),
         parameter_bytes=elements * (6 if mixed_precision else 4),
-        runtime_bytes=runtime_bytes(elements * (6 if mixed_precision else 4)),
+        runtime_bytes=runtime_bytes(elements * (6 if mixed_precision else 4), processes),
         gradient_bytes=4 * (trainable + accumulators),
         optimizer_bytes=4 * ADAM_MOMENTS * trainable,
         activation_bytes=_activation_bytes(
             config, micro_batch * sequence_length, sequence_length, shards,
             scores_split, lora_rank is not None, mixed_precision),
+        devices_per_process=devices // processes,
+        processes=processes,
     )
 
 
-def runtime_bytes(parameter_bytes):
+def runtime_bytes(parameter_bytes, processes=1):
     """The runtime's own memory in a training process holding `parameter_bytes` of weights.
 
     Framework after import + compiled programs + allocator slack (see the
-    module docstring for how each was measured).
+    module docstring for how each was measured), and in a group of
+    `processes` > 1 the group's own buffers and programs.
 
     Example:
     ```python
@@ -245,7 +276,8 @@ def runtime_bytes(parameter_bytes):
     print(format_bytes(runtime_bytes(0)))  # 1.11 GiB
     ```
     """
-    return int(FRAMEWORK_BYTES + PROGRAM_BYTES + SLACK_PER_PARAMETER_BYTE * parameter_bytes)
+    group = PROCESS_GROUP_BYTES if processes > 1 else 0
+    return int(FRAMEWORK_BYTES + PROGRAM_BYTES + group + SLACK_PER_PARAMETER_BYTE * parameter_bytes)
 
 
 def _label(lora_rank, mixed_precision, gradient_accumulation_steps):
@@ -282,8 +314,9 @@ def plan(
     gradient_accumulation_steps=1,
     devices=1,
     distribution=None,
+    processes=1,
 ):
-    """Estimate the memory per device of fine-tuning a GPT-2 preset with Adam.
+    """Estimate the memory per device (and per process) of fine-tuning a GPT-2 preset with Adam.
 
     Works offline for the five official presets and the two built-in random
     ones: only their shapes are needed.
@@ -300,13 +333,19 @@ def plan(
         devices: how many devices share the work.
         distribution: "data_parallel" (replicate weights, split the batch;
             the default when `devices > 1`) or "model_parallel" (shard
-            weights with `kgpt2.training.gpt2_layout`, every device sees the
+            weights with `kgpt2.presets.gpt2_layout`, every device sees the
             whole batch).
+        processes: how many processes (hosts, or one per accelerator) the
+            `devices` are spread over (`kgpt2.connect_processes`); it must
+            divide `devices`. Layouts span every process's devices, so the
+            bytes per device don't change; `process_bytes` counts one
+            process's devices and its own runtime.
 
     Returns:
         A `MemoryPlan`: `parameter_bytes`, `gradient_bytes`,
-        `optimizer_bytes`, `activation_bytes`, `total_bytes` per device for
-        the requested options, and `comparison` with the alternatives.
+        `optimizer_bytes`, `activation_bytes`, `total_bytes` per device and
+        `process_bytes` per process for the requested options, and
+        `comparison` with the alternatives.
 
     Example:
     ```python
@@ -316,16 +355,22 @@ def plan(
                         lora_rank=8)
     print(result.total_bytes / 2**30, "GiB")
     print([estimate.label for estimate in result.comparison])
+
+    # Two hosts of one 16 GB GPU each, the weights sharded over both:
+    two_hosts = kgpt2.plan("gpt2_large_en", batch_size=8, sequence_length=1024,
+                           mixed_precision=True, devices=2, processes=2,
+                           distribution="model_parallel")
+    print(two_hosts.total_bytes / 2**30, "GiB per device")
     ```
     """
     config = _resolve_config(preset)
     if distribution is None and devices > 1:
         distribution = "data_parallel"
     _check_arguments(config, batch_size, sequence_length, lora_rank,
-                     gradient_accumulation_steps, devices, distribution)
+                     gradient_accumulation_steps, devices, distribution, processes)
     shape = dict(config=config, batch_size=batch_size,
                  sequence_length=sequence_length, devices=devices,
-                 distribution=distribution)
+                 distribution=distribution, processes=processes)
     replicas = devices if distribution == "data_parallel" else 1
     options = _comparison_options(batch_size, replicas, lora_rank,
                                   mixed_precision, gradient_accumulation_steps)

@@ -9,6 +9,8 @@ kgpt2 adds three things on top:
 - each process feeds only its own rows of every batch (`shard_batches`);
 - only process 0 (`is_writer()`) writes run files, and the others wait
   for it at a barrier (`barrier`), so nobody reads a half-written run;
+- values sharded across processes are gathered where a whole copy is
+  needed (`host_array`, `gathered`: saving a checkpoint, copying weights);
 - options come from flags or, unset, from the environment variables JAX's
   own cluster detection reads (`JAX_COORDINATOR_ADDRESS`, SLURM, Open MPI,
   Cloud TPU), plus `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`.
@@ -17,6 +19,7 @@ kgpt2 adds three things on top:
 model is loaded): that is where the runtime picks its devices.
 """
 
+import contextlib
 import os
 
 from kgpt2.checks import check_integer
@@ -144,6 +147,31 @@ def connect_processes(num_processes=None, process_id=None, coordinator=None, tim
     return jax.process_count(), jax.process_index()
 
 
+def disconnect_processes():
+    """Leave the process group, once every process has come to leave it (no-op alone).
+
+    Process 0 hosts the group's coordinator: a process that ends without
+    leaving can take it away from the others while they finish (they then
+    abort). Interpreter exit leaves by itself; call this before ending a
+    process abruptly (`os._exit`).
+
+    Example:
+    ```python
+    from kgpt2.training.processes import disconnect_processes
+
+    disconnect_processes()  # alone: nothing to leave
+    ```
+    """
+    import sys
+
+    if "jax" not in sys.modules:  # never connected
+        return
+    import jax
+
+    if jax.distributed.is_initialized():
+        jax.distributed.shutdown()
+
+
 def process_count():
     """How many processes train together (1 without `connect_processes`).
 
@@ -227,3 +255,77 @@ def shard_batches(dataset, num_shards, index):
     return dataset.map(
         lambda *batch: tf.nest.map_structure(rows, batch if len(batch) > 1 else batch[0])
     )
+
+
+def _spans_processes(value):
+    """Whether no process holds all of `value` (a JAX array sharded across processes)."""
+    import jax
+
+    return (isinstance(value, jax.Array) and not value.is_fully_addressable
+            and not value.is_fully_replicated)
+
+
+def _replicated(values):
+    """`values` (JAX arrays), each copied whole onto every device of its mesh, in one program."""
+    import jax
+
+    shardings = [value.sharding.update(spec=jax.sharding.PartitionSpec()) for value in values]
+    return jax.jit(lambda arrays: arrays, out_shardings=shardings)(values)
+
+
+def host_array(value):
+    """`value` as one NumPy array in this process, gathered if it is sharded across processes.
+
+    Every process of the group must call it with the same array (the
+    gather is a collective), as they all do running the same training
+    code.
+
+    Example:
+    ```python
+    import jax.numpy as jnp
+    from kgpt2.training.processes import host_array
+
+    print(host_array(jnp.arange(3)).tolist())  # [0, 1, 2]
+    ```
+    """
+    import numpy as np
+
+    if _spans_processes(value):
+        (value,) = _replicated([value])
+    return np.asarray(value)
+
+
+@contextlib.contextmanager
+def gathered(variables):
+    """Within the block, each of `variables` sharded across processes holds its whole value.
+
+    Keras reads a variable's value into NumPy when saving, which a value
+    spread over processes can't give. Inside the block every such
+    variable holds a copy replicated on each of its devices (one gathering
+    program for all of them); after it, the sharded value again. Every
+    process must enter the block with the same variables. Saving is the
+    one time a process holds the whole model: loading and training keep it
+    sharded.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.training.processes import gathered
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
+    with gathered(lm.variables):
+        print(len(lm.get_weights()))  # 36
+    ```
+    """
+    # Keras has no public way to put a value of another layout in a
+    # variable (assign lays it out again): swap its private `_value`.
+    spread = [variable for variable in variables if _spans_processes(variable._value)]
+    originals = [variable._value for variable in spread]
+    try:
+        if spread:
+            for variable, whole in zip(spread, _replicated(originals)):
+                variable._value = whole
+        yield
+    finally:
+        for variable, original in zip(spread, originals):
+            variable._value = original

@@ -7,7 +7,7 @@ from kgpt2.checks import check_integer
 from kgpt2.checks import check_number
 from kgpt2.errors import InputError
 from kgpt2.presets.catalog import RANDOM_PRESETS
-from kgpt2.training.distribution import DISTRIBUTIONS
+from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.training.options import Options
 from kgpt2.training.options import option
 from kgpt2.training.steps import count_steps
@@ -144,8 +144,8 @@ class Recipe(Options):
         1, "apply one optimizer update every this many steps (mean gradient)"
     )
     distribution: str | None = option(
-        None, "train over all local devices with keras.distribution (JAX); `kgpt2 plan` "
-        "says what fits", choices=DISTRIBUTIONS,
+        None, "train over all devices (of every process, with --num-processes) with "
+        "keras.distribution (JAX); `kgpt2 plan` says what fits", choices=DISTRIBUTIONS,
     )
 
     def __post_init__(self):

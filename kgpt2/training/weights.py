@@ -1,6 +1,7 @@
 """Reading a GPT-2 model's LoRA rank, and copying weights between two models."""
 
 from kgpt2.errors import InputError
+from kgpt2.training.processes import host_array
 
 
 def lora_rank_of(lm):
@@ -53,4 +54,5 @@ def copy_weights(source, target):
             "differ (another architecture, or a backbone modified after it was built)."
         )
     for new, old in zip(sources, targets):
-        old.assign(new.numpy())
+        # A value sharded across processes is gathered, one variable at a time.
+        old.assign(host_array(new.value))

@@ -1,4 +1,15 @@
-"""How `model_parallel` shards GPT-2's weights over a ("batch", "model") mesh.
+"""How kgpt2 lays GPT-2 out over devices: the `keras.distribution` of each layout.
+
+- "data_parallel": `keras.distribution.DataParallel` over all devices;
+  weights are replicated and every batch is split across devices.
+- "model_parallel": `keras.distribution.ModelParallel` on a (1, N) mesh with
+  GPT-2's layout map below; weights, gradients and Adam moments are
+  sharded, every device sees the whole batch.
+
+The devices are those of every process once `kgpt2.connect_processes` has
+joined a group, so a layout can span hosts.
+
+How `model_parallel` shards GPT-2's weights over a ("batch", "model") mesh:
 
 KerasHub's `GPT2Backbone` has no `get_layout_map` (Gemma and Llama do), so
 this is GPT-2's, in the Megatron-LM pattern: the query/key/value and the
@@ -19,6 +30,8 @@ from kgpt2.errors import InputError
 
 MODEL_AXIS = "model"
 BATCH_AXIS = "batch"
+# The ways kgpt2 spreads a model over devices; `kgpt2.plan` and the CLI use these names.
+DISTRIBUTIONS = ("data_parallel", "model_parallel")
 
 
 def _heads_split(config, shards):
@@ -41,7 +54,7 @@ def model_parallel_axes(config, shards):
     Example:
     ```python
     from kgpt2.presets.catalog import backbone_config
-    from kgpt2.training.gpt2_layout import model_parallel_axes
+    from kgpt2.presets.gpt2_layout import model_parallel_axes
 
     axes = model_parallel_axes(backbone_config("gpt2_base_en"), shards=2)
     print(axes[".*/feedforward_intermediate_dense/kernel"])  # (None, 'model')
@@ -99,7 +112,7 @@ def layout_map(device_mesh, config):
     ```python
     import keras
     from kgpt2.presets.catalog import backbone_config
-    from kgpt2.training.gpt2_layout import layout_map
+    from kgpt2.presets.gpt2_layout import layout_map
 
     devices = keras.distribution.list_devices()
     mesh = keras.distribution.DeviceMesh((1, len(devices)), ("batch", "model"), devices)
@@ -114,3 +127,53 @@ def layout_map(device_mesh, config):
     for pattern, axes in model_parallel_axes(config, shards).items():
         layouts[pattern] = axes
     return layouts
+
+
+def _check_backend(name):
+    import keras
+
+    if keras.config.backend() != "jax":
+        raise InputError(
+            f"distribution={name!r} needs the JAX backend (keras.distribution "
+            f"is JAX-only); the Keras backend is '{keras.config.backend()}'. "
+            "Run with KERAS_BACKEND=jax."
+        )
+
+
+def get_distribution(name, config, devices=None):
+    """Make the `keras.distribution.Distribution` for a GPT-2 backbone.
+
+    Args:
+        name: "data_parallel" or "model_parallel".
+        config: the backbone config (`lm.backbone.get_config()` or
+            `kgpt2.presets.catalog.backbone_config(name)`), which the
+            model-parallel layout map needs.
+        devices: devices to use; default `keras.distribution.list_devices()`
+            (every process's, in a process group).
+
+    Example:
+    ```python
+    from kgpt2.presets.catalog import backbone_config
+    from kgpt2.presets.gpt2_layout import get_distribution
+
+    print(get_distribution("data_parallel", backbone_config("gpt2_tiny_random")))
+    ```
+    """
+    import keras
+
+    if name not in DISTRIBUTIONS:
+        raise InputError(
+            f"distribution must be one of {', '.join(DISTRIBUTIONS)}; got {name!r}."
+        )
+    _check_backend(name)
+    devices = list(devices or keras.distribution.list_devices())
+    if name == "data_parallel":
+        # kgpt2 shards the batches by process itself
+        # (`kgpt2.training.processes.shard_batches`), also for generators.
+        return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+    mesh = keras.distribution.DeviceMesh(
+        shape=(1, len(devices)), axis_names=(BATCH_AXIS, MODEL_AXIS), devices=devices,
+    )
+    return keras.distribution.ModelParallel(
+        layout_map=layout_map(mesh, config), batch_dim_name=BATCH_AXIS, auto_shard_dataset=False,
+    )
