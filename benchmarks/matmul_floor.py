@@ -16,9 +16,18 @@ and `(out, in)` (GPT-2's logits read the embedding `(vocab, hidden)` the second
 way), and the table keeps the faster. Distinct weights per layer (about 500 MB in float32) keep the
 weights out of the caches, as in a real model.
 
+With `--training B,L` it measures instead the limit of a training step of
+B x L tokens: the GFLOP/s of every distinct matrix product of the step
+(forward, input-gradient and weight-gradient; `kgpt2.bench.peak`), in
+float32 and bfloat16, with XLA (JAX), TensorFlow (oneDNN) and PyTorch, and
+each library's peak: the figure `kgpt2 bench` divides model FLOP/s by (the
+MFU), there measured at the forward shapes only.
+
 Run (from the repository root; `--torch-python` adds PyTorch from another
 environment, such as the HF peer's):
   PYTHONPATH=$PWD python benchmarks/matmul_floor.py --batch-sizes 1,8 \
+      --torch-python PEER_VENV/bin/python
+  PYTHONPATH=$PWD python benchmarks/matmul_floor.py --training 8,128 \
       --torch-python PEER_VENV/bin/python
 """
 
@@ -137,6 +146,30 @@ def measure_torch(python, batch_sizes, repeats, steps):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def training_peaks(tokens, repeats, torch_python=None, json_path=None,
+                   torch_dtypes=("float32", "bfloat16")):
+    """Print (and return) every library's GFLOP/s at each product of a training step."""
+    from kgpt2.bench.peak import matmul_peak, torch_matmul_peak, training_shapes
+
+    shapes = training_shapes(tokens, HIDDEN, INTERMEDIATE, VOCAB)
+    results = [matmul_peak(library, dtype, shapes, repeats=repeats)
+               for library in ("jax", "tensorflow") for dtype in ("float32", "bfloat16")]
+    if torch_python:
+        results += torch_matmul_peak(torch_python, list(torch_dtypes), shapes, repeats)
+    names = [f"{r['library']} {r['dtype']}" for r in results]
+    print(f"GFLOP/s of each matrix product of a GPT-2 124M training step on {tokens} tokens "
+          f"((m, k) @ (k, n); best of {repeats})")
+    print(f"{'m x k x n':>20s} " + " ".join(f"{name[-34:]:>34s}" for name in names))
+    for index, shape in enumerate(shapes):
+        print(f"{' x '.join(map(str, shape)):>20s} "
+              + " ".join(f"{r['rates'][index]['gflop_s']:34.1f}" for r in results))
+    print(f"{'peak':>20s} " + " ".join(f"{r['peak_gflop_s']:34.1f}" for r in results))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="1,8")
@@ -145,7 +178,17 @@ def main(argv=None):
     parser.add_argument("--torch-python", default=None,
                         help="a Python interpreter that has PyTorch (e.g. the HF peer's)")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--training", default=None, metavar="B,L",
+                        help="measure a training step's products at B x L tokens instead")
+    parser.add_argument("--torch-dtypes", default="float32,bfloat16",
+                        help="with --training: PyTorch's dtypes (its bfloat16 products "
+                        "can take minutes on a CPU without native bfloat16)")
     args = parser.parse_args(argv)
+    if args.training:
+        batch, length = (int(n) for n in args.training.split(","))
+        training_peaks(batch * length, args.repeats, args.torch_python, args.json,
+                       args.torch_dtypes.split(","))
+        return 0
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     import jax

@@ -92,6 +92,45 @@ def test_every_figure_is_positive_and_consistent(cli_run):
 
 
 @pytest.mark.slow
+def test_training_flops_and_mfu_follow_tokens_per_second_and_parameters(cli_run, tiny_lm):
+    _, json_path, _, terminal = cli_run
+    report = json.loads(json_path.read_text("utf-8"))
+    model, peak = report["backends"]["jax"]["model"], report["backends"]["jax"]["matmul_peak"]
+    assert model["params"] == tiny_lm.backbone.count_params()
+    assert model["layers"] == tiny_lm.backbone.num_layers
+    assert peak["dtype"] == "float32" and peak["library"].startswith("XLA")
+    assert peak["peak_gflop_s"] == max(rate["gflop_s"] for rate in peak["rates"]) > 0
+    # The step's forward products at 2 x 8 tokens: q/k/v first, logits last.
+    hidden, vocabulary = model["hidden_dim"], model["vocabulary_size"]
+    assert peak["rates"][0]["shape"] == [16, hidden, 3 * hidden]
+    assert peak["rates"][-1]["shape"] == [16, hidden, vocabulary]
+    (train,) = [row for row in report["summary"] if row["what"] == "train"]
+    assert train["precision"] == "float32"
+    per_token = 6 * model["params"] + 12 * model["layers"] * hidden * 8
+    assert train["flop_per_token"] == per_token
+    assert math.isclose(train["model_gflop_s"], per_token * train["steady_tok_per_s"] / 1e9,
+                        rel_tol=1e-12)
+    assert train["peak_gflop_s"] == peak["peak_gflop_s"]
+    assert math.isclose(train["mfu"], train["model_gflop_s"] / peak["peak_gflop_s"],
+                        rel_tol=1e-12)
+    assert f"{100 * train['mfu']:.0f}%" in terminal and "MFU" in terminal
+
+
+def test_matmul_peak_times_each_shape_with_either_library():
+    from kgpt2.bench.peak import matmul_peak, training_shapes
+
+    shapes = training_shapes(tokens=8, hidden=4, intermediate=16, vocabulary=32)
+    # Forward, then each one's input- and weight-gradient products, once each.
+    assert shapes[:5] == [(8, 4, 12), (8, 4, 4), (8, 4, 16), (8, 16, 4), (8, 4, 32)]
+    assert (8, 12, 4) in shapes and (4, 8, 12) in shapes and len(set(shapes)) == len(shapes)
+    for library in ("jax", "tensorflow"):
+        for dtype in ("float32", "bfloat16"):
+            peak = matmul_peak(library, dtype, shapes[:2], repeats=1)
+            assert [rate["shape"] for rate in peak["rates"]] == [[8, 4, 12], [8, 4, 4]]
+            assert peak["peak_gflop_s"] == max(rate["gflop_s"] for rate in peak["rates"]) > 0
+
+
+@pytest.mark.slow
 def test_cli_writes_a_png(cli_run):
     import matplotlib.image
 

@@ -22,6 +22,7 @@ NOT_RUN = {
     "kgpt2/bench/backends.py::measure_in_subprocess":
         "starts a TensorFlow process (test_bench_backends.py runs that path)",
     "kgpt2/bench/hf.py::run_hf_peer": "needs a Python with torch and transformers",
+    "kgpt2/bench/peak.py::torch_matmul_peak": "needs a Python with torch",
     "kgpt2/data/download.py::fetch_chinese_poetry": "downloads",
     "kgpt2/data/tfds_source.py::tfds_text": "downloads",
     "kgpt2/data/tfds_source.py::reddit_tifu": "downloads",

@@ -8,7 +8,8 @@ KERAS_BACKEND=tensorflow runs, from three modules:
   against numpy decoding and the no-repeat rule, and equality with KerasHub
   through `lm.generate`;
 - test_distribution.py: the `tensorflow_only` tests (a clear error where a
-  distribution needs JAX).
+  distribution needs JAX);
+- test_training_finetune.py: bfloat16 mixed precision trains with falling loss.
 One process pays TensorFlow's start-up once; most of the time is that start-up,
 graph tracing and XLA compiles.
 """
@@ -32,6 +33,7 @@ SELECTIONS = {
         16,
     ),
     "test_distribution.py": ("tensorflow_only", 1),
+    "test_training_finetune.py": ("mixed_precision_trains", 1),
 }
 
 

@@ -215,3 +215,21 @@ def test_a_corrupt_pointer_is_a_clear_load_error(tmp_path):
     (run / "LATEST").write_text("ckpt-00000001-abcdef/model\n")
     with pytest.raises(kgpt2.PresetError, match="not a preset folder"):
         kgpt2.load(run)
+
+
+@pytest.mark.slow
+def test_mixed_precision_trains_with_falling_loss(tokens):
+    # Also run on TensorFlow, in test_tensorflow_backend.py's child process.
+    from kgpt2.training.preprocessing import detached_preprocessor
+
+    lm = fresh_lm()
+    kgpt2.compile(lm, steps=24, learning_rate=3e-3, warmup_steps=2, mixed_precision=True)
+    assert lm.backbone.compute_dtype == "bfloat16"
+    assert lm.backbone.token_embedding.embeddings.dtype == "float32"
+    dataset = tokenized_dataset(tokens, batch_size=4, count=16)
+    with detached_preprocessor(lm):
+        losses = lm.fit(dataset.repeat(), steps_per_epoch=4, epochs=6, verbose=0).history["loss"]
+    assert all(math.isfinite(loss) for loss in losses)
+    # Epoch means of the same 16 poems: the last well below the first.
+    assert losses[-1] < 0.9 * losses[0], losses
+

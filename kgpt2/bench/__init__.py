@@ -6,6 +6,8 @@ peer, and returns a `BenchReport`. The modules, one idea each:
 
 - `settings`: what can be measured and the check of a request;
 - `generation`, `training`: the two measurements, in this process;
+- `peak`, `flops`: the float32/bfloat16 matmul peak at a training step's
+  shapes, and a step's model FLOP/s and MFU against it;
 - `machine`: CPU, cores, load, bandwidth and library versions;
 - `backends`: another Keras backend, in a child process;
 - `hf`: the HF transformers peer script;

@@ -13,9 +13,13 @@ import logging
 import keras
 
 from kgpt2.bench.backends import measure_in_subprocess
+from kgpt2.bench.flops import training_flop_per_token
+from kgpt2.bench.flops import with_utilisation
 from kgpt2.bench.hf import check_compare_hf
 from kgpt2.bench.hf import run_hf_peer
 from kgpt2.bench.measure import measure_backend
+from kgpt2.bench.peak import torch_matmul_peak
+from kgpt2.bench.peak import training_shapes
 from kgpt2.bench.plot import plot_report
 from kgpt2.bench.report import BenchReport
 from kgpt2.bench.report import check_output_path
@@ -42,6 +46,7 @@ def run(
     train=(8, 128),
     train_steps=7,
     train_warmup_steps=2,
+    mixed_precision=False,
     backends=None,
     rounds=1,
     compare_hf=None,
@@ -73,6 +78,9 @@ def run(
             or None to skip it.
         train_steps, train_warmup_steps: training steps in all, and how many
             are left out of the steady median.
+        mixed_precision: train with bfloat16 products and float32 weights
+            (`kgpt2.compile(..., mixed_precision=True)`) instead of float32.
+            The HF peer trains in float32 either way.
         backends: Keras backends to measure (default: the running one);
             others run in a child process with `KERAS_BACKEND` set.
         rounds: measure every backend (and the HF peer) in turn this many
@@ -116,6 +124,7 @@ def run(
             train=train,
             train_steps=train_steps,
             train_warmup_steps=train_warmup_steps,
+            mixed_precision=mixed_precision,
         )
     )
     current = keras.config.backend()
@@ -141,15 +150,19 @@ def run(
         if hf_script is not None:
             logger.info("HF transformers peer: %s %s", hf_python, hf_script)
             hf = run_hf_peer(hf_python, hf_script, settings)
-            hf_env = hf["env"]
+            hf_env = _with_torch_peak(hf["env"], hf_env, parts[backends[0]]["model"], settings)
             results.extend(dict(row, round=round_index) for row in hf["results"])
 
+    peaks = {backend: part["matmul_peak"] for backend, part in parts.items()}
+    if hf_env is not None:
+        peaks["torch"] = hf_env.get("matmul_peak")
+    model = parts[backends[0]]["model"]
     report = BenchReport(
         settings={**settings, "backends": backends, "rounds": rounds},
         machine=parts[backends[0]]["machine"],
         backends=parts,
-        results=results,
-        summary=combine_rounds(results),
+        results=_with_utilisation(results, model, peaks),
+        summary=_with_utilisation(combine_rounds(results), model, peaks),
         hf_env=hf_env,
     )
     if json_path is not None:
@@ -159,11 +172,47 @@ def run(
     return report
 
 
+def _best_peak(known, new):
+    """The higher of two `matmul_peak` results (either may be None)."""
+    candidates = [peak for peak in (known, new) if peak]
+    return max(candidates, key=lambda peak: peak["peak_gflop_s"], default=None)
+
+
+def _with_torch_peak(env, known_env, model, settings):
+    """The peer's env, with PyTorch's float32 peak at the step's shapes (best of the rounds)."""
+    if settings["train"] is None:
+        return env
+    batch_size, sequence_length = settings["train"]
+    shapes = training_shapes(batch_size * sequence_length, model["hidden_dim"],
+                             model["intermediate_dim"], model["vocabulary_size"], backward=False)
+    (peak,) = torch_matmul_peak(env["python"], ["float32"], shapes, repeats=2)
+    logger.info("  peak     torch      float32 matmul at the step's shapes: %.1f GFLOP/s (%s)",
+                peak["peak_gflop_s"], peak["library"])
+    known = (known_env or {}).get("matmul_peak")
+    return {**env, "matmul_peak": _best_peak(known, peak)}
+
+
+def _with_utilisation(rows, model, peaks):
+    """Training rows get model FLOP/s and MFU against their own library's float32 peak."""
+    result = []
+    for row in rows:
+        if row["what"] == "train":
+            per_token = training_flop_per_token(model["params"], model["layers"],
+                                                model["hidden_dim"], row["sequence_length"])
+            peak = peaks.get(row["backend"])
+            row = with_utilisation(row, per_token, peak["peak_gflop_s"] if peak else None)
+        result.append(row)
+    return result
+
+
 def _add_part(parts, backend, part):
-    """Keep one backend's machine and model, across rounds."""
+    """Keep one backend's machine, model and matmul peak, across rounds."""
     if backend not in parts:
-        parts[backend] = {"machine": part["machine"], "model": part["model"]}
+        parts[backend] = {"machine": part["machine"], "model": part["model"],
+                          "matmul_peak": part.get("matmul_peak")}
         return
+    parts[backend]["matmul_peak"] = _best_peak(parts[backend]["matmul_peak"],
+                                               part.get("matmul_peak"))
     # The ceiling uses the best bandwidth any moment of the session had.
     known = parts[backend]["machine"]
     known["matvec_bandwidth_gb_s"] = max(

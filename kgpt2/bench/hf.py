@@ -94,6 +94,7 @@ def hf_row(row):
         sequence_length=row["sequence_length"],
         impl=row["impl"],
         backend="torch",
+        precision="float32",
     )
 
 

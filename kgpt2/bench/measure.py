@@ -12,6 +12,8 @@ import numpy as np
 
 from kgpt2.bench.generation import bench_generation
 from kgpt2.bench.machine import machine_info
+from kgpt2.bench.peak import matmul_peak
+from kgpt2.bench.peak import training_shapes
 from kgpt2.bench.settings import check_settings
 from kgpt2.bench.training import bench_training
 from kgpt2.presets import load
@@ -20,7 +22,7 @@ logger = logging.getLogger("kgpt2")
 
 
 def model_info(lm, preset):
-    """Return the preset name, parameter count, dtype and weight bytes of `lm`.
+    """Return the preset name, parameter count, shape, dtype and weight bytes of `lm`.
 
     Example:
     ```python
@@ -31,10 +33,15 @@ def model_info(lm, preset):
     print(model_info(lm, "gpt2_tiny_random")["dtype"])  # float32
     ```
     """
-    weights = lm.backbone.weights
+    backbone = lm.backbone
+    weights = backbone.weights
     return {
         "preset": str(preset),
         "params": int(sum(np.prod(w.shape) for w in weights)),
+        "layers": backbone.num_layers,
+        "hidden_dim": backbone.hidden_dim,
+        "intermediate_dim": backbone.intermediate_dim,
+        "vocabulary_size": backbone.vocabulary_size,
         "weight_bytes": int(sum(np.prod(w.shape) * np.dtype(w.dtype).itemsize for w in weights)),
         "dtype": str(weights[0].dtype),
     }
@@ -46,8 +53,13 @@ def measure_backend(settings):
     `settings` are those `kgpt2.bench.settings.check_settings` accepts.
     Progress lines go to the "kgpt2" logger.
 
+    With training, the float32 matrix-multiply peak of this backend's
+    library at the step's forward shapes is measured right after it (see
+    `kgpt2.bench.peak`), under the same load.
+
     Returns:
-        This backend's part of a report: `{"machine", "model", "results"}`.
+        This backend's part of a report: `{"machine", "model", "results"}`,
+        and `"matmul_peak"` (a `matmul_peak` result, or None without training).
 
     Example:
     ```python
@@ -75,6 +87,8 @@ def measure_backend(settings):
         new_tokens=settings["new_tokens"],
         calls=settings["calls"],
     )
+    model = model_info(lm, settings["preset"])
+    peak = None
     if settings["train"] is not None:
         batch_size, sequence_length = settings["train"]
         results.append(
@@ -84,6 +98,13 @@ def measure_backend(settings):
                 sequence_length=sequence_length,
                 steps=settings["train_steps"],
                 warmup_steps=settings["train_warmup_steps"],
+                mixed_precision=settings["mixed_precision"],
             )
         )
-    return {"machine": machine, "model": model_info(lm, settings["preset"]), "results": results}
+        shapes = training_shapes(batch_size * sequence_length, model["hidden_dim"],
+                                 model["intermediate_dim"], model["vocabulary_size"],
+                                 backward=False)
+        peak = matmul_peak(backend, "float32", shapes, repeats=2)
+        logger.info("  peak     %-10s float32 matmul at the step's shapes: %.1f GFLOP/s (%s)",
+                    backend, peak["peak_gflop_s"], peak["library"])
+    return {"machine": machine, "model": model, "results": results, "matmul_peak": peak}

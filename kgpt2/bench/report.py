@@ -29,14 +29,19 @@ class BenchReport:
             steps, backends, rounds).
         machine: the machine and library versions (of the first backend
             measured): CPU, cores, load, memory bandwidth, versions.
-        backends: per Keras backend, `{"machine", "model"}` (the model's
-            preset, parameter count, dtype and weight bytes).
+        backends: per Keras backend, `{"machine", "model", "matmul_peak"}`
+            (the model's preset, parameter count, shape, dtype and weight
+            bytes; the float32 matrix-multiply peak its library reached at
+            the training step's shapes, see `kgpt2.bench.peak`, or None
+            without training).
         results: every measured row of every round, each with `what`
-            ("generate" or "train"), `backend`, `impl` and `round`.
+            ("generate" or "train"), `backend`, `impl` and `round`; training
+            rows also carry model FLOP/s and MFU (see `kgpt2.bench.flops`).
         summary: one row per measurement, rounds pooled (see
             `kgpt2.bench.rounds`): what the tables and chart show.
         hf_env: with `compare_hf`, the HF peer's torch and transformers
-            versions and the interpreter and script that ran it; else None.
+            versions, the interpreter and script that ran it and (with
+            training) PyTorch's float32 `matmul_peak`; else None.
 
     Example:
     ```python

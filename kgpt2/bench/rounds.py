@@ -15,7 +15,7 @@ from kgpt2.bench.training import training_row
 
 # The fields that say what a row measured (the rest are measurements).
 GENERATION_KEY = ("backend", "impl", "sampler", "batch", "prompt_length", "new_tokens")
-TRAINING_KEY = ("backend", "impl", "batch", "sequence_length")
+TRAINING_KEY = ("backend", "impl", "precision", "batch", "sequence_length")
 
 
 def _key(row):
@@ -64,7 +64,8 @@ def combine_rounds(rows):
                 cpu_seconds = [first["cpu_step_s"][0]] + [
                     s for row in group for s in row["cpu_step_s"][row["warmup_steps"]:]
                 ]
-            fields = {field: first[field] for field in TRAINING_KEY if field not in ("batch", "sequence_length")}
+            fields = {field: first.get(field) for field in TRAINING_KEY
+                      if field not in ("batch", "sequence_length")}
             combined = training_row(seconds, warmup_steps=1, batch=first["batch"],
                                     sequence_length=first["sequence_length"],
                                     cpu_step_seconds=cpu_seconds, **fields)

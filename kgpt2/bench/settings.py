@@ -107,6 +107,9 @@ def check_settings(settings):
     check_integer(None, "calls", settings["calls"], minimum=2)
     total = settings["prompt_length"] + settings["new_tokens"]
     _check_length(f"prompt_length + new_tokens = {total}", total)
+    settings["mixed_precision"] = settings.get("mixed_precision", False)
+    if not isinstance(settings["mixed_precision"], bool):
+        raise InputError(f"mixed_precision must be True or False, got {settings['mixed_precision']!r}.")
     if settings["train"] is not None:
         settings["train"] = _check_train(settings)
     return settings

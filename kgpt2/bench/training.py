@@ -60,19 +60,21 @@ def _check(lm, batch_size, sequence_length, steps, warmup_steps):
         )
 
 
-def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=2):
+def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=2,
+                   mixed_precision=False):
     """Measure training step time and tokens/s of `lm` (this changes its weights).
 
     The model is compiled with `kgpt2.compile` (Adam, learning rate 5e-5,
-    `SparseCategoricalCrossentropy(from_logits=True)`, accuracy) and trained
-    with Keras's `train_on_batch`, which returns only when the step is done.
-    One line goes to the "kgpt2" logger.
+    `SparseCategoricalCrossentropy(from_logits=True)`, accuracy; `mixed_precision` as there) and
+    trained with Keras's `train_on_batch`, which returns only when the step
+    is done. One line goes to the "kgpt2" logger.
 
     Returns:
         A dict (see `training_row`) with every step's wall-clock and CPU
         seconds (`step_s`, `cpu_step_s`), `first_step_s`, `steady_step_s`
         (median after warm-up), `tokens` per step, `steady_tok_per_s`
-        (= tokens / steady_step_s) and `steady_tok_per_cpu_s`.
+        (= tokens / steady_step_s), `steady_tok_per_cpu_s` and `precision`
+        (the compute dtype policy: "float32" or "mixed_bfloat16").
 
     Example:
     ```python
@@ -86,7 +88,8 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
     """
     _check(lm, batch_size, sequence_length, steps, warmup_steps)
     x, y, sample_weight = training_batch(batch_size, sequence_length, lm.backbone.vocabulary_size)
-    compile_lm(lm, learning_rate=5e-5, steps=steps)
+    compile_lm(lm, learning_rate=5e-5, steps=steps, mixed_precision=mixed_precision)
+    precision = lm.backbone.dtype_policy.name
     seconds, cpu_seconds = [], []
     with detached_preprocessor(lm):
         for _ in range(steps):
@@ -100,12 +103,13 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
         cpu_step_seconds=cpu_seconds,
         impl="kgpt2",
         backend=keras.config.backend(),
+        precision=precision,
         batch=batch_size,
         sequence_length=sequence_length,
     )
     logger.info(
-        "  train    %-10s %-9s batch %d x %d  first %7.2f s  steady %.3f s/step  %8.1f tok/s",
-        row["backend"], "kgpt2", batch_size, sequence_length, row["first_step_s"],
+        "  train    %-10s %-9s %s batch %d x %d  first %7.2f s  steady %.3f s/step  %8.1f tok/s",
+        row["backend"], "kgpt2", precision, batch_size, sequence_length, row["first_step_s"],
         row["steady_step_s"], row["steady_tok_per_s"],
     )
     return row

@@ -81,6 +81,9 @@ def register(subparsers):
     parser.add_argument("--train", type=_train_shape, default=[8, 128], metavar="B,L",
                         help="training batch x sequence length, or 'none' (default: 8,128)")
     parser.add_argument("--train-steps", type=int, default=7, help="default: 7")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="train with bfloat16 products and float32 weights "
+                        "(kgpt2.compile's mixed_precision=True); the HF peer stays float32")
     parser.add_argument("--backends", type=_name_list, default=None, metavar="NAMES",
                         help=f"Keras backends, from {', '.join(SUPPORTED_BACKENDS)} "
                         "(default: the running one; others run in a subprocess)")
@@ -110,6 +113,7 @@ def run(args):
             dtype=args.dtype,
             train=args.train,
             train_steps=args.train_steps,
+            mixed_precision=args.mixed_precision,
             backends=args.backends,
             rounds=args.rounds,
             compare_hf=args.compare_hf,
@@ -183,25 +187,31 @@ def _print_generation(rows, settings):
 def _print_training(rows):
     baseline = {(row["batch"], row["sequence_length"]): row["steady_tok_per_s"]
                 for row in rows if row["impl"] == HF_IMPL}
-    columns = ["backend", "impl", "batch x length", "first s", "steady s/step",
-               "steady tok/s", "tok/CPU-s", "first/steady"]
+    columns = ["backend", "impl", "precision", "batch x length", "first s", "steady s/step",
+               "steady tok/s", "tok/CPU-s", "first/steady", "model GFLOP/s",
+               "f32 peak GFLOP/s", "MFU"]
     if baseline:
         columns.append("vs HF")
     body = []
     for row in rows:
         cpu = row.get("steady_tok_per_cpu_s")
-        line = [row["backend"], row["impl"], f"{row['batch']} x {row['sequence_length']}",
+        line = [row["backend"], row["impl"], row.get("precision") or "-",
+                f"{row['batch']} x {row['sequence_length']}",
                 f"{row['first_step_s']:.2f}", f"{row['steady_step_s']:.3f}",
                 f"{row['steady_tok_per_s']:.1f}", f"{cpu:.1f}" if cpu else "-",
-                f"{row['first_over_steady']:.2f}x"]
+                f"{row['first_over_steady']:.2f}x", f"{row['model_gflop_s']:.1f}",
+                f"{row['peak_gflop_s']:.1f}" if row["peak_gflop_s"] else "-",
+                f"{100 * row['mfu']:.0f}%" if row["mfu"] else "-"]
         if baseline:
             base = baseline.get((row["batch"], row["sequence_length"]))
             line.append(f"{row['steady_tok_per_s'] / base:.2f}x" if base else "-")
         body.append(line)
     print_lines("", "Training: first step includes compilation; steady = median after "
                 "warm-up; tok/CPU-s: tokens per second of this process's CPU time, "
-                "all cores summed.")
-    print_table(None, columns, body, numeric=set(columns[2:]))
+                "all cores summed; model GFLOP/s: (6 x parameters + 12 x layers x hidden x "
+                "length) FLOPs per token x steady tok/s; MFU: that over the float32 "
+                "matmul peak its library reached at the step's shapes in this run.")
+    print_table(None, columns, body, numeric=set(columns[3:]))
 
 
 def _print_comparison(rows):
