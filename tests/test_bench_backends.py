@@ -34,7 +34,7 @@ def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_hf_in_rounds_pools_and_prints_ratios(tmp_path, fixtures_dir):
+def test_compare_hf_in_rounds_pools_and_prints_ratios(tmp_path, fixtures_dir, caplog):
     # Two rounds, each in fresh processes, each running the (fake) peer too:
     # ~25 s of CPU (two small jax runs with training); more on a busy machine.
     json_path = tmp_path / "report.json"
@@ -57,6 +57,9 @@ def test_compare_hf_in_rounds_pools_and_prints_ratios(tmp_path, fixtures_dir):
     assert report["hf_env"]["torch"] == report["hf_env"]["transformers"] == "fake"
     assert report["hf_env"]["python"] == sys.executable
     assert "HF peer: torch fake, transformers fake" in terminal.getvalue()
+    # The fake peer's Python has no torch: its peak is missing, nothing else.
+    assert "not measured (ModuleNotFoundError: No module named 'torch')" in caplog.text
+    assert report["hf_env"]["matmul_peak"] is None
     # Our rows pool both rounds' steady calls; round 2's first call is kept apart.
     rounds = [row for row in report["results"] if row["impl"] == "kgpt2"
               and row["what"] == "generate" and row["batch"] == 1]
