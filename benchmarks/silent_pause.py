@@ -35,6 +35,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--output", help="write the last run's lines here, each with its time")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -48,6 +49,9 @@ def main():
                         "pause_after_last_line_s": round(ended - last, 2),
                         "last_line": lines[-1][1] if lines else ""})
         print(json.dumps(results[-1], ensure_ascii=False), flush=True)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.writelines(f"{seconds:7.2f} s  {line}\n" for seconds, line in lines)
     worst = max(r["pause_after_last_line_s"] for r in results)
     print(f"worst pause after the last line over {len(results)} runs: {worst:.2f} s")
     if args.json:
