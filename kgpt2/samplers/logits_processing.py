@@ -143,7 +143,7 @@ def apply_no_repeat_ngram(logits, token_ids, index, ngram_size):
 
     logits = np.zeros((1, 8), "float32")
     token_ids = np.array([[5, 6, 7, 5, 6, 0]], "int32")
-    print(apply_no_repeat_ngram(logits, token_ids, 5, 3)[0, 7])  # -1e+09
+    print(float(apply_no_repeat_ngram(logits, token_ids, 5, 3)[0, 7]))  # -1000000000.0
     ```
     """
     logits = ops.cast(logits, "float32")
