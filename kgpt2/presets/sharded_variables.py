@@ -23,7 +23,7 @@ import numpy as np
 
 # Bytes a block is drawn in at most at once: the draw keeps a few temporaries
 # of this size.
-CHUNK_BYTES = 8 * 2**20
+CHUNK_BYTES = 2**20
 # Ranks up to this take the block path (GPT-2's variables have at most 3).
 MAX_RANK = 4
 
