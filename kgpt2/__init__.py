@@ -2,7 +2,8 @@
 
 Importing kgpt2 picks the Keras backend when the user has not: JAX, because it
 measured fastest for GPT-2 generation on CPU (see the README's "Backend"
-section). Set `KERAS_BACKEND=tensorflow` before importing to use TensorFlow.
+section and `kgpt2.keras_backend`). Set `KERAS_BACKEND=tensorflow` before
+importing to use TensorFlow.
 
 `import kgpt2` itself loads nothing heavy: each public name and subpackage
 (`kgpt2.load`, `kgpt2.bench`, ...) is imported on first use (see
@@ -19,8 +20,10 @@ print(kgpt2.generate(lm, "The quick brown fox", max_length=16))
 
 import os
 
+from kgpt2.keras_backend import set_default_backend
+
 # Must run before the first `import keras` anywhere in the process.
-os.environ.setdefault("KERAS_BACKEND", "jax")
+set_default_backend()
 # TensorFlow is only our data engine here: keep its C++ start-up chatter quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -16,13 +16,17 @@ TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--batch-sizes", "1
 
 
 @pytest.mark.slow
-def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
+def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path, capfd):
     # ~25 s: the only test that runs kgpt2 on the TensorFlow Keras backend,
     # which `kgpt2 bench --backends` supports.
     json_path = tmp_path / "report.json"
     status = main(["bench", *TINY, "--train", "2,8", "--train-steps", "3",
                    "--backends", "jax,tensorflow", "--json", str(json_path)])
     assert status == 0
+    # The child's progress shows; its libraries' log lines do not.
+    printed = capfd.readouterr()
+    assert "Backend tensorflow: measuring the machine" in printed.out
+    assert "Unable to initialize backend" not in printed.out + printed.err
     report = json.loads(json_path.read_text("utf-8"))
     assert report["settings"]["backends"] == ["jax", "tensorflow"]
     for backend in ("jax", "tensorflow"):
@@ -31,6 +35,17 @@ def test_tensorflow_runs_in_a_subprocess_beside_jax(tmp_path):
         assert sorted((row["what"], row["impl"]) for row in rows) == [
             ("generate", "kgpt2"), ("train", "kgpt2")]
         assert all(row["steady_tok_per_s"] > 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_a_failing_backend_subprocess_names_its_error():
+    from kgpt2.bench.backends import measure_in_subprocess
+
+    settings = dict(preset="no_such_preset", batch_sizes=[1], samplers=["greedy"],
+                    impls=["kgpt2"], prompt_length=4, new_tokens=3, calls=2,
+                    train=None, train_steps=3, train_warmup_steps=1)
+    with pytest.raises(RuntimeError, match=r"subprocess failed \(exit status 1\): .*no_such_preset"):
+        measure_in_subprocess("jax", settings)
 
 
 @pytest.mark.slow

@@ -18,8 +18,9 @@ NOISE = re.compile(
 )
 
 
-def kgpt2_command(*arguments, cwd=None):
-    environment = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+def kgpt2_command(*arguments, cwd=None, unset=()):
+    unset = ("TF_CPP_MIN_LOG_LEVEL", *unset)
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-m", "kgpt2", *arguments], capture_output=True, text=True,
         timeout=600, cwd=cwd, env=environment,
@@ -92,13 +93,18 @@ def test_an_unexpected_error_shows_a_traceback_and_asks_for_a_report(capsys, mon
 @pytest.mark.slow
 def test_finetune_prints_no_library_lines(tmp_path):
     from kgpt2.demo import sample_poems_path
+    from kgpt2.keras_backend import has_accelerator
 
+    # No KERAS_BACKEND: the command chooses, says so, and trains on it.
     result = kgpt2_command(
         "finetune", "--preset", "gpt2_tiny_random", "--data", f"poetry:{sample_poems_path()}",
         "--steps", "2", "--sequence-length", "32", "--batch-size", "2",
-        "--checkpoint-dir", str(tmp_path),
+        "--checkpoint-dir", str(tmp_path), unset=("KERAS_BACKEND",),
     )
     assert result.returncode == 0, result.stderr
+    chosen = "jax" if has_accelerator() else "tensorflow"
+    assert f"Keras backend: {chosen} (" in result.stderr, result.stderr
+    assert f"learning rate 0.002, Keras backend {chosen}" in result.stderr, result.stderr
     assert "is at step 2" in result.stderr
     # CompileProgress: the first step's compile is announced, then timed.
     assert "Compiling the training step..." in result.stderr

@@ -24,13 +24,16 @@ logger = logging.getLogger("kgpt2")
 def measure_in_subprocess(backend, settings):
     """Run `measure_backend(settings)` under `backend` in a child process.
 
-    The child's progress lines go straight to this process's stdout/stderr.
+    The child's progress lines go straight to this process's stdout; its
+    stderr (library start-up chatter, or its error) is kept, and only its
+    last line is shown, in the error raised when the child fails.
 
     Returns:
         The child's `{"machine", "model", "results"}`.
 
     Raises:
-        RuntimeError: the child failed (its own error is printed above).
+        RuntimeError: the child failed; the message ends with the child's
+            last line on stderr (its error).
 
     Example:
     ```python
@@ -49,11 +52,13 @@ def measure_in_subprocess(backend, settings):
         command = [sys.executable, "-m", "kgpt2.bench.backends", json.dumps(settings), output]
         logger.info("Backend %s: measuring in a subprocess (KERAS_BACKEND=%s)", backend, backend)
         sys.stdout.flush()
-        status = subprocess.run(command, env=environment).returncode
-        if status != 0 or not os.path.exists(output):
+        child = subprocess.run(command, env=environment, stderr=subprocess.PIPE,
+                               text=True, errors="replace")
+        if child.returncode != 0 or not os.path.exists(output):
+            lines = child.stderr.strip().splitlines() or ["(it printed nothing on stderr)"]
             raise RuntimeError(
-                f"The {backend} benchmark subprocess failed (exit status {status}); "
-                "its error is printed above."
+                f"The {backend} benchmark subprocess failed (exit status "
+                f"{child.returncode}): {lines[-1]}"
             )
         with open(output, encoding="utf-8") as file:
             return json.load(file)
@@ -61,8 +66,13 @@ def measure_in_subprocess(backend, settings):
 
 def _main(argv):
     settings_json, output = argv
-    # The parent shows these lines as its own progress.
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # The parent shows kgpt2's lines as its own progress; the libraries'
+    # loggers (JAX's "Unable to initialize backend 'tpu'") stay quiet.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     expected = os.environ.get("KERAS_BACKEND")
     if keras.config.backend() != expected:
         print(f"kgpt2 bench: error: Keras started on {keras.config.backend()}, "

@@ -5,10 +5,12 @@ generated from the fields of `kgpt2.Recipe` and `kgpt2.RunOptions`.
 """
 
 import logging
+import os
 
 import kgpt2
 from kgpt2.cli.option_flags import add_option_flags
 from kgpt2.cli.option_flags import given_options
+from kgpt2.keras_backend import use_training_backend
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.run_options import RunOptions
 
@@ -23,7 +25,8 @@ def register(subparsers):
         "saving checkpoints atomically to CHECKPOINT_DIR/RUN_NAME. Run the "
         "same command again to resume from the latest checkpoint; Ctrl-C "
         "saves before exiting. `kgpt2.load(\"checkpoint/run1\")` (or --preset "
-        "checkpoint/run1) loads the latest model.",
+        "checkpoint/run1) loads the latest model. Without KERAS_BACKEND, a machine "
+        "with no GPU/TPU trains on TensorFlow (faster there), others on JAX.",
     )
     data = parser.add_argument_group("model and data")
     data.add_argument("--preset", default="gpt2_base_en",
@@ -67,6 +70,10 @@ def run(args):
     recipe = kgpt2.Recipe.for_preset(args.preset, **given_options(args, kgpt2.Recipe))
     run_options = kgpt2.RunOptions(**given_options(args, kgpt2.RunOptions))
     kgpt2.data.check_spec(args.data, text_key=args.text_key)
+    backend, reason = use_training_backend(distributed=(
+        recipe.distribution is not None or (run_options.num_processes or 1) > 1
+        or "JAX_COORDINATOR_ADDRESS" in os.environ))
+    log.info("Keras backend: %s (%s)", backend, reason)
     # JAX's distributed runtime must start before the model touches a device.
     kgpt2.connect_processes(run_options.num_processes, run_options.process_id, run_options.coordinator)
     # Created laid out: model_parallel never holds the whole model in one process.

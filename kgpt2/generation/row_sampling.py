@@ -5,9 +5,12 @@ the settings are tensors with one value per row rather than a sampler
 object's constants. `SamplingOptions` holds one request's settings and
 `sample_rows` turns a `(batch, vocab)` logits tensor into one token per row,
 in Hugging Face's order (and kgpt2's samplers'): repetition penalty, no-repeat
-n-gram ban, temperature, top-k, top-p, min-p, then a draw. Top-k and top-p
-look at the 1024 most likely tokens at most (`MAX_CUT`): sorting the whole
-vocabulary costs more than the model's step on CPU. `temperature == 0`
+n-gram ban, temperature, top-k, top-p, min-p, then a draw. Top-k sorts only
+the most likely tokens (at most `MAX_CUT`: sorting the whole vocabulary
+costs more than the model's step on CPU); top-p then keeps the exact
+nucleus, its mass measured on the whole distribution as in kgpt2's and
+KerasHub's `TopPSampler`, found without sorting (`kgpt2.samplers.nucleus`).
+`temperature == 0`
 means greedy (the largest logit after the repetition rules), as in OpenAI's
 API. The draw uses one uniform number per row, passed in from the host, so a
 seeded request gives the same tokens whichever other rows share its batch.
@@ -21,7 +24,7 @@ options = [SamplingOptions(temperature=0.0), SamplingOptions(top_k=2)]
 logits = np.array([[0.0, 3.0, 1.0], [2.0, 0.0, 1.0]], "float32")
 history = np.zeros((2, 4), "int32")
 tokens = sample_rows(logits, history, np.array([1, 1]),
-                     SamplingOptions.stack(options), np.array([0.5, 0.99]))
+                     SamplingOptions.stack(options), np.array([0.5, 0.01]))
 print(np.asarray(tokens))  # [1 2]
 ```
 """
@@ -37,8 +40,10 @@ from kgpt2.samplers import SAMPLERS
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import _tokens_to_vocab_mask
 from kgpt2.samplers.logits_processing import present_token_mask
+from kgpt2.samplers.nucleus import draw_at
+from kgpt2.samplers.nucleus import nucleus_threshold
 
-# The most candidates a top-k / top-p cut sorts (so top_k is at most this).
+# The most candidates a top-k cut sorts (so top_k is at most this).
 MAX_CUT = 1024
 
 # The samplers a continuous batch can mix, and the options each one takes
@@ -163,20 +168,19 @@ def needed_features(rows):
     """The static switches a step's program needs for `rows` (hashable).
 
     Each combination compiles its own program, and only what some row needs
-    is computed: the random draw (greedy-only steps skip it), the top-k /
-    top-p cut over the `width` most likely tokens, the repetition penalty,
-    each n-gram size.
+    is computed: the random draw (greedy-only steps skip it), the top-k
+    cut over the `width` most likely tokens, the top-p nucleus, the
+    repetition penalty, each n-gram size.
     """
     rows = [row for row in rows if row is not None]
     sampling = [r for r in rows if r.temperature > 0]
     width = 0
-    if any(r.top_p < 1.0 for r in sampling):
-        width = MAX_CUT
-    elif any(r.top_k > 0 for r in sampling):
+    if any(r.top_k > 0 for r in sampling):
         width = cut_width(max(r.top_k for r in sampling))
     return (
         bool(sampling),
         width,
+        any(r.top_p < 1.0 for r in sampling),
         any(r.repetition_penalty != 1.0 for r in rows),
         tuple(sorted({r.no_repeat_ngram_size for r in rows} - {0})),
     )
@@ -216,53 +220,16 @@ def _repetition_rules(logits, history, index, options, penalty, ngram_sizes):
     return logits
 
 
-def _cut_threshold(scaled, options, width):
-    """Each row's smallest kept scaled logit under its top-k and top-p.
+def _top_k_mask(scaled, options, width):
+    """Which tokens each row's `top_k` keeps: bool `(batch, vocab)`.
 
-    Only the `width` most likely tokens are sorted (a full sort of the
-    vocabulary costs far more than the model step on CPU), so a nucleus
-    wider than `width` tokens is cut at `width`.
+    Only the `width` most likely tokens are sorted; a row's `top_k` of 0
+    keeps every token.
     """
     ordered, _ = ops.top_k(scaled, width)  # (batch, width), descending
     k = options["top_k"]
-    k = ops.where(k > 0, ops.minimum(k, width), width)
-    kth = ops.take_along_axis(ordered, (k - 1)[:, None], axis=1)
-    total = ops.logsumexp(scaled, axis=-1, keepdims=True)
-    probabilities = ops.exp(ordered - total)
-    before = ops.cumsum(probabilities, axis=-1) - probabilities
-    # Keep a token while the mass before it is below p; the first always stays.
-    kept = before < options["top_p"][:, None]
-    last = ops.maximum(ops.sum(ops.cast(kept, "int32"), axis=-1) - 1, 0)
-    pth = ops.take_along_axis(ordered, last[:, None], axis=1)
-    return ops.maximum(kth, pth)
-
-
-def _draw(probabilities, uniforms, block=256):
-    """Inverse-CDF sampling of one token per row, in two levels.
-
-    A cumulative sum over the whole vocabulary is slow on CPU (XLA computes
-    it as a windowed reduction); summing blocks first, then searching within
-    the chosen block, costs two short cumulative sums.
-    """
-    batch_size, vocab_size = ops.shape(probabilities)
-    blocks = -(-vocab_size // block)
-    padded = ops.pad(probabilities, [(0, 0), (0, blocks * block - vocab_size)])
-    padded = ops.reshape(padded, (batch_size, blocks, block))
-    block_sums = ops.sum(padded, axis=-1)
-    block_ends = ops.cumsum(block_sums, axis=-1)
-    target = ops.cast(uniforms, "float32") * block_ends[:, -1]
-    # The chosen block: the first whose end passes the target, among those
-    # that hold any probability (rounding must not pick an empty one).
-    nonempty = block_sums > 0
-    last_block = ops.max(ops.where(nonempty, ops.arange(blocks)[None, :], 0), axis=-1)
-    chosen = ops.sum(ops.cast(block_ends <= target[:, None], "int32"), axis=-1)
-    chosen = ops.minimum(chosen, last_block)
-    start = ops.take_along_axis(block_ends - block_sums, chosen[:, None], axis=1)[:, 0]
-    inside = ops.take_along_axis(padded, chosen[:, None, None], axis=1)[:, 0]
-    ends = ops.cumsum(inside, axis=-1)
-    last = ops.max(ops.where(inside > 0, ops.arange(block)[None, :], 0), axis=-1)
-    index = ops.sum(ops.cast(ends <= (target - start)[:, None], "int32"), axis=-1)
-    return chosen * block + ops.minimum(index, last)
+    kth = ops.take_along_axis(ordered, (ops.clip(k, 1, width) - 1)[:, None], axis=1)
+    return ops.logical_or(scaled >= kth, (k <= 0)[:, None])
 
 
 def sample_rows(logits, history, index, options, uniforms, features=None):
@@ -280,7 +247,7 @@ def sample_rows(logits, history, index, options, uniforms, features=None):
     Returns:
         `(batch,)` int32 token ids.
     """
-    sampling, width, penalty, ngram_sizes = features or (True, MAX_CUT, True, (1, 2, 3, 4))
+    sampling, width, nucleus, penalty, ngram_sizes = features or (True, MAX_CUT, True, True, (1, 2, 3, 4))
     logits = ops.cast(logits, "float32")
     index = ops.cast(index, "int32")
     if penalty or ngram_sizes:
@@ -290,13 +257,17 @@ def sample_rows(logits, history, index, options, uniforms, features=None):
         return ops.cast(greedy, "int32")
     temperature = options["temperature"]
     scaled = logits / ops.where(temperature > 0, temperature, 1.0)[:, None]
-    if width:
-        keep = scaled >= _cut_threshold(scaled, options, min(width, ops.shape(scaled)[-1]))
-        scaled = ops.where(keep, scaled, -np.inf)
     probabilities = ops.softmax(scaled, axis=-1)
+    if width:
+        keep = _top_k_mask(scaled, options, min(width, ops.shape(scaled)[-1]))
+        probabilities = ops.where(keep, probabilities, 0.0)
+    if nucleus:
+        top_p = options["top_p"][:, None]
+        probabilities = ops.where(
+            probabilities >= nucleus_threshold(probabilities, top_p), probabilities, 0.0)
     highest = ops.max(probabilities, axis=-1, keepdims=True)
     probabilities = ops.where(
         probabilities >= options["min_p"][:, None] * highest, probabilities, 0.0
     )
-    drawn = _draw(probabilities, uniforms)
+    drawn = draw_at(probabilities, uniforms)
     return ops.cast(ops.where(temperature > 0, drawn, greedy), "int32")

@@ -41,10 +41,11 @@ def _mass_at_or_above(probabilities, bits):
 def nucleus_threshold(probabilities, p):
     """The smallest probability top-p keeps, per row: shape `(batch, 1)`.
 
-    `probabilities` are float32 of shape `(batch, vocab)`. The cut is at an
-    absolute mass of `p`, as in KerasHub: after min-p has zeroed the tail,
-    the kept set is the one the full distribution would give (every nonzero
-    token if less than `p` is left).
+    `probabilities` are float32 of shape `(batch, vocab)`; `p` is a float or
+    a `(batch, 1)` array (one `p` per row). The cut is at an absolute mass
+    of `p`, as in KerasHub: after min-p has zeroed the tail, the kept set is
+    the one the full distribution would give (every nonzero token if less
+    than `p` is left). A row with `p >= 1` keeps everything.
 
     Example:
     ```python
@@ -57,8 +58,7 @@ def nucleus_threshold(probabilities, p):
     """
     probabilities = ops.cast(probabilities, "float32")
     rows = ops.shape(probabilities)[0]
-    if p >= 1:
-        # Everything; a float32 sum of the tail may round just below 1.
+    if isinstance(p, (int, float)) and p >= 1:
         return ops.zeros((rows, 1), "float32")
     target = ops.convert_to_tensor(p, "float32")
     # Invariant: mass(low) >= target (low = 0 keeps everything) and
@@ -73,7 +73,8 @@ def nucleus_threshold(probabilities, p):
         return ops.where(enough, middle, low), ops.where(enough, high, middle)
 
     low, _ = ops.fori_loop(0, 31, halve, (low, high))
-    return ops.view(low, "float32")
+    # p >= 1 keeps everything: a float32 sum of the tail may round below 1.
+    return ops.where(target >= 1, 0.0, ops.view(low, "float32"))
 
 
 def nucleus_mask(probabilities, p):
@@ -94,10 +95,9 @@ def nucleus_mask(probabilities, p):
 def draw(probabilities, seed_generator, block=256):
     """One token per row, with chance proportional to `probabilities`.
 
-    Zero entries are never drawn. The lookup goes by blocks of `block`
-    tokens (a running sum over the block totals, then within the chosen
-    block), which reads the vocabulary once instead of running one long
-    sequential sum. Returns int32 of shape `(batch,)`.
+    Zero entries are never drawn. Draws one uniform number per row from
+    `seed_generator` and looks it up with `draw_at`. Returns int32 of shape
+    `(batch,)`.
 
     Example:
     ```python
@@ -109,6 +109,29 @@ def draw(probabilities, seed_generator, block=256):
     print(np.asarray(draw(probabilities, keras.random.SeedGenerator(1))))  # [1 2]
     ```
     """
+    rows = ops.shape(probabilities)[0]
+    return draw_at(probabilities, random.uniform((rows,), seed=seed_generator), block)
+
+
+def draw_at(probabilities, uniforms, block=256):
+    """The token at each row's point `uniforms` of its cumulative `probabilities`.
+
+    `uniforms` are `(batch,)` numbers in [0, 1); the token drawn is the one
+    whose share of the row's total mass covers `(1 - u) * total`, so equal
+    uniforms pick the same token and a zero entry is never picked. The
+    lookup goes by blocks of `block` tokens (a running sum over the block
+    totals, then within the chosen block), which reads the vocabulary once
+    instead of running one long sequential sum. Returns int32 `(batch,)`.
+
+    Example:
+    ```python
+    import numpy as np
+    from kgpt2.samplers.nucleus import draw_at
+
+    probabilities = np.array([[0.5, 0.0, 0.5], [0.5, 0.0, 0.5]], "float32")
+    print(np.asarray(draw_at(probabilities, np.array([0.9, 0.1], "float32"))))  # [0 2]
+    ```
+    """
     probabilities = ops.cast(probabilities, "float32")
     rows, vocab = ops.shape(probabilities)
     blocks = -(-vocab // block)
@@ -117,13 +140,15 @@ def draw(probabilities, seed_generator, block=256):
     block_mass = ops.sum(grid, axis=-1)
     block_cumulative = ops.cumsum(block_mass, axis=-1)
     total = block_cumulative[:, -1:]
-    # In (0, total]: a zero-probability token never reaches the draw first.
-    uniform = random.uniform(ops.shape(total), seed=seed_generator)
-    target = (1.0 - uniform) * total
+    # In (0, total]: a zero-probability token never reaches the target first.
+    target = (1.0 - ops.reshape(ops.cast(uniforms, "float32"), (rows, 1))) * total
+    # Rounding may put the target past the last block that holds any mass.
+    last_block = ops.max(ops.where(block_mass > 0, ops.arange(blocks)[None, :], 0), axis=-1)
     chosen = ops.sum(ops.cast(block_cumulative < target, "int32"), axis=-1)
-    chosen = ops.minimum(chosen, blocks - 1)[:, None]
+    chosen = ops.minimum(chosen, last_block)[:, None]
     mass_before = ops.take_along_axis(block_cumulative - block_mass, chosen, axis=-1)
     inside = ops.take_along_axis(grid, chosen[:, :, None], axis=1)[:, 0]
     within = ops.cumsum(inside, axis=-1) + mass_before
-    position = ops.minimum(ops.sum(ops.cast(within < target, "int32"), axis=-1), block - 1)
-    return ops.minimum(chosen[:, 0] * block + position, vocab - 1)
+    last = ops.max(ops.where(inside > 0, ops.arange(block)[None, :], 0), axis=-1)
+    position = ops.minimum(ops.sum(ops.cast(within < target, "int32"), axis=-1), last)
+    return ops.cast(chosen[:, 0] * block + position, "int32")

@@ -1,0 +1,110 @@
+"""Which Keras backend kgpt2 runs on when the user has not chosen one.
+
+Keras fixes its backend when it is first imported, from `KERAS_BACKEND`.
+`import kgpt2` sets JAX as the default, because JAX generates fastest on
+CPU and GPU. Training is different on a machine without an accelerator:
+there TensorFlow's float32 training step (oneDNN) measured about 1.45x
+JAX's (XLA CPU) for gpt2_base_random at 8 x 128 (`kgpt2 bench --backends
+jax,tensorflow --train 8,128`). So `kgpt2 finetune` trains on TensorFlow
+on such machines, unless the user set `KERAS_BACKEND` or asked for a
+distribution (which needs JAX). A Python program keeps the backend it
+imported Keras with.
+"""
+
+import glob
+import os
+import sys
+
+ENVIRONMENT_VARIABLE = "KERAS_BACKEND"
+DEFAULT_BACKEND = "jax"
+# The user's own choice, read before `kgpt2/__init__.py` fills in the default.
+USER_BACKEND = os.environ.get(ENVIRONMENT_VARIABLE) or None
+# Device files of the accelerators Keras backends drive: NVIDIA and AMD
+# GPUs, and TPUs (accel on recent generations, vfio on older ones).
+ACCELERATOR_DEVICE_PATTERNS = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/accel[0-9]*", "/dev/vfio/[0-9]*")
+
+
+def set_default_backend():
+    """Make JAX Keras's backend unless the user set `KERAS_BACKEND`.
+
+    `import kgpt2` calls this before anything imports Keras.
+
+    Example:
+    ```python
+    import os
+    from kgpt2.keras_backend import set_default_backend
+
+    set_default_backend()
+    print(os.environ["KERAS_BACKEND"] in ("jax", "tensorflow", "torch"))  # True
+    ```
+    """
+    os.environ.setdefault(ENVIRONMENT_VARIABLE, DEFAULT_BACKEND)
+
+
+def has_accelerator(patterns=ACCELERATOR_DEVICE_PATTERNS):
+    """Whether this machine shows a GPU or TPU device file.
+
+    Looks at `/dev` only, so it costs nothing and imports no framework.
+
+    Example:
+    ```python
+    from kgpt2.keras_backend import has_accelerator
+
+    print(has_accelerator(patterns=()))  # False
+    ```
+    """
+    return any(glob.glob(pattern) for pattern in patterns)
+
+
+def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=None):
+    """The backend to train on, and why, as `(backend, reason)`.
+
+    Args:
+        user_backend: the user's `KERAS_BACKEND`, or None if unset.
+        distributed: whether a distribution or several processes were asked
+            for (kgpt2 distributes on JAX only).
+        accelerator: whether the machine has a GPU/TPU; None looks in /dev.
+
+    Example:
+    ```python
+    from kgpt2.keras_backend import training_backend
+
+    print(training_backend(user_backend=None, accelerator=False)[0])  # tensorflow
+    print(training_backend(user_backend="jax", accelerator=False)[0])  # jax
+    ```
+    """
+    if user_backend:
+        return user_backend, f"KERAS_BACKEND={user_backend}"
+    if distributed:
+        return DEFAULT_BACKEND, "distributed training runs on JAX"
+    if has_accelerator() if accelerator is None else accelerator:
+        return DEFAULT_BACKEND, "the default on a machine with an accelerator"
+    return "tensorflow", (
+        "no GPU/TPU here, and on CPUs TensorFlow's training step is faster than "
+        "JAX's; set KERAS_BACKEND to choose"
+    )
+
+
+def use_training_backend(distributed=False):
+    """Switch this process to `training_backend()` if Keras is not loaded yet.
+
+    Returns:
+        `(backend, reason)`: the backend Keras will use and why. Once Keras
+        is imported its backend stays, and that is what is returned.
+
+    Example:
+    ```python
+    import keras
+    from kgpt2.keras_backend import use_training_backend
+
+    # Keras is already imported here, so its backend stays:
+    print(use_training_backend()[0] == keras.config.backend())  # True
+    ```
+    """
+    if "keras" in sys.modules:
+        import keras
+
+        return keras.config.backend(), "Keras was already imported"
+    backend, reason = training_backend(distributed=distributed)
+    os.environ[ENVIRONMENT_VARIABLE] = backend
+    return backend, reason
