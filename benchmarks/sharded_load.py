@@ -13,9 +13,9 @@ minus baseline: what loading the model cost.
 
 - "one process": `kgpt2.load(preset)`, the whole model in one process.
 - "sharded": `kgpt2.load(preset, distribution="model_parallel")` in each of
-  N processes: variables created laid out, each process initializes only
-  its shards (Keras shards big initializers at creation, the rest are
-  made one at a time and laid out at once).
+  N processes: variables created laid out, each device drawing only its
+  block of each variable, 1 MiB at a time, with the values Keras draws
+  (`kgpt2.presets.sharded_variables`).
 - "built whole, then laid out": what `kgpt2.finetune` does with a model
   loaded whole: `kgpt2.load(preset)` then rebuilt under the distribution
   (`kgpt2.training.distribution.prepare`), in each of N processes.

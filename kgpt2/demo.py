@@ -11,6 +11,7 @@ the results (perplexities, samples, speed) are printed.
 import logging
 import math
 import pathlib
+import re
 import shutil
 import time
 from importlib import resources
@@ -75,6 +76,43 @@ def cjk_share(text):
     """
     chars = [char for char in text if not char.isspace()]
     return sum(map(is_cjk, chars)) / len(chars) if chars else 0.0
+
+
+# The marks that end a line of a Tang poem (its `paragraphs` hold two lines each).
+LINE_ENDS = "，。！？；"
+
+
+def line_lengths(text):
+    """The lengths, in characters, of `text`'s complete lines.
+
+    A line ends with one of `LINE_ENDS` (，。！？；); the text after the last
+    one is unfinished and not counted. Spaces count as characters.
+
+    Example:
+    ```python
+    from kgpt2.demo import line_lengths
+
+    print(line_lengths("床前明月光，疑是地上霜。举头"))  # [5, 5]
+    ```
+    """
+    return [len(line) for line in re.split(f"[{LINE_ENDS}]", text)[:-1]]
+
+
+def poem_form_share(texts, lengths=(5, 7)):
+    """The share of the complete lines of `texts` that are 5 or 7 characters.
+
+    Tang poems are written in lines of five or seven characters, so this
+    says how far generated text takes their form (0.0 when no line ends).
+
+    Example:
+    ```python
+    from kgpt2.demo import poem_form_share
+
+    print(poem_form_share(["床前明月光，疑是地上霜。", "春。。眠"]))  # 0.5
+    ```
+    """
+    found = [length for text in texts for length in line_lengths(text)]
+    return sum(length in lengths for length in found) / len(found) if found else 0.0
 
 
 def prepare_run_dir(run_dir):

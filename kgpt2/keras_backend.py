@@ -89,8 +89,10 @@ def use_training_backend(distributed=False):
     """Switch this process to `training_backend()` if Keras is not loaded yet.
 
     Returns:
-        `(backend, reason)`: the backend Keras will use and why. Once Keras
-        is imported its backend stays, and that is what is returned.
+        `(backend, reason)`: the backend Keras will use, and why kgpt2 chose
+        it, or None as the reason when the choice was not kgpt2's (the user
+        set `KERAS_BACKEND`, or Keras was imported already and keeps its
+        backend).
 
     Example:
     ```python
@@ -98,13 +100,15 @@ def use_training_backend(distributed=False):
     from kgpt2.keras_backend import use_training_backend
 
     # Keras is already imported here, so its backend stays:
-    print(use_training_backend()[0] == keras.config.backend())  # True
+    print(use_training_backend() == (keras.config.backend(), None))  # True
     ```
     """
     if "keras" in sys.modules:
         import keras
 
-        return keras.config.backend(), "Keras was already imported"
+        return keras.config.backend(), None
+    if USER_BACKEND:
+        return USER_BACKEND, None
     backend, reason = training_backend(distributed=distributed)
     os.environ[ENVIRONMENT_VARIABLE] = backend
     return backend, reason

@@ -19,8 +19,14 @@ os.environ.pop("no_proxy", None)
 # compiles the same program. Small programs count too (the default skips
 # those under a second), and the folder goes away with the session, so each
 # run compiles from scratch once and leaves nothing in ~/.cache.
-_COMPILATION_CACHE = tempfile.mkdtemp(prefix="kgpt2-tests-jax-cache-")
-atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
+# Under pytest-xdist the workers share the controller's folder (they inherit
+# its environment); the controller removes it.
+if "PYTEST_XDIST_WORKER" in os.environ and "KGPT2_TESTS_COMPILATION_CACHE" in os.environ:
+    _COMPILATION_CACHE = os.environ["KGPT2_TESTS_COMPILATION_CACHE"]
+else:
+    _COMPILATION_CACHE = tempfile.mkdtemp(prefix="kgpt2-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
+    os.environ["KGPT2_TESTS_COMPILATION_CACHE"] = _COMPILATION_CACHE
 os.environ["KGPT2_COMPILATION_CACHE"] = _COMPILATION_CACHE
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _COMPILATION_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"

@@ -131,6 +131,22 @@ def finetune(mode):
     }, final
 
 
+def created_laid_out(mode):
+    """Whether `kgpt2.load(..., distribution=mode)` holds the weights a whole load holds, laid out."""
+    import numpy as np
+
+    import kgpt2
+
+    whole = kgpt2.load("gpt2_tiny_random", seed=5).backbone.weights
+    laid_out = kgpt2.load("gpt2_tiny_random", seed=5, distribution=mode).backbone.weights
+    embedding = laid_out[0].value
+    return {
+        "equal": all(np.array_equal(np.asarray(a.value), np.asarray(b.value))
+                     for a, b in zip(whole, laid_out, strict=True)),
+        "embedding_shard_shape": list(embedding.sharding.shard_shape(embedding.shape)),
+    }
+
+
 def main():
     import jax
 
@@ -147,6 +163,9 @@ def main():
                 report[name]["max_weight_difference_from_single"] = max(
                     float(np.max(np.abs(a - b)))
                     for a, b in zip(finals["single"], finals[mode]))
+    for mode in modes:
+        if mode != "single":
+            report["created_" + mode] = created_laid_out(mode)
     print("RESULT " + json.dumps(report))
 
 

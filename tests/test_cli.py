@@ -59,3 +59,16 @@ def test_demo_leaves_a_folder_it_did_not_write_alone(tmp_path):
     with pytest.raises(kgpt2.Error, match="not a previous demo run"):
         prepare_run_dir(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_poem_form_share_counts_complete_lines_of_five_or_seven():
+    from kgpt2.demo import line_lengths, poem_form_share
+
+    quatrain = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。"
+    assert line_lengths(quatrain) == [5, 5, 5, 5]
+    assert poem_form_share([quatrain, "朝辞白帝彩云间，千里江陵一日还。"]) == 1.0
+    # The demo's output before its model learned the form: short and empty lines.
+    assert poem_form_share(["春眠不觉晓。。晴缱。晼陌鱟"]) == 1 / 3
+    # An unfinished last line is not counted; no finished line at all gives 0.
+    assert line_lengths("床前明月光，疑是地") == [5]
+    assert poem_form_share(["春眠不觉晓瘻颌"]) == 0.0

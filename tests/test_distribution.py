@@ -103,6 +103,15 @@ def test_model_parallel_shards_weights_across_two_devices(report):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode, shard_shape", [("data_parallel", [50257, 64]),
+                                               ("model_parallel", [50257, 32])])
+def test_a_model_created_laid_out_holds_the_weights_of_a_whole_load(report, mode, shard_shape):
+    created = report["created_" + mode]
+    assert created["equal"]  # bit for bit: each device drew its block with Keras's own draw
+    assert created["embedding_shard_shape"] == shard_shape
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_plan_matches_bytes_held_by_device_0(report, mode):
     import kgpt2

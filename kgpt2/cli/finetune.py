@@ -73,7 +73,8 @@ def run(args):
     backend, reason = use_training_backend(distributed=(
         recipe.distribution is not None or (run_options.num_processes or 1) > 1
         or "JAX_COORDINATOR_ADDRESS" in os.environ))
-    log.info("Keras backend: %s (%s)", backend, reason)
+    if reason:  # kgpt2 chose: say why (the user's own choice needs no comment)
+        log.info("Keras backend: %s (%s)", backend, reason)
     # JAX's distributed runtime must start before the model touches a device.
     kgpt2.connect_processes(run_options.num_processes, run_options.process_id, run_options.coordinator)
     # Created laid out: model_parallel never holds the whole model in one process.

@@ -17,6 +17,7 @@ from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_layout import get_distribution
+from kgpt2.presets.sharded_variables import initialize_laid_out
 from kgpt2.presets.tokenizer import gpt2_tokenizer
 
 MAX_SEQUENCE_LENGTH = 1024
@@ -171,7 +172,13 @@ def _build_random(name, sequence_length, seed, dtype=None, laid_out=False, **uns
     if laid_out and dtype is not None:
         # Casting a copy would need every shard in one process.
         config["dtype"] = dtype
-    backbone = keras_hub.models.GPT2Backbone(**config)
+    if laid_out:
+        # Variables wait uninitialized, then each device draws only its blocks.
+        with keras.StatelessScope(initialize_variables=False):
+            backbone = keras_hub.models.GPT2Backbone(**config)
+        initialize_laid_out(backbone.variables, keras.distribution.distribution())
+    else:
+        backbone = keras_hub.models.GPT2Backbone(**config)
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=gpt2_tokenizer(),
         sequence_length=sequence_length or DEFAULT_SEQUENCE_LENGTH,
