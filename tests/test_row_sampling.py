@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 from kgpt2.generation.row_sampling import SamplingOptions
 from kgpt2.generation.row_sampling import needed_features
@@ -28,6 +29,7 @@ def _inverse_cdf(probabilities, u):
     return min(int(np.searchsorted(cumulative, 1.0 - u, side="left")), last)
 
 
+@pytest.mark.slow  # about 4 s: compiles sample_rows twice
 def test_top_p_keeps_the_whole_nucleus_even_when_it_is_wide():
     # 3,000 tokens of slowly falling probability: the p=0.9 nucleus holds
     # about 2,700 of them, wider than any sort of the top candidates.
@@ -46,6 +48,7 @@ def test_top_p_keeps_the_whole_nucleus_even_when_it_is_wide():
     assert drawn.max() < nucleus and drawn[0] > 2000
 
 
+@pytest.mark.slow
 def test_rows_keep_their_own_top_k_and_top_p_and_draw_by_the_kept_odds():
     probabilities = np.array([0.4, 0.3, 0.2, 0.1], "float32")
     settings = {  # the kept tokens, as kgpt2's TopK/TopPSampler keep them
