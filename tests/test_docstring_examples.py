@@ -58,7 +58,7 @@ NOT_RUN = {
 IN_A_NEW_PROCESS = {"kgpt2/lazy.py::<module>"}
 # Building a model, training, or packing text into token windows (which
 # traces TensorFlow graphs around the tokenizer) takes seconds.
-SLOW_MARKS = ("kgpt2.load(", "kgpt2.bench(", "bench.run(", "sample_rows(", "measure_backend(", "finetune(", ".fit(", "run(steps=",
+SLOW_MARKS = ("kgpt2.load(", "initialize_laid_out(", "kgpt2.bench(", "bench.run(", "sample_rows(", "measure_backend(", "finetune(", ".fit(", "run(steps=",
               "training_tokens_per_second(", "measure_in_subprocess(", "pack")
 
 EXAMPLES = find_examples()
