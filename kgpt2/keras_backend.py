@@ -107,8 +107,6 @@ def use_training_backend(distributed=False):
         import keras
 
         return keras.config.backend(), None
-    if USER_BACKEND:
-        return USER_BACKEND, None
     backend, reason = training_backend(distributed=distributed)
     os.environ[ENVIRONMENT_VARIABLE] = backend
-    return backend, reason
+    return backend, None if USER_BACKEND else reason

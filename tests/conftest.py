@@ -35,9 +35,28 @@ import pytest  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
+# The files that take longest (child processes, notebooks, training), longest
+# first, measured with `-p cpu_times`. Under `-n 2` each worker takes whole
+# files in collection order (`--dist loadfile --no-loadscope-reorder` in
+# pyproject.toml), so starting with these keeps both workers busy to the end
+# instead of leaving one to run a two-minute file alone.
+LONGEST_FILES = (
+    "test_docstring_examples.py",
+    "test_processes.py",
+    "test_notebooks.py",
+    "test_distribution.py",
+    "test_tensorflow_backend.py",
+    "test_cli_output.py",
+    "test_samplers.py",
+    "test_generation.py",
+    "test_training_crash.py",
+    "test_training_finetune.py",
+    "test_runs_safety.py",
+)
+
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect what this run must not run.
+    """Deselect what this run must not run, and run the longest files first.
 
     - `benchmark` tests, unless the run names that marker (`-m benchmark`):
       `addopts = "-m 'not benchmark'"` is replaced by any `-m` on the command
@@ -57,6 +76,12 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if wanted(item)]
+    items.sort(key=_file_rank)  # stable: a file's own order stays
+
+
+def _file_rank(item):
+    name = item.path.name
+    return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
 
 
 @pytest.fixture(scope="session")

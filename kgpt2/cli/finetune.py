@@ -5,12 +5,12 @@ generated from the fields of `kgpt2.Recipe` and `kgpt2.RunOptions`.
 """
 
 import logging
-import os
 
 import kgpt2
 from kgpt2.cli.option_flags import add_option_flags
 from kgpt2.cli.option_flags import given_options
 from kgpt2.keras_backend import use_training_backend
+from kgpt2.training.processes import process_options
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.run_options import RunOptions
 
@@ -70,9 +70,9 @@ def run(args):
     recipe = kgpt2.Recipe.for_preset(args.preset, **given_options(args, kgpt2.Recipe))
     run_options = kgpt2.RunOptions(**given_options(args, kgpt2.RunOptions))
     kgpt2.data.check_spec(args.data, text_key=args.text_key)
-    backend, reason = use_training_backend(distributed=(
-        recipe.distribution is not None or (run_options.num_processes or 1) > 1
-        or "JAX_COORDINATOR_ADDRESS" in os.environ))
+    processes = process_options(run_options.num_processes, run_options.process_id, run_options.coordinator)
+    backend, reason = use_training_backend(
+        distributed=recipe.distribution is not None or processes != (1, 0, None))
     if reason:  # kgpt2 chose: say why (the user's own choice needs no comment)
         log.info("Keras backend: %s (%s)", backend, reason)
     # JAX's distributed runtime must start before the model touches a device.
