@@ -1,6 +1,7 @@
 """The real GPT-2 byte-level BPE tokenizer, from files shipped in the package."""
 
 import codecs
+import contextlib
 import functools
 import weakref
 from importlib import resources
@@ -54,9 +55,29 @@ def gpt2_tokenizer():
     import keras_hub
 
     vocabulary, merges = _vocabulary_and_merges()
-    return keras_hub.models.GPT2Tokenizer(
-        vocabulary=dict(vocabulary), merges=list(merges)
-    )
+    # Set after construction, as KerasHub's own preset loader does: passed
+    # to the constructor, Keras would walk both tables to record its config.
+    tokenizer = keras_hub.models.GPT2Tokenizer()
+    with _untracked():
+        tokenizer.set_vocabulary_and_merges(dict(vocabulary), list(merges))
+    return tokenizer
+
+
+def _untracked():
+    """A scope in which Keras does not wrap a layer's dicts and lists.
+
+    Keras wraps every dict and list a layer holds so that layers and
+    variables put in them later are tracked. The tokenizer's 50,257-entry
+    vocabulary and 50,000 merges hold only strings, and wrapping them took
+    about half of building the tokenizer, the bulk of loading
+    `gpt2_tiny_random`. The scope is Keras's own, not public API:
+    where it is missing, the tokenizer is built as usual.
+    """
+    try:
+        from keras.src.utils.tracking import DotNotTrackScope
+    except ImportError:
+        return contextlib.nullcontext()
+    return DotNotTrackScope()
 
 
 _BYTE_TABLES = weakref.WeakKeyDictionary()
