@@ -233,3 +233,46 @@ def test_mixed_precision_trains_with_falling_loss(tokens):
     # Epoch means of the same 16 poems: the last well below the first.
     assert losses[-1] < 0.9 * losses[0], losses
 
+
+
+def _step_compiled_with_xla(train_function):
+    # Keras's step function closes over its tf.function `one_step_on_data`.
+    cells = [cell.cell_contents for cell in train_function.__closure__ or ()]
+    return any(getattr(cell, "_jit_compile", None) for cell in cells)
+
+
+@pytest.mark.tensorflow_only  # run by test_tensorflow_backend.py, in its TensorFlow process
+def test_tensorflow_float32_step_is_xla_and_learns_what_the_graph_step_does():
+    from kgpt2.bench.training import training_batch
+    from kgpt2.training.preprocessing import detached_preprocessor
+
+    lm = fresh_lm()
+    # XLA draws other (equally distributed) dropout masks than TensorFlow's
+    # kernels; without dropout the two steps compute the same function.
+    for layer in lm.backbone._flatten_layers():
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    weights = lm.get_weights()
+    x, y, sample_weight = training_batch(2, 16, lm.backbone.vocabulary_size)
+
+    def losses(graph):
+        lm.set_weights(weights)
+        kgpt2.compile(lm, steps=10, learning_rate=1e-3)
+        with detached_preprocessor(lm):
+            if graph:
+                lm.make_train_function(force=True)  # lm.jit_compile is False here
+            compiled_with_xla = _step_compiled_with_xla(lm.train_function)
+            return compiled_with_xla, [
+                lm.train_on_batch(x, y, sample_weight=sample_weight) for _ in range(3)
+            ]
+
+    xla, xla_losses = losses(graph=False)
+    graph, graph_losses = losses(graph=True)
+    assert xla and not graph
+    assert not lm.jit_compile  # generation is compiled as before
+    assert xla_losses[-1] < xla_losses[0]
+    np.testing.assert_allclose(xla_losses, graph_losses, rtol=1e-5)
+    # Mixed precision keeps the oneDNN graph.
+    kgpt2.compile(lm, steps=10, mixed_precision=True)
+    assert lm.train_function is None
+    kgpt2.compile(lm, steps=10)  # back to float32 for other tests' sake
