@@ -36,8 +36,11 @@ def uses_xla_train_step(policy_name, backend=None, accelerator=None):
     around the same matrix products, which made the float32 step of
     gpt2_base_random at 8 x 128 1.16x faster
     (`benchmarks/tf_training_profile.py --ab xla`). Mixed precision keeps
-    the oneDNN graph: XLA CPU's bfloat16 products are slow. Elsewhere the
-    backend's own choice stands.
+    the oneDNN graph (XLA CPU's bfloat16 products were found slow, and
+    XLA's step was not measured in bfloat16). Elsewhere the backend's own
+    choice stands. XLA draws other dropout masks than TensorFlow's kernels
+    (same rate and distribution); without dropout both steps give the same
+    losses to float rounding.
 
     Example:
     ```python
