@@ -3,7 +3,8 @@
 
 On `gpt2_base_random` at batch x length tokens (default 8 x 128, float32),
 this compiles the model with `kgpt2.compile` on the TensorFlow Keras backend
-(graph mode with oneDNN, as `kgpt2 finetune` trains on a CPU-only machine),
+and rebuilds its step as Keras's own graph step (oneDNN ops, no XLA; with
+`--xla` it keeps kgpt2's XLA step, which the trace shows as whole clusters),
 runs `--warmup` steps, then traces `--steps` steps of `train_on_batch` with
 TensorFlow's profiler and reads the trace (`*.xplane.pb`): every op's time
 on TensorFlow's executor threads, summed by op type and by op name (layer
@@ -14,11 +15,12 @@ threads at once, so they add up to more than the step's wall-clock time,
 and on a loaded machine every op is slower. Read them as shares.
 
 With `--ab xla,nodropout` (any of them) it instead times `train_on_batch`
-for the plain step and each variant in turn, `--rounds` times in this one
-process (so all see the same load), and prints median wall-clock and CPU
-seconds and their ratios to the plain step: `xla` compiles the step with
-XLA (`jit_compile=True`), `nodropout` sets every dropout rate to 0 (to
-measure what dropout costs; GPT-2 trains with 0.1).
+for the graph step ("graph": Keras's default on a CPU, oneDNN ops) and
+each variant in turn, `--rounds` times in this one process (so all see the
+same load), and prints median wall-clock and CPU seconds and their ratios
+to the graph step: `xla` compiles the step with XLA (`jit_compile=True`,
+what `kgpt2.compile` builds), `nodropout` is the graph step with every
+dropout rate 0 (what dropout costs; GPT-2 trains with 0.1).
 
 Run (from the repository root):
   KERAS_BACKEND=tensorflow PYTHONPATH=$PWD python benchmarks/tf_training_profile.py
@@ -109,19 +111,21 @@ def profile(lm, x, y, sample_weight, warmup, steps, rows):
 
 
 def ab(lm, x, y, sample_weight, variants, rounds):
-    """Time the plain step and each variant in turn, `rounds` times."""
+    """Time the graph step and each variant in turn, `rounds` times."""
     dropouts = [layer for layer in lm.backbone._flatten_layers()
                 if isinstance(layer, keras.layers.Dropout)]
     rates = [layer.rate for layer in dropouts]
     functions = {}
     with detached_preprocessor(lm):
-        for variant in ["plain", *variants]:
+        for variant in ["graph", *variants]:
             compile_lm(lm, learning_rate=5e-5, steps=1000)
             # The rate and jit_compile are read when the step is traced, so
             # each variant's step function keeps its own.
             for layer, rate in zip(dropouts, rates):
                 layer.rate = 0.0 if variant == "nodropout" else rate
             lm.jit_compile = variant == "xla"
+            lm.make_train_function(force=True)
+            lm.jit_compile = False
             for _ in range(2):
                 lm.train_on_batch(x, y, sample_weight=sample_weight)
             functions[variant] = lm.train_function
@@ -136,11 +140,11 @@ def ab(lm, x, y, sample_weight, variants, rounds):
                 cpu[variant].append(time.process_time() - cpu_start)
                 print(f"round {round_} {variant:10s} {wall[variant][-1]:7.2f} s wall "
                       f"{cpu[variant][-1]:7.2f} s CPU", flush=True)
-    plain_wall, plain_cpu = statistics.median(wall["plain"]), statistics.median(cpu["plain"])
+    graph_wall, graph_cpu = statistics.median(wall["graph"]), statistics.median(cpu["graph"])
     print(f"{'step':10s} {'wall s':>7s} {'CPU s':>7s} {'speed-up (wall)':>16s} {'(CPU)':>6s}")
     for variant in functions:
         w, c = statistics.median(wall[variant]), statistics.median(cpu[variant])
-        print(f"{variant:10s} {w:7.2f} {c:7.2f} {plain_wall / w:15.3f}x {plain_cpu / c:5.3f}x")
+        print(f"{variant:10s} {w:7.2f} {c:7.2f} {graph_wall / w:15.3f}x {graph_cpu / c:5.3f}x")
 
 
 def main(argv=None):
@@ -151,6 +155,7 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=40, help="rows of each table")
     parser.add_argument("--ab", default=None, help="variants to time: xla, nodropout")
     parser.add_argument("--rounds", type=int, default=3, help="with --ab")
+    parser.add_argument("--xla", action="store_true", help="profile kgpt2's XLA step")
     args = parser.parse_args(argv)
     assert keras.config.backend() == "tensorflow", "the profile needs KERAS_BACKEND=tensorflow"
     batch, length = (int(n) for n in args.train.split(","))
@@ -165,6 +170,10 @@ def main(argv=None):
             parser.error(f"--ab: unknown variants {', '.join(sorted(unknown))}")
         return ab(lm, x, y, sample_weight, variants, args.rounds)
     compile_lm(lm, learning_rate=5e-5, steps=1000)
+    if not args.xla:
+        with detached_preprocessor(lm):
+            lm.jit_compile = False
+            lm.make_train_function(force=True)
     profile(lm, x, y, sample_weight, args.warmup, args.steps, args.rows)
 
 
