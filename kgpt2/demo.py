@@ -263,6 +263,8 @@ def run(
     run_dir = prepare_run_dir(run_dir)
     logger.info(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
+    # Tokenizing the poems and the first perplexity pass take about 10 s.
+    logger.info("Tokenizing the poems and measuring the held-out perplexity before fine-tuning")
     train, held_out = (
         kgpt2.data.poetry(
             sample_poems_path(), to_simplified=True, batch_size=batch_size,
