@@ -3,8 +3,9 @@
 
 Runs `kgpt2.demo.run` with the given settings, loads the run it kept, and
 reports: held-out perplexity before/after, the unigram perplexity of the
-training poems' token stream (what a model that ignores its input reaches),
-how much the next-token distribution depends on the input (total variation
+training poems' token stream (what a model that ignores its input reaches)
+and its bigram perplexity (what reading the previous token alone could
+reach), how many token types the stream has, how much the next-token distribution depends on the input (total variation
 distance between two different poem prefixes, 0 = input ignored), and over
 `--seeds` seeds x 8 samples per sampler the share of complete lines of 5 or
 7 characters (`kgpt2.demo.poem_form_share`) and of CJK characters.
@@ -22,7 +23,13 @@ import tempfile
 import time
 
 
-def unigram_perplexity(lm):
+def stream_perplexities(lm):
+    """Unigram and bigram perplexity of the training poems' token stream.
+
+    The unigram figure is what a model that ignores its input reaches; the
+    bigram figure (plug-in estimate on the same stream, so optimistic) is
+    what a model that reads only the previous token could reach.
+    """
     from kgpt2.data.packing import graph_tokenizer
     from kgpt2.data.poetry import read_poems
     from kgpt2.demo import sample_poems_path
@@ -30,7 +37,10 @@ def unigram_perplexity(lm):
     rows = graph_tokenizer(lm.preprocessor.tokenizer)(read_poems(sample_poems_path())).to_list()
     stream = [token for row in rows for token in [50256, *row]]
     counts = collections.Counter(stream)
-    return math.exp(-sum(c / len(stream) * math.log(c / len(stream)) for c in counts.values()))
+    pairs = collections.Counter(zip(stream, stream[1:]))
+    unigram = -sum(c / len(stream) * math.log(c / len(stream)) for c in counts.values())
+    bigram = -sum(c / (len(stream) - 1) * math.log(c / counts[a]) for (a, _), c in pairs.items())
+    return math.exp(unigram), math.exp(bigram), len(counts)
 
 
 def input_dependence(lm):
@@ -69,7 +79,8 @@ def main():
     report = dict(
         vars(arguments), cpu_seconds=round(cpu_seconds, 1),
         perplexity={k: round(v, 1) for k, v in result["perplexity"].items()},
-        unigram_perplexity=round(unigram_perplexity(lm), 1),
+        **dict(zip(("unigram_perplexity", "bigram_perplexity", "token_types"),
+                   (round(v, 1) for v in stream_perplexities(lm)))),
         input_dependence=round(input_dependence(lm), 4),
     )
     for name, options in [("top_k", dict(k=10)), ("top_p", dict(p=0.8))]:
