@@ -5,8 +5,9 @@ Runs `kgpt2.demo.run` with the given settings, loads the run it kept, and
 reports: held-out perplexity before/after, the unigram perplexity of the
 training poems' token stream (what a model that ignores its input reaches)
 and its bigram perplexity (what reading the previous token alone could
-reach), how many token types the stream has, how much the next-token distribution depends on the input (total variation
-distance between two different poem prefixes, 0 = input ignored), and over
+reach), how many token types the stream has, how much the next-token
+distribution depends on the input (total variation distance between two
+different poem prefixes, 0 = input ignored), and over
 `--seeds` seeds x 8 samples per sampler the share of complete lines of 5 or
 7 characters (`kgpt2.demo.poem_form_share`) and of CJK characters.
 

@@ -44,7 +44,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kgpt2.bench.training import training_batch  # noqa: E402
-from kgpt2.training.compiling import compile as compile_lm  # noqa: E402
+from kgpt2.training.compiling import build_train_step, compile as compile_lm  # noqa: E402
 from kgpt2.training.preprocessing import detached_preprocessor  # noqa: E402
 
 
@@ -123,9 +123,7 @@ def ab(lm, x, y, sample_weight, variants, rounds):
             # each variant's step function keeps its own.
             for layer, rate in zip(dropouts, rates):
                 layer.rate = 0.0 if variant == "nodropout" else rate
-            lm.jit_compile = variant == "xla"
-            lm.make_train_function(force=True)
-            lm.jit_compile = False
+            build_train_step(lm, xla=variant == "xla")
             for _ in range(2):
                 lm.train_on_batch(x, y, sample_weight=sample_weight)
             functions[variant] = lm.train_function
@@ -171,9 +169,7 @@ def main(argv=None):
         return ab(lm, x, y, sample_weight, variants, args.rounds)
     compile_lm(lm, learning_rate=5e-5, steps=1000)
     if not args.xla:
-        with detached_preprocessor(lm):
-            lm.jit_compile = False
-            lm.make_train_function(force=True)
+        build_train_step(lm, xla=False)
     profile(lm, x, y, sample_weight, args.warmup, args.steps, args.rows)
 
 

@@ -4,8 +4,8 @@ Keras fixes its backend when it is first imported, from `KERAS_BACKEND`.
 `import kgpt2` sets JAX as the default, because JAX generates fastest on
 CPU and GPU. Training is different on a machine without an accelerator:
 there TensorFlow's float32 training step (oneDNN products, XLA-fused
-elsewhere) measured about 1.25x JAX's (XLA CPU) for gpt2_base_random at 8 x 128 (`kgpt2 bench --backends
-jax,tensorflow --train 8,128`). So `kgpt2 finetune` trains on TensorFlow
+elsewhere) measured about 1.25x JAX's (XLA CPU) for gpt2_base_random at
+8 x 128 (`kgpt2 bench --backends jax,tensorflow --train 8,128`). So `kgpt2 finetune` trains on TensorFlow
 on such machines, unless the user set `KERAS_BACKEND` or asked for a
 distribution (which needs JAX). A Python program keeps the backend it
 imported Keras with.

@@ -234,7 +234,6 @@ def test_mixed_precision_trains_with_falling_loss(tokens):
     assert losses[-1] < 0.9 * losses[0], losses
 
 
-
 def _step_compiled_with_xla(train_function):
     # Keras's step function closes over its tf.function `one_step_on_data`.
     cells = [cell.cell_contents for cell in train_function.__closure__ or ()]

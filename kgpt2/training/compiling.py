@@ -58,16 +58,33 @@ def uses_xla_train_step(policy_name, backend=None, accelerator=None):
     return backend == "tensorflow" and policy_name == "float32" and not accelerator
 
 
-def _build_xla_train_step(lm):
-    # Keras reads `jit_compile` when it makes the step function, and so
-    # does generation: only the training step is switched. The tokenizer
-    # can't be compiled, so Keras refuses XLA while the preprocessor is
-    # attached; the step never runs it (kgpt2 feeds token ids).
+def build_train_step(lm, xla):
+    """Build `lm`'s training step again, compiled with XLA or not.
+
+    Keras reads `lm.jit_compile` when it makes the step function, and so
+    does generation: this switches only the training step and leaves
+    `lm.jit_compile` as it was. The tokenizer can't be compiled, so Keras
+    refuses XLA while the preprocessor is attached; the step never runs it
+    (kgpt2 feeds token ids), so it is detached while the step is made.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.training.compiling import build_train_step
+
+    lm = kgpt2.compile(kgpt2.load("gpt2_tiny_random", sequence_length=16), steps=10)
+    jit_compile = lm.jit_compile
+    build_train_step(lm, xla=False)
+    print(lm.train_function is not None, lm.jit_compile == jit_compile)  # True True
+    ```
+    """
     jit_compile = lm.jit_compile
     with detached_preprocessor(lm):
-        lm.jit_compile = True
-        lm.make_train_function()
-        lm.jit_compile = jit_compile
+        lm.jit_compile = xla
+        try:
+            lm.make_train_function(force=True)
+        finally:
+            lm.jit_compile = jit_compile
 
 
 def _enable_lora(lm, rank):
@@ -186,5 +203,5 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
         sampler=sampler if sampler is not None else "top_k",
     )
     if uses_xla_train_step(recipe.mixed_precision):
-        _build_xla_train_step(lm)
+        build_train_step(lm, xla=True)
     return lm
