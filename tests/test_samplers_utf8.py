@@ -122,3 +122,34 @@ def test_valid_utf8_round_trips_in_the_config():
     assert again.valid_utf8 is True
     with pytest.raises(InputError):
         kgpt2.samplers.get("greedy", valid_utf8="yes")
+
+
+def test_tables_stay_python_inside_a_tensorflow_trace(monkeypatch):
+    # `generate` builds the tables while it is traced; on TensorFlow,
+    # autograph used to rewrite their Python loops and run its loop operator
+    # once per vocabulary entry (100 s for GPT-2's 50,257 tokens).
+    import types
+
+    import tensorflow as tf
+    from tensorflow.python.autograph.operators import control_flow
+
+    loops = []
+    python_while = control_flow._py_while_stmt
+
+    def counted_while(*args, **kwargs):
+        loops.append(args)
+        return python_while(*args, **kwargs)
+
+    monkeypatch.setattr(control_flow, "_py_while_stmt", counted_while)
+    # Only `.vocabulary` is read: a five-token stand-in keeps the trace short.
+    tokenizer = types.SimpleNamespace(vocabulary={"a": 0, "Ġ": 1, "ä": 2, "½": 3, "x": 4})
+
+    @tf.function
+    def traced():
+        tables["owed"] = tokenizer_utf8_tables(tokenizer)["owed"]
+        return tf.constant(0)
+
+    tables = {}
+    traced()
+    assert list(tables["owed"]) == [0, 0, 2, 0, 0]
+    assert loops == []

@@ -130,7 +130,22 @@ def tokenizer_utf8_tables(tokenizer):
     """
     from kgpt2.presets.tokenizer import token_bytes
 
-    return utf8_tables(token_bytes(tokenizer))
+    return _without_autograph(lambda: utf8_tables(token_bytes(tokenizer)))()
+
+
+def _without_autograph(function):
+    """`function`, marked so that TensorFlow's autograph leaves it as Python.
+
+    Samplers first build the tables while `generate` is being traced. On
+    TensorFlow, autograph would rewrite every Python loop of `_token_state`
+    and `token_bytes` into its own loop operators and run those, once per
+    vocabulary entry: about 100,000 loop calls, 100 s of tracing.
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:  # no TensorFlow, so no autograph either
+        return function
+    return tf.autograph.experimental.do_not_convert(function)
 
 
 def owed_continuation_bytes(tables, token_ids, index):
