@@ -158,6 +158,39 @@ def _local_preset(path):
         raise PresetError(str(error)) from None
 
 
+# KerasHub draws GPT-2's token embedding with stddev 0.01. Trained from
+# scratch, the output layer (the same 50,257 rows) learns the token
+# frequencies first, and Adam then moves every row by about the learning
+# rate per step in one shared direction: at 0.01 that shared part soon
+# outweighs what tells one input token from another, and a small model sits
+# at the frequencies-only loss for hundreds of steps
+# (`benchmarks/demo_form.py`). Drawn ten times wider, it learns which token
+# follows which within the demo's 100 steps.
+RANDOM_TOKEN_EMBEDDING_STDDEV = 0.1
+KERAS_HUB_TOKEN_EMBEDDING_STDDEV = 0.01
+
+
+def widen_token_embedding(backbone):
+    """Scale a freshly drawn GPT-2 token embedding to `RANDOM_TOKEN_EMBEDDING_STDDEV`.
+
+    In place, so a laid-out (sharded) embedding keeps its layout.
+
+    Example:
+    ```python
+    import keras_hub
+    from kgpt2.presets.catalog import backbone_config
+    from kgpt2.presets.loading import widen_token_embedding
+
+    backbone = keras_hub.models.GPT2Backbone(**backbone_config("gpt2_tiny_random"))
+    widen_token_embedding(backbone)
+    print(round(float(backbone.token_embedding.embeddings.numpy().std()), 2))  # 0.1
+    ```
+    """
+    embeddings = backbone.token_embedding.embeddings
+    factor = RANDOM_TOKEN_EMBEDDING_STDDEV / KERAS_HUB_TOKEN_EMBEDDING_STDDEV
+    embeddings.assign(embeddings * factor)
+
+
 def _build_random(name, sequence_length, seed, dtype=None, laid_out=False, **unsupported):
     import keras
     import keras_hub
@@ -179,6 +212,7 @@ def _build_random(name, sequence_length, seed, dtype=None, laid_out=False, **uns
         initialize_laid_out(backbone.variables, keras.distribution.distribution())
     else:
         backbone = keras_hub.models.GPT2Backbone(**config)
+    widen_token_embedding(backbone)
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer=gpt2_tokenizer(),
         sequence_length=sequence_length or DEFAULT_SEQUENCE_LENGTH,
