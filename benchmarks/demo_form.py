@@ -12,7 +12,7 @@ different poem prefixes, 0 = input ignored), and over
 7 characters (`kgpt2.demo.poem_form_share`) and of CJK characters.
 
 Run (from the repository root):
-  python benchmarks/demo_form.py --steps 100 --learning-rate 2e-3
+  python benchmarks/demo_form.py --steps 100 --learning-rate 5e-3
   python benchmarks/demo_form.py --steps 300 --learning-rate 5e-3 --seeds 2
 """
 
@@ -60,7 +60,7 @@ def input_dependence(lm):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--sequence-length", type=int, default=48)
     parser.add_argument("--seeds", type=int, default=2)

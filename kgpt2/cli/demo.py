@@ -23,7 +23,7 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch")
     parser.add_argument("--sequence-length", type=int, default=48, help="tokens per window")
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="peak learning rate (None: 2e-3 for random presets, 5e-5 otherwise)")
+                        help="peak learning rate (None: 5e-3 for random presets, 5e-5 otherwise)")
     parser.add_argument("--prompt", default="春眠不觉晓", help="generation prompt")
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
                         help="run folder; replaced by the next demo")
