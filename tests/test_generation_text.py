@@ -56,7 +56,11 @@ def test_unconditional_samples_start_from_endoftext(tiny_lm, kgpt2_log):
     texts = kgpt2.generate(tiny_lm, None, sampler="greedy", max_length=12, stop_token_ids=None)
     tiny_lm.compile(sampler="greedy")
     assert type(texts) is list
-    assert texts == [tiny_lm.generate("", max_length=12, stop_token_ids=None)]
+    # KerasHub's postprocessing drops every <|endoftext|>, wherever it is;
+    # with stop_token_ids=None kgpt2 keeps what the model wrote (the random
+    # model's greedy pick repeats the token it reads, here the start token).
+    keras_hub_text = tiny_lm.generate("", max_length=12, stop_token_ids=None)
+    assert [texts[0].replace("<|endoftext|>", "")] == [keras_hub_text]
     # 12 slots minus the start token.
     assert new_tokens_logged(kgpt2_log) == 11
 
@@ -79,7 +83,8 @@ def test_several_prompts_keep_their_order(tiny_lm):
     prompts = ["Hello", "The quick brown fox jumps over"]
     texts = kgpt2.generate(tiny_lm, prompts, sampler="greedy", max_length=20, nsamples=2,
                            batch_size=3)
-    assert [text.split(" ")[0] for text in texts] == ["Hello", "Hello", "The", "The"]
+    order = [prompts[0], prompts[0], prompts[1], prompts[1]]
+    assert all(text.startswith(prompt) for text, prompt in zip(texts, order))
     single = [kgpt2.generate(tiny_lm, p, sampler="greedy", max_length=20)[0] for p in prompts]
     assert texts == [single[0], single[0], single[1], single[1]]
 
