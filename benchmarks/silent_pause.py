@@ -3,8 +3,9 @@
 
 Runs the command N times, timestamps every line it writes (stdout and
 stderr together) as it arrives, and reports per run the wall time, the
-longest gap between two lines, and the pause between the last line and the
-process's exit: what a user sees as "did it hang?".
+longest gap between two lines (and the line it follows), and the pause
+between the last line and the process's exit: what a user sees as "did it
+hang?".
 
 Run (from the repository root):
   python benchmarks/silent_pause.py --runs 5 -- .venv/bin/kgpt2 demo
@@ -43,9 +44,12 @@ def main():
     for run in range(args.runs):
         lines, ended, returncode = timed_run(command)
         last = lines[-1][0] if lines else 0.0
-        gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:])]
+        gaps = [(b[0] - a[0], a[1]) for a, b in zip(lines, lines[1:])]
+        longest, before_gap = max(gaps, default=(0.0, ""))
         results.append({"run": run + 1, "wall_s": round(ended, 2), "returncode": returncode,
-                        "longest_gap_s": round(max(gaps, default=0.0), 2),
+                        "longest_gap_s": round(longest, 2),
+                        # An intermittent stall is found by the line it follows.
+                        "longest_gap_after": before_gap,
                         "pause_after_last_line_s": round(ended - last, 2),
                         "last_line": lines[-1][1] if lines else ""})
         print(json.dumps(results[-1], ensure_ascii=False), flush=True)
