@@ -165,7 +165,7 @@ def _local_preset(path):
 # outweighs what tells one input token from another, and a small model sits
 # at the frequencies-only loss for hundreds of steps
 # (`benchmarks/demo_form.py`). Drawn ten times wider, it learns which token
-# follows which within the demo's 100 steps.
+# follows which within the demo's 80 steps.
 RANDOM_TOKEN_EMBEDDING_STDDEV = 0.1
 KERAS_HUB_TOKEN_EMBEDDING_STDDEV = 0.01
 
