@@ -87,6 +87,43 @@ def build_train_step(lm, xla):
             lm.jit_compile = jit_compile
 
 
+def accumulates_in_float32(policy_name, backend=None, platform=None):
+    """Whether `kgpt2.compile` makes the training step's half-precision products accumulate in float32.
+
+    On JAX on a CPU, a mixed-precision step's bfloat16 products otherwise
+    run as float32 products (see `kgpt2.training.float32_accumulation`);
+    GPUs and TPUs multiply half precision natively and keep Keras's step.
+
+    Example:
+    ```python
+    from kgpt2.training.compiling import accumulates_in_float32
+
+    print(accumulates_in_float32("mixed_bfloat16", backend="jax", platform="cpu"))  # True
+    print(accumulates_in_float32("float32", backend="jax", platform="cpu"))  # False
+    print(accumulates_in_float32("mixed_bfloat16", backend="jax", platform="gpu"))  # False
+    ```
+    """
+    if backend is None:
+        backend = keras.config.backend()
+    if backend != "jax" or policy_name == "float32":
+        return False
+    if platform is None:
+        import jax
+
+        platform = jax.default_backend()
+    return platform == "cpu"
+
+
+def _set_train_step(lm, float32_accumulation):
+    # An instance attribute shadows the class's `train_step`; Keras's JAX
+    # trainer reads `self.train_step` when it makes the step function.
+    lm.__dict__.pop("train_step", None)
+    if float32_accumulation:
+        from kgpt2.training.float32_accumulation import accumulate_in_float32
+
+        lm.train_step = accumulate_in_float32(lm.train_step)
+
+
 def _enable_lora(lm, rank):
     enabled = lora_rank_of(lm)
     if enabled is None:
@@ -194,6 +231,7 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     if recipe.lora_rank is not None:
         _enable_lora(lm, recipe.lora_rank)
     _set_precision(lm, recipe.mixed_precision)
+    _set_train_step(lm, accumulates_in_float32(recipe.mixed_precision))
     lm.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(
