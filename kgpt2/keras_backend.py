@@ -7,8 +7,13 @@ there TensorFlow's float32 training step (oneDNN products, XLA-fused
 elsewhere) measured about 1.25x JAX's (XLA CPU) for gpt2_base_random at
 8 x 128 (`kgpt2 bench --backends jax,tensorflow --train 8,128`). So `kgpt2 finetune` trains on TensorFlow
 on such machines, unless the user set `KERAS_BACKEND` or asked for a
-distribution (which needs JAX). A Python program keeps the backend it
-imported Keras with.
+distribution (which needs JAX). Mixed precision on a CPU with bfloat16
+instructions (AVX512-BF16, AMX) is the exception: there JAX's step, its
+products accumulating in float32 (`kgpt2.training.float32_accumulation`),
+ran 2.0x its float32 step, while TensorFlow's mixed step ran 0.63x its own
+float32 one (`kgpt2 bench --backends jax,tensorflow --mixed-precision`), so
+such runs train on JAX. A Python program keeps the backend it imported
+Keras with.
 """
 
 import glob
@@ -56,7 +61,34 @@ def has_accelerator(patterns=ACCELERATOR_DEVICE_PATTERNS):
     return any(glob.glob(pattern) for pattern in patterns)
 
 
-def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=None):
+def cpu_bfloat16_instructions(cpuinfo="/proc/cpuinfo"):
+    """The CPU's bfloat16 multiply-add instruction sets (`avx512_bf16`, `amx_bf16`).
+
+    Read from the flags in `cpuinfo` (Linux); an empty tuple where it can't
+    be read.
+
+    Example:
+    ```python
+    import tempfile
+    from kgpt2.keras_backend import cpu_bfloat16_instructions
+
+    with tempfile.NamedTemporaryFile("w", suffix="cpuinfo") as file:
+        file.write("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+        file.flush()
+        print(cpu_bfloat16_instructions(file.name))  # ('avx512_bf16',)
+    ```
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as file:
+            flags = next((line.split(":", 1)[1].split() for line in file
+                          if line.startswith("flags")), [])
+    except OSError:
+        return ()
+    return tuple(flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags)
+
+
+def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=None,
+                     mixed_precision=False, bfloat16_instructions=None):
     """The backend to train on, and why, as `(backend, reason)`.
 
     Args:
@@ -64,6 +96,9 @@ def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=N
         distributed: whether a distribution or several processes were asked
             for (kgpt2 distributes on JAX only).
         accelerator: whether the machine has a GPU/TPU; None looks in /dev.
+        mixed_precision: whether the run trains in mixed precision.
+        bfloat16_instructions: the CPU's bfloat16 instruction sets; None
+            reads them (`cpu_bfloat16_instructions`).
 
     Example:
     ```python
@@ -71,6 +106,8 @@ def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=N
 
     print(training_backend(user_backend=None, accelerator=False)[0])  # tensorflow
     print(training_backend(user_backend="jax", accelerator=False)[0])  # jax
+    print(training_backend(user_backend=None, accelerator=False, mixed_precision=True,
+                           bfloat16_instructions=("amx_bf16",))[0])  # jax
     ```
     """
     if user_backend:
@@ -79,13 +116,21 @@ def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=N
         return DEFAULT_BACKEND, "distributed training runs on JAX"
     if has_accelerator() if accelerator is None else accelerator:
         return DEFAULT_BACKEND, "the default on a machine with an accelerator"
+    if bfloat16_instructions is None and mixed_precision:
+        bfloat16_instructions = cpu_bfloat16_instructions()
+    if mixed_precision and bfloat16_instructions:
+        return DEFAULT_BACKEND, (
+            f"mixed precision on a CPU with {'/'.join(bfloat16_instructions)}: JAX's step "
+            "multiplies in bfloat16, TensorFlow's is slower than its float32 one; "
+            "set KERAS_BACKEND to choose"
+        )
     return "tensorflow", (
         "no GPU/TPU here, and on CPUs TensorFlow's training step is faster than "
         "JAX's; set KERAS_BACKEND to choose"
     )
 
 
-def use_training_backend(distributed=False):
+def use_training_backend(distributed=False, mixed_precision=False):
     """Switch this process to `training_backend()` if Keras is not loaded yet.
 
     Returns:
@@ -107,6 +152,6 @@ def use_training_backend(distributed=False):
         import keras
 
         return keras.config.backend(), None
-    backend, reason = training_backend(distributed=distributed)
+    backend, reason = training_backend(distributed=distributed, mixed_precision=mixed_precision)
     os.environ[ENVIRONMENT_VARIABLE] = backend
     return backend, None if USER_BACKEND else reason

@@ -72,7 +72,8 @@ def run(args):
     kgpt2.data.check_spec(args.data, text_key=args.text_key)
     processes = process_options(run_options.num_processes, run_options.process_id, run_options.coordinator)
     backend, reason = use_training_backend(
-        distributed=recipe.distribution is not None or processes != (1, 0, None))
+        distributed=recipe.distribution is not None or processes != (1, 0, None),
+        mixed_precision=recipe.mixed_precision == "mixed_bfloat16")
     if reason:  # kgpt2 chose: say why (the user's own choice needs no comment)
         log.info("Keras backend: %s (%s)", backend, reason)
     # JAX's distributed runtime must start before the model touches a device.
