@@ -69,13 +69,12 @@ def cpu_bfloat16_instructions(cpuinfo="/proc/cpuinfo"):
 
     Example:
     ```python
-    import tempfile
+    import pathlib, tempfile
     from kgpt2.keras_backend import cpu_bfloat16_instructions
 
-    with tempfile.NamedTemporaryFile("w", suffix="cpuinfo") as file:
-        file.write("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
-        file.flush()
-        print(cpu_bfloat16_instructions(file.name))  # ('avx512_bf16',)
+    cpuinfo = pathlib.Path(tempfile.mkdtemp()) / "cpuinfo"
+    cpuinfo.write_text("flags : fpu avx2 avx512f avx512_bf16 amx_tile")
+    print(cpu_bfloat16_instructions(cpuinfo))  # ('avx512_bf16',)
     ```
     """
     try:

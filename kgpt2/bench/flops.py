@@ -9,7 +9,8 @@ twice); `12 L d T` is attention's scores and weighted sum, which no weight
 counts. Model FLOPs count what the model needs, not what an implementation
 spends (no recomputation, no causal-mask savings), so they compare across
 implementations. The model FLOP utilisation (MFU) is model FLOP/s over the
-float32 matrix-multiply peak `kgpt2.bench.peak` measured with the library
+matrix-multiply peak (float32, or bfloat16 for a mixed-precision step)
+`kgpt2.bench.peak` measured with the library
 that trained.
 
 Example:

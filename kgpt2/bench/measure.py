@@ -53,8 +53,9 @@ def measure_backend(settings):
     `settings` are those `kgpt2.bench.settings.check_settings` accepts.
     Progress lines go to the "kgpt2" logger.
 
-    With training, the float32 matrix-multiply peak of this backend's
-    library at the step's forward shapes is measured right after it (see
+    With training, the matrix-multiply peak of this backend's library at
+    the step's forward shapes, in the step's precision (bfloat16 under
+    mixed precision, else float32), is measured right after it (see
     `kgpt2.bench.peak`), under the same load.
 
     Returns:
@@ -104,7 +105,9 @@ def measure_backend(settings):
         shapes = training_shapes(batch_size * sequence_length, model["hidden_dim"],
                                  model["intermediate_dim"], model["vocabulary_size"],
                                  backward=False)
-        peak = matmul_peak(backend, "float32", shapes, repeats=2)
-        logger.info("  peak     %-10s float32 matmul at the step's shapes: %.1f GFLOP/s (%s)",
-                    backend, peak["peak_gflop_s"], peak["library"])
+        # Mixed precision multiplies in bfloat16: its MFU is against that peak.
+        dtype = "bfloat16" if settings["mixed_precision"] else "float32"
+        peak = matmul_peak(backend, dtype, shapes, repeats=2)
+        logger.info("  peak     %-10s %s matmul at the step's shapes: %.1f GFLOP/s (%s)",
+                    backend, dtype, peak["peak_gflop_s"], peak["library"])
     return {"machine": machine, "model": model, "results": results, "matmul_peak": peak}

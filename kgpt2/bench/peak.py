@@ -85,7 +85,10 @@ def _jax_product(dtype):
     import jax
     import jax.numpy as jnp
 
-    product = jax.jit(jnp.matmul)
+    # bfloat16 products accumulate in float32, as kgpt2's mixed-precision
+    # training step asks of XLA (`kgpt2.training.float32_accumulation`).
+    accumulation = jnp.float32 if dtype == "bfloat16" else None
+    product = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=accumulation))
 
     def prepare(a, b):
         return jnp.asarray(a, dtype), jnp.asarray(b, dtype)
@@ -110,7 +113,9 @@ def matmul_peak(library, dtype, shapes, repeats=3, seed=0):
     Each product runs once to compile, then `repeats` times; the fastest
     run counts (a peak is what the machine reaches when nothing else gets
     in the way). Inputs are random normal, stored in `dtype` ("float32" or
-    "bfloat16"); the product's dtype is the inputs' (as in Keras layers).
+    "bfloat16"); the product's dtype is the inputs', except that JAX's
+    bfloat16 products return float32 (as kgpt2's mixed-precision training
+    step on JAX computes them).
 
     Returns:
         `{"library", "dtype", "rates": [{"shape": [m, k, n], "gflop_s"}...],

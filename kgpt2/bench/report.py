@@ -31,7 +31,8 @@ class BenchReport:
             measured): CPU, cores, load, memory bandwidth, versions.
         backends: per Keras backend, `{"machine", "model", "matmul_peak"}`
             (the model's preset, parameter count, shape, dtype and weight
-            bytes; the float32 matrix-multiply peak its library reached at
+            bytes; the matrix-multiply peak its library reached, in the
+            training step's precision, at
             the training step's shapes, see `kgpt2.bench.peak`, or None
             without training).
         results: every measured row of every round, each with `what`

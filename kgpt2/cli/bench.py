@@ -189,7 +189,7 @@ def _print_training(rows):
                 for row in rows if row["impl"] == HF_IMPL}
     columns = ["backend", "impl", "precision", "batch x length", "first s", "steady s/step",
                "steady tok/s", "tok/CPU-s", "first/steady", "model GFLOP/s",
-               "f32 peak GFLOP/s", "MFU"]
+               "matmul peak GFLOP/s", "MFU"]
     if baseline:
         columns.append("vs HF")
     body = []
@@ -209,8 +209,9 @@ def _print_training(rows):
     print_lines("", "Training: first step includes compilation; steady = median after "
                 "warm-up; tok/CPU-s: tokens per second of this process's CPU time, "
                 "all cores summed; model GFLOP/s: (6 x parameters + 12 x layers x hidden x "
-                "length) FLOPs per token x steady tok/s; MFU: that over the float32 "
-                "matmul peak its library reached at the step's shapes in this run.")
+                "length) FLOPs per token x steady tok/s; MFU: that over the matrix-multiply "
+                "peak its library reached at the step's shapes in this run, in the step's "
+                "precision (bfloat16 under mixed precision; the HF peer's is float32).")
     print_table(None, columns, body, numeric=set(columns[3:]))
 
 
