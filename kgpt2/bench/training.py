@@ -66,8 +66,8 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
 
     The model is compiled with `kgpt2.compile` (Adam, learning rate 5e-5,
     `SparseCategoricalCrossentropy(from_logits=True)`, accuracy; `mixed_precision` as there) and
-    trained with Keras's `train_on_batch`, which returns only when the step
-    is done. One line goes to the "kgpt2" logger.
+    trained with Keras's `train_on_batch`; each step's time ends when its
+    loss has been read, so a step that fails raises its error. One line goes to the "kgpt2" logger.
 
     Returns:
         A dict (see `training_row`) with every step's wall-clock and CPU
@@ -94,7 +94,11 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
     with detached_preprocessor(lm):
         for _ in range(steps):
             start, cpu_start = time.perf_counter(), time.process_time()
-            lm.train_on_batch(x, y, sample_weight=sample_weight)
+            logs = lm.train_on_batch(x, y, sample_weight=sample_weight, return_dict=True)
+            # Keras returns a log it could not convert to float as it is, so
+            # a step that failed on the device would pass unnoticed, timed at
+            # its dispatch: reading the loss raises the step's error.
+            float(logs["loss"])
             seconds.append(time.perf_counter() - start)
             cpu_seconds.append(time.process_time() - cpu_start)
     row = training_row(
