@@ -15,10 +15,16 @@ import pytest  # noqa: E402
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
+from kgpt2.keras_backend import cpu_bfloat16_instructions  # noqa: E402
 from kgpt2.training.compiling import accumulates_in_float32  # noqa: E402
 from kgpt2.training.float32_accumulation import accumulate_in_float32  # noqa: E402
 
 pytestmark = pytest.mark.skipif(keras.config.backend() != "jax", reason="a JAX transformation")
+
+# XLA runs bfloat16-in, float32-out products on CPUs with bfloat16
+# instructions; elsewhere only the rewritten programs' structure is checked,
+# and kgpt2.compile must leave Keras's step alone.
+RUNS_HERE = bool(cpu_bfloat16_instructions())
 
 
 def product_dtypes(function, *args):
@@ -56,7 +62,8 @@ def test_half_precision_weight_products_ask_for_float32_results():
     # Forward (2) and backward (3: w2's gradient, the hidden gradient, w1's).
     assert before == [(("bfloat16", "bfloat16"), "bfloat16")] * 5
     assert after == [(("bfloat16", "bfloat16"), "float32")] * 5
-
+    if not RUNS_HERE:
+        return
     value, gradients = jax.jit(accumulate_in_float32(step))(weights, x)
     expected_value, expected_gradients = step(weights, x)
     assert value.dtype == expected_value.dtype
@@ -85,17 +92,22 @@ def test_products_inside_nested_jit_calls_are_rewritten_and_others_kept():
         # Batched (attention's): XLA's CPU kernel lacks this form, kept.
         (("bfloat16", "bfloat16"), "bfloat16"),
     ]
+    if not RUNS_HERE:
+        return
     outputs = jax.jit(accumulate_in_float32(function))(a16, a32, batched)
     assert [o.dtype for o in outputs] == [jnp.bfloat16, jnp.float32, jnp.bfloat16]
     assert float(outputs[0][0, 0]) == 8.0
 
 
-def test_only_mixed_precision_on_a_jax_cpu_accumulates_in_float32():
-    assert accumulates_in_float32("mixed_bfloat16", backend="jax", platform="cpu")
-    assert accumulates_in_float32("mixed_float16", backend="jax", platform="cpu")
-    assert not accumulates_in_float32("float32", backend="jax", platform="cpu")
-    assert not accumulates_in_float32("mixed_bfloat16", backend="jax", platform="gpu")
-    assert not accumulates_in_float32("mixed_bfloat16", backend="tensorflow", platform="cpu")
+def test_only_mixed_bfloat16_on_a_jax_cpu_with_bfloat16_instructions_accumulates_in_float32():
+    amx = dict(bfloat16_instructions=("amx_bf16",))
+    assert accumulates_in_float32("mixed_bfloat16", backend="jax", platform="cpu", **amx)
+    assert not accumulates_in_float32("mixed_bfloat16", backend="jax", platform="cpu",
+                                      bfloat16_instructions=())
+    assert not accumulates_in_float32("mixed_float16", backend="jax", platform="cpu", **amx)
+    assert not accumulates_in_float32("float32", backend="jax", platform="cpu", **amx)
+    assert not accumulates_in_float32("mixed_bfloat16", backend="jax", platform="gpu", **amx)
+    assert not accumulates_in_float32("mixed_bfloat16", backend="tensorflow", platform="cpu", **amx)
 
 
 @pytest.mark.slow
@@ -115,11 +127,14 @@ def test_compile_puts_float32_accumulation_into_the_mixed_precision_step():
         return product_dtypes(lm.train_step, state, (x, y, sample_weight))
 
     kgpt2.compile(lm, steps=2, mixed_precision=True)
-    lm.train_on_batch(x, y, sample_weight=sample_weight)  # builds the optimizer
+    lm.train_on_batch(x, y, sample_weight=sample_weight)  # builds the optimizer; runs the step
     mixed = step_products()
     unbatched_half = [p for p in mixed if p[0] == ("bfloat16", "bfloat16") and p[1] == "float32"]
-    # 2 layers x (q, k, v, output, two feed-forward) + the logits, with gradients.
-    assert len(unbatched_half) >= 3 * (2 * 6 + 1), mixed
+    if RUNS_HERE:
+        # 2 layers x (q, k, v, output, two feed-forward) + the logits, with gradients.
+        assert len(unbatched_half) >= 3 * (2 * 6 + 1), mixed
+    else:
+        assert not unbatched_half, mixed
     assert all(result == "float32" for inputs, result in mixed if inputs != ("bfloat16", "bfloat16"))
 
     kgpt2.compile(lm, steps=2)  # back to float32: Keras's own step again

@@ -4,6 +4,7 @@ import keras
 import keras_hub
 
 from kgpt2.errors import InputError
+from kgpt2.keras_backend import cpu_bfloat16_instructions
 from kgpt2.keras_backend import has_accelerator
 from kgpt2.training.preprocessing import detached_preprocessor
 from kgpt2.training.recipe import Recipe
@@ -87,31 +88,42 @@ def build_train_step(lm, xla):
             lm.jit_compile = jit_compile
 
 
-def accumulates_in_float32(policy_name, backend=None, platform=None):
-    """Whether `kgpt2.compile` makes the training step's half-precision products accumulate in float32.
+def accumulates_in_float32(policy_name, backend=None, platform=None, bfloat16_instructions=None):
+    """Whether `kgpt2.compile` makes the training step's bfloat16 products accumulate in float32.
 
-    On JAX on a CPU, a mixed-precision step's bfloat16 products otherwise
-    run as float32 products (see `kgpt2.training.float32_accumulation`);
-    GPUs and TPUs multiply half precision natively and keep Keras's step.
+    On JAX on a CPU with bfloat16 instructions (AVX512-BF16, AMX), a
+    mixed_bfloat16 step's products otherwise run as float32 products (see
+    `kgpt2.training.float32_accumulation`). Elsewhere Keras's step stays:
+    GPUs and TPUs multiply bfloat16 natively, and a CPU without those
+    instructions has no faster kernel to gain.
+
+    Args:
+        policy_name: the recipe's precision policy.
+        backend, platform: the Keras backend and JAX platform; None reads them.
+        bfloat16_instructions: the CPU's bfloat16 instruction sets; None
+            reads them (`kgpt2.keras_backend.cpu_bfloat16_instructions`).
 
     Example:
     ```python
     from kgpt2.training.compiling import accumulates_in_float32
 
-    print(accumulates_in_float32("mixed_bfloat16", backend="jax", platform="cpu"))  # True
-    print(accumulates_in_float32("float32", backend="jax", platform="cpu"))  # False
-    print(accumulates_in_float32("mixed_bfloat16", backend="jax", platform="gpu"))  # False
+    amx = dict(backend="jax", bfloat16_instructions=("amx_bf16",))
+    print(accumulates_in_float32("mixed_bfloat16", platform="cpu", **amx))  # True
+    print(accumulates_in_float32("float32", platform="cpu", **amx))  # False
+    print(accumulates_in_float32("mixed_bfloat16", platform="gpu", **amx))  # False
     ```
     """
     if backend is None:
         backend = keras.config.backend()
-    if backend != "jax" or policy_name == "float32":
+    if backend != "jax" or policy_name != "mixed_bfloat16":
         return False
     if platform is None:
         import jax
 
         platform = jax.default_backend()
-    return platform == "cpu"
+    if bfloat16_instructions is None:
+        bfloat16_instructions = cpu_bfloat16_instructions()
+    return platform == "cpu" and bool(bfloat16_instructions)
 
 
 def _set_train_step(lm, float32_accumulation):

@@ -88,17 +88,20 @@ def accumulate_in_float32(function):
     The wrapper traces `function` to a jaxpr and evaluates it with every
     unbatched `dot_general` whose inputs and result are bfloat16 (or float16) asked
     for a float32 result, then cast back to the half dtype. Arguments and
-    results keep their structure and dtypes. Call it inside `jax.jit`.
+    results keep their structure and dtypes. Call it inside `jax.jit`. XLA
+    runs such products on CPUs with bfloat16 instructions
+    (`kgpt2.keras_backend.cpu_bfloat16_instructions`), which is where
+    `kgpt2.compile` uses it; elsewhere they may fail to run.
 
     Example:
     ```python
     import jax, jax.numpy as jnp
     from kgpt2.training.float32_accumulation import accumulate_in_float32
 
-    a = jnp.full((4, 300), 1.01, jnp.bfloat16)
-    b = jnp.ones((300, 4), jnp.bfloat16)
-    product = jax.jit(accumulate_in_float32(jnp.matmul))(a, b)
-    print(product.dtype, float(product[0, 0]))  # bfloat16 302.0
+    a = jnp.ones((4, 8), jnp.bfloat16)
+    jaxpr = jax.make_jaxpr(accumulate_in_float32(jnp.matmul))(a, a.T)
+    # The product, then the cast back:
+    print([str(e.outvars[0].aval.dtype) for e in jaxpr.eqns])  # ['float32', 'bfloat16']
     ```
     """
 
