@@ -10,8 +10,8 @@ on such machines, unless the user set `KERAS_BACKEND` or asked for a
 distribution (which needs JAX). Mixed precision on a CPU with bfloat16
 instructions (AVX512-BF16, AMX) is the exception: there JAX's step, its
 products accumulating in float32 (`kgpt2.training.float32_accumulation`),
-ran 2.0x its float32 step, while TensorFlow's mixed step ran 0.63x its own
-float32 one (`kgpt2 bench --backends jax,tensorflow --mixed-precision`), so
+ran 2.0-2.6x its float32 step, while TensorFlow's mixed step ran 0.70x its
+own float32 one (`kgpt2 bench --backends jax,tensorflow --mixed-precision`), so
 such runs train on JAX. A Python program keeps the backend it imported
 Keras with.
 """
@@ -115,9 +115,11 @@ def training_backend(user_backend=USER_BACKEND, distributed=False, accelerator=N
         return DEFAULT_BACKEND, "distributed training runs on JAX"
     if has_accelerator() if accelerator is None else accelerator:
         return DEFAULT_BACKEND, "the default on a machine with an accelerator"
-    if bfloat16_instructions is None and mixed_precision:
+    if not mixed_precision:
+        bfloat16_instructions = ()
+    elif bfloat16_instructions is None:
         bfloat16_instructions = cpu_bfloat16_instructions()
-    if mixed_precision and bfloat16_instructions:
+    if bfloat16_instructions:
         return DEFAULT_BACKEND, (
             f"mixed precision on a CPU with {'/'.join(bfloat16_instructions)}: JAX's step "
             "multiplies in bfloat16, TensorFlow's is slower than its float32 one; "

@@ -67,7 +67,8 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
     The model is compiled with `kgpt2.compile` (Adam, learning rate 5e-5,
     `SparseCategoricalCrossentropy(from_logits=True)`, accuracy; `mixed_precision` as there) and
     trained with Keras's `train_on_batch`; each step's time ends when its
-    loss has been read, so a step that fails raises its error. One line goes to the "kgpt2" logger.
+    loss has been read, so a step that fails raises its error. One line
+    goes to the "kgpt2" logger.
 
     Returns:
         A dict (see `training_row`) with every step's wall-clock and CPU

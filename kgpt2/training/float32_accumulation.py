@@ -7,9 +7,9 @@ runs a float32 product, so mixed precision is no faster than float32
 there. Asked for a float32 result of the same bfloat16 inputs, it runs the
 CPU's native bfloat16 multiply-add (AVX512-BF16, AMX) instead, several
 times faster. `accumulate_in_float32` rewrites a function's unbatched
-half-precision products (every weight product of a Transformer) that way, then casts each result back, so the function computes
-what it did (to the rounding of the accumulation, which is finer) in the
-same dtypes.
+half-precision products (every weight product of a Transformer) that way,
+then casts each result back, so the function computes what it did (to the
+rounding of the accumulation, which is finer) in the same dtypes.
 """
 
 import functools
