@@ -104,7 +104,7 @@ def test_finetune_prints_no_library_lines(tmp_path):
     assert result.returncode == 0, result.stderr
     chosen = "jax" if has_accelerator() else "tensorflow"
     assert f"Keras backend: {chosen} (" in result.stderr, result.stderr
-    assert f"learning rate 0.002, Keras backend {chosen}" in result.stderr, result.stderr
+    assert f"learning rate 0.002, float32, Keras backend {chosen}" in result.stderr, result.stderr
     assert "is at step 2" in result.stderr
     # CompileProgress: the first step's compile is announced, then timed.
     assert "Compiling the training step..." in result.stderr
@@ -141,3 +141,8 @@ def test_demo_output_is_clean_and_takes_the_poems_form(tmp_path):
         assert cjk_share(sample) >= 0.9, sample
         assert "，" in sample or "。" in sample, sample
     assert (tmp_path / "demo" / ".kgpt2-demo").is_file()
+    # Mixed bfloat16 where it is the faster step (then generation in float32).
+    from kgpt2.training.compiling import accumulates_in_float32
+
+    precision = "mixed_bfloat16" if accumulates_in_float32("mixed_bfloat16") else "float32"
+    assert re.search(rf"learning rate [\d.e-]+, {precision}, Keras backend", output), output

@@ -29,7 +29,7 @@ import keras
 from kgpt2.generation.compilation_cache import enable_compilation_cache
 from kgpt2.generation.generate_step import generate_step
 
-# lm -> {sampler: function}; weak so that dropping a model frees its programs.
+# lm -> {(sampler, dtype policy name): function}; weak so that dropping a model frees its programs.
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
 
@@ -135,7 +135,10 @@ def compiled_generate_function(lm, sampler):
     reuse their compiled program.
     """
     functions = _FUNCTIONS.setdefault(lm, {})
-    if sampler not in functions:
+    # A program traced under one dtype policy keeps it: `set_precision`
+    # after a mixed-precision fine-tune must get a new one.
+    key = (sampler, lm.dtype_policy.name)
+    if key not in functions:
         backend = keras.config.backend()
         if backend == "jax" and not lm.run_eagerly:
             enable_compilation_cache()
@@ -144,6 +147,6 @@ def compiled_generate_function(lm, sampler):
             build = _tensorflow_function
         else:
             build = _eager_function
-        functions[sampler] = build(weakref.ref(lm), sampler)
-    return functions[sampler]
+        functions[key] = build(weakref.ref(lm), sampler)
+    return functions[key]
 

@@ -20,13 +20,41 @@ def check_causal_lm(lm):
         )
 
 
-def _set_precision(lm, policy_name):
+def set_precision(lm, policy_name):
+    """Switch `lm`'s compute dtype policy in place (its weights stay float32).
+
+    `kgpt2.compile` calls it with the recipe's `mixed_precision`. Call it
+    with `"float32"` to generate in float32 after a mixed-precision
+    fine-tune: on a CPU, XLA's bfloat16-output products make generation
+    slower than in float32, while the training step multiplies bfloat16
+    with float32 results (`accumulates_in_float32`).
+
+    Args:
+        lm: a `GPT2CausalLM`.
+        policy_name: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+
+    Returns:
+        `lm`.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.training.compiling import set_precision
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
+    print(set_precision(lm, "mixed_bfloat16").backbone.compute_dtype)  # bfloat16
+    print(set_precision(lm, "float32").backbone.compute_dtype)  # float32
+    ```
+    """
     policy = keras.DTypePolicy(policy_name)
     # The backbone's layers read their policy at call time, so this switches
     # an already-built model in place; weights stay float32. The
     # preprocessor keeps its own (integer/string) policies.
     for layer in [lm, *lm.backbone._flatten_layers(include_self=True)]:
         layer.dtype_policy = policy
+    # KerasHub's own `generate` keeps the program it traced under the old policy.
+    lm.generate_function = None
+    return lm
 
 
 def uses_xla_train_step(policy_name, backend=None, accelerator=None):
@@ -242,7 +270,7 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     optimizer = _optimizer(recipe, total_steps)
     if recipe.lora_rank is not None:
         _enable_lora(lm, recipe.lora_rank)
-    _set_precision(lm, recipe.mixed_precision)
+    set_precision(lm, recipe.mixed_precision)
     _set_train_step(lm, accumulates_in_float32(recipe.mixed_precision))
     lm.compile(
         optimizer=optimizer,

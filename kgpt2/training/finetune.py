@@ -453,9 +453,9 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
                 return _report(folder, plan, start_step, "completed", {})
             used = _build_callbacks(folder, plan, start_step, lm.preprocessor, extra_callbacks)
             log.info(
-                "Fine-tuning %s: steps %d-%d, %s, learning rate %g, Keras backend %s",
+                "Fine-tuning %s: steps %d-%d, %s, learning rate %g, %s, Keras backend %s",
                 folder.path, start_step + 1, plan.total_steps, _describe_epochs(plan, train_ds),
-                plan.recipe.learning_rate, keras.config.backend(),
+                plan.recipe.learning_rate, plan.recipe.mixed_precision, keras.config.backend(),
             )
             history = _train(lm, train_ds, val_ds, plan, start_step, used)
             stop_reason, message = _stop_reason(lm, used)
