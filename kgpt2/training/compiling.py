@@ -6,6 +6,7 @@ import keras_hub
 from kgpt2.errors import InputError
 from kgpt2.keras_backend import cpu_bfloat16_instructions
 from kgpt2.keras_backend import has_accelerator
+from kgpt2.training.accuracy import NextTokenAccuracy
 from kgpt2.training.preprocessing import detached_preprocessor
 from kgpt2.training.recipe import Recipe
 from kgpt2.training.schedule import WarmupPolynomialDecay
@@ -219,7 +220,7 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     Adam (AdamW when `weight_decay > 0`, never decaying biases and layer
     norms) on a `WarmupPolynomialDecay` schedule from `learning_rate` to
     `end_learning_rate`, `SparseCategoricalCrossentropy(from_logits=True)`
-    and `weighted_metrics=["accuracy"]`. Padding is masked by the sample
+    and `NextTokenAccuracy` (logged as `accuracy`). Padding is masked by the sample
     weights the preprocessor makes, and the loss is the mean over the real
     tokens (`reduction="mean_with_sample_weight"`): with Keras's default
     (a mean over all positions, padding included) a batch of short texts
@@ -277,7 +278,7 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, reduction="mean_with_sample_weight"
         ),
-        weighted_metrics=["accuracy"],
+        weighted_metrics=[NextTokenAccuracy()],
         sampler=sampler if sampler is not None else "top_k",
     )
     if uses_xla_train_step(recipe.mixed_precision):
