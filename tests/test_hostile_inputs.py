@@ -27,6 +27,7 @@ from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
 from kgpt2.generation.samples_file import SamplesNotWrittenError
 from kgpt2.presets import PresetError
+from kgpt2.training.compiling import set_precision
 
 VOCABULARY = 50257
 INF = float("inf")
@@ -127,6 +128,9 @@ API_CASES = [
      ["'int8'"]),
     ("dtype_int32", lambda lm, root: kgpt2.load("gpt2_tiny_random", dtype="int32"), ValueError,
      ["'int32'"]),
+    ("precision_float64",
+     lambda lm, root: set_precision(lm, "float64"),
+     ValueError, ["'float64'", "mixed_bfloat16"]),
     ("save_parent_is_a_file", _save_under_file, OSError, ["a_file", "is a file"]),
     ("from_spec_unknown_option",
      lambda lm, root: kgpt2.data.from_spec(f"text:{root / 'notes.txt'}", unknown_option=1),

@@ -29,7 +29,8 @@ import keras
 from kgpt2.generation.compilation_cache import enable_compilation_cache
 from kgpt2.generation.generate_step import generate_step
 
-# lm -> {(sampler, dtype policy name): function}; weak so that dropping a model frees its programs.
+# lm -> {(sampler, dtype policy name): function}; weak so that dropping a
+# model frees its programs.
 _FUNCTIONS = weakref.WeakKeyDictionary()
 
 

@@ -5,7 +5,8 @@ Keras's `"accuracy"` for integer labels compares the label with
 `gpt2_tiny_random` at 8 x 48 tokens it took about a fifth of the mixed
 precision training step, mostly because it runs over all 50,257 logits of
 every token. The same answer is whether the label's logit is the largest
-one: one gather and a max, which XLA fuses with the loss's own max.
+one: a gather and a max (at 384 x 50,257 on a 2-core CPU, about 9 ms against
+49-60 ms for the argmax).
 
 Example:
 ```python

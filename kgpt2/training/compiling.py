@@ -9,6 +9,7 @@ from kgpt2.keras_backend import has_accelerator
 from kgpt2.training.accuracy import NextTokenAccuracy
 from kgpt2.training.preprocessing import detached_preprocessor
 from kgpt2.training.recipe import Recipe
+from kgpt2.training.recipe import precision_policy
 from kgpt2.training.schedule import WarmupPolynomialDecay
 from kgpt2.training.weights import lora_rank_of
 
@@ -32,10 +33,14 @@ def set_precision(lm, policy_name):
 
     Args:
         lm: a `GPT2CausalLM`.
-        policy_name: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        policy_name: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`
+            (or False/True, as `Recipe.mixed_precision` takes them).
 
     Returns:
         `lm`.
+
+    Raises:
+        InputError: another value (the message names it); `lm` is unchanged.
 
     Example:
     ```python
@@ -47,7 +52,7 @@ def set_precision(lm, policy_name):
     print(set_precision(lm, "float32").backbone.compute_dtype)  # float32
     ```
     """
-    policy = keras.DTypePolicy(policy_name)
+    policy = keras.DTypePolicy(precision_policy(policy_name))
     # The backbone's layers read their policy at call time, so this switches
     # an already-built model in place; weights stay float32. The
     # preprocessor keeps its own (integer/string) policies.

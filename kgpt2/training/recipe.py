@@ -42,7 +42,7 @@ def precision_policy(mixed_precision):
     if mixed_precision in PRECISION_POLICIES:
         return mixed_precision
     raise InputError(
-        f"Recipe: mixed_precision must be False, True or one of "
+        f"mixed_precision must be False, True or one of "
         f"{', '.join(PRECISION_POLICIES)}; got {mixed_precision!r}."
     )
 
