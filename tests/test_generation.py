@@ -172,7 +172,7 @@ def test_a_new_process_reuses_compiled_programs_from_disk(fresh_tiny_lm):
     after dropping JAX's in-memory caches, compiling again hits the disk."""
     import jax
 
-    from kgpt2.generation import enable_compilation_cache
+    from kgpt2.compilation_cache import enable_compilation_cache
 
     folder = enable_compilation_cache()
     assert folder == jax.config.jax_compilation_cache_dir
@@ -200,7 +200,7 @@ def test_a_new_process_reuses_compiled_programs_from_disk(fresh_tiny_lm):
 def test_compilation_cache_can_be_turned_off_or_moved(monkeypatch, tmp_path):
     import jax
 
-    from kgpt2.generation.compilation_cache import enable_compilation_cache
+    from kgpt2.compilation_cache import enable_compilation_cache
 
     current = jax.config.jax_compilation_cache_dir
     try:

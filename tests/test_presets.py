@@ -164,3 +164,29 @@ def test_random_preset_honours_dtype():
 def test_random_preset_refuses_other_options():
     with pytest.raises(PresetError, match="accepts only `dtype`.*load_weights"):
         kgpt2.load("gpt2_tiny_random", load_weights=False)
+
+
+@pytest.mark.slow
+def test_load_and_compile_turn_on_the_compilation_cache(monkeypatch, tmp_path):
+    """A second process then reads the weight-drawing and training programs
+    from disk instead of compiling them (the folder and JAX's threshold
+    are what `kgpt2.compilation_cache` documents)."""
+    import jax
+
+    from kgpt2.compilation_cache import MIN_COMPILE_SECONDS
+
+    folder, threshold = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    try:
+        for step in ("load", "compile"):
+            jax.config.update("jax_compilation_cache_dir", None)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+            monkeypatch.setenv("KGPT2_COMPILATION_CACHE", str(tmp_path / step))
+            if step == "load":
+                lm = kgpt2.load("gpt2_tiny_random", sequence_length=16)
+            else:
+                kgpt2.compile(lm, steps=2)
+            assert jax.config.jax_compilation_cache_dir == str(tmp_path / step), step
+            assert jax.config.jax_persistent_cache_min_compile_time_secs == MIN_COMPILE_SECONDS
+    finally:
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 import kgpt2
-from kgpt2.generation.compilation_cache import enable_compilation_cache
+from kgpt2.compilation_cache import enable_compilation_cache
 
 # Every distribution whose version changes the numbers.
 VERSIONED_PACKAGES = ("keras", "keras-hub", "jax", "jaxlib", "tensorflow", "numpy")
@@ -89,7 +89,7 @@ def compilation_cache_state():
     """Return JAX's persistent compilation cache folder and its file count.
 
     kgpt2's generation turns the cache on (see
-    `kgpt2.generation.enable_compilation_cache`); with files in it, a first
+    `kgpt2.compilation_cache.enable_compilation_cache`); with files in it, a first
     call may load its program from disk instead of compiling, so a report
     says which case its first-call figures are. None when off or not JAX.
 

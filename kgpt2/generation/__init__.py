@@ -10,8 +10,8 @@ print(kgpt2.generation.generate_token_ids(lm, [[464, 2068]], max_length=8).shape
 ```
 """
 
+from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.generation.buckets import bucket_length
-from kgpt2.generation.compilation_cache import enable_compilation_cache
 from kgpt2.generation.samples_file import SAMPLE_DELIMITER
 from kgpt2.generation.streaming import stream_text
 from kgpt2.generation.text import generate

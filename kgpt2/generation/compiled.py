@@ -26,7 +26,7 @@ import weakref
 
 import keras
 
-from kgpt2.generation.compilation_cache import enable_compilation_cache
+from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.generation.generate_step import generate_step
 
 # lm -> {(sampler, dtype policy name): function}; weak so that dropping a

@@ -9,6 +9,7 @@ from kgpt2 import runs
 from kgpt2.atomic import check_writable
 from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
+from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.errors import InputError
 from kgpt2.network import OfflineError
 from kgpt2.network import require_network
@@ -373,6 +374,8 @@ def load(preset, sequence_length=None, seed=0, distribution=None, **kwargs):
         _check_dtype(kwargs["dtype"])
     if distribution is not None:
         check_choice("load", "distribution", distribution, DISTRIBUTIONS)
+    # Building any model draws its weights with compiled programs.
+    enable_compilation_cache()
     if name in RANDOM_PRESETS:
         _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
         with _layout_scope(distribution, backbone_config(name), name):

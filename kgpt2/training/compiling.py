@@ -3,6 +3,7 @@
 import keras
 import keras_hub
 
+from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.errors import InputError
 from kgpt2.keras_backend import cpu_bfloat16_instructions
 from kgpt2.keras_backend import has_accelerator
@@ -288,4 +289,6 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
     )
     if uses_xla_train_step(recipe.mixed_precision):
         build_train_step(lm, xla=True)
+    # The training step compiles on the first batch; a later process reads it back.
+    enable_compilation_cache()
     return lm
