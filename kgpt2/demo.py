@@ -280,6 +280,8 @@ def run(
     print(result["perplexity"])
     ```
     """
+    # Importing Keras and its backend takes 5-10 s on a 2-core CPU: say so first.
+    logger.info("Starting the demo: importing Keras, KerasHub and TensorFlow")
     # Local: `kgpt2 --help` imports this module and must not load Keras.
     import keras
 
