@@ -40,13 +40,13 @@ import numpy as np
 from keras import ops
 
 from kgpt2.checks import check_integer
+from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.errors import Error
 from kgpt2.errors import InputError
 from kgpt2.generation.buckets import bucket_length
 from kgpt2.generation.cached_forward import empty_cache
 from kgpt2.generation.cached_forward import forward_rows
 from kgpt2.generation.cached_forward import forward_with_cache
-from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.generation.detokenize import IncrementalDecoder
 from kgpt2.generation.row_sampling import SamplingOptions
 from kgpt2.generation.row_sampling import needed_features
