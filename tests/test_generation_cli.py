@@ -73,6 +73,20 @@ def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
     assert cut[0] == first[0][: first[0].find(word)]
 
 
+@pytest.mark.slow
+def test_min_new_tokens_flag(preset_folder, capsys):
+    # Unconditional greedy text of the random model ends at once (its first
+    # choice is <|endoftext|>), unless --min-new-tokens holds the end back.
+    argv = ["generate", "--preset", preset_folder, "--sampler", "greedy",
+            "--max-length", "16"]
+    assert main(argv) == 0
+    assert samples(capsys.readouterr().out)[0] == [""]
+    assert main(argv + ["--min-new-tokens", "3"]) == 0
+    texts, _ = samples(capsys.readouterr().out)
+    tokenizer = kgpt2.load(preset_folder).preprocessor.tokenizer
+    assert len(tokenizer(texts[0])) >= 3
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -80,12 +94,14 @@ def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
         (["--sampler", "nucleus"], "Unknown sampler 'nucleus'"),
         (["--max-length", "2000"], "1024 positions"),
         (["--nsamples", "0"], "nsamples must be an integer >= 1"),
+        (["--min-new-tokens", "-1"], "--min-new-tokens must be an integer >= 0, got -1"),
     ],
 )
 def test_bad_flags_are_clear_errors(preset_folder, capsys, extra, message):
     assert main(["generate", "--preset", preset_folder, *extra]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kgpt2 generate: error:") and message in err
+    assert err.count("\n") == 1, err
 
 
 def test_help_lists_generate(capsys):

@@ -121,6 +121,24 @@ def test_destination_path(tiny_lm, tmp_path):
     assert not [p for p in path.parent.iterdir() if p.name != "samples.txt"]  # no leftovers
 
 
+@pytest.mark.slow
+def test_min_new_tokens_holds_the_end_back(tiny_lm):
+    # From <|endoftext|>, the random model's greedy choice is <|endoftext|>:
+    # the sample ends at once, unless min_new_tokens holds the end back.
+    tokenizer = tiny_lm.preprocessor.tokenizer
+    options = dict(sampler="greedy", max_length=16)
+    assert kgpt2.generate(tiny_lm, None, **options) == [""]
+    assert kgpt2.generate(tiny_lm, None, stop_token_ids=None, **options)[0].startswith(
+        "<|endoftext|>")
+    for stop_token_ids in ("auto", None):
+        text = kgpt2.generate(tiny_lm, None, min_new_tokens=4,
+                              stop_token_ids=stop_token_ids, **options)[0]
+        assert len(tokenizer(text)) >= 4, text
+    # The KerasHub sampler the model was compiled with takes it too.
+    assert kgpt2.generate(tiny_lm, None, sampler=None, seed=3, max_length=16,
+                          min_new_tokens=4)[0]
+
+
 def test_progress_bar_only_for_several_batches():
     assert _progress(1) is None
     assert _progress(3) is not None
@@ -142,6 +160,8 @@ def test_progress_bar_only_for_several_batches():
         (dict(sampler="nucleus"), "Unknown sampler 'nucleus'"),
         (dict(sampler=42), "sampler must be None, a sampler name"),
         (dict(seed="x", sampler="top_k"), "seed must be an integer"),
+        (dict(min_new_tokens=-1), "kgpt2.generate: min_new_tokens must be an integer >= 0"),
+        (dict(min_new_tokens=2.5), "min_new_tokens must be an integer >= 0, got 2.5"),
     ],
 )
 def test_bad_arguments_are_clear_errors(tiny_lm, kwargs, message):

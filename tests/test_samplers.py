@@ -86,7 +86,7 @@ def test_unknown_option_lists_allowed_options():
     assert "temperature, repetition_penalty, no_repeat_ngram_size" in message
     assert kgpt2.samplers.options("beam") == (
         "num_beams", "return_all_beams", "temperature", "repetition_penalty",
-        "no_repeat_ngram_size", "valid_utf8",
+        "no_repeat_ngram_size", "valid_utf8", "min_new_tokens",
     )
 
 
@@ -108,6 +108,8 @@ def test_unknown_option_lists_allowed_options():
         ("greedy", dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size must be an integer >= 0"),
         ("beam", dict(num_beams=0), "BeamSampler: num_beams must be an integer >= 1"),
         ("contrastive", dict(alpha=1.5), "alpha must be a number >= 0 and <= 1"),
+        ("top_p", dict(min_new_tokens=-1), "TopPSampler: min_new_tokens must be an integer >= 0"),
+        ("beam", dict(min_new_tokens=1.5), "min_new_tokens must be an integer >= 0, got 1.5"),
     ],
 )
 def test_bad_option_values_are_rejected(name, options, fragment):
@@ -125,6 +127,7 @@ def test_bad_option_values_are_rejected(name, options, fragment):
         ("top_p", dict(p=0.9, k=100, seed=2, min_p=0.02, repetition_penalty=1.3)),
         ("beam", dict(num_beams=3, repetition_penalty=1.2, no_repeat_ngram_size=4)),
         ("contrastive", dict(k=4, alpha=0.4, no_repeat_ngram_size=3)),
+        ("top_k", dict(k=7, min_new_tokens=12)),
     ],
 )
 def test_serialize_deserialize_round_trip(name, options):
@@ -319,3 +322,60 @@ def test_no_repeat_ngram_holds_in_every_sampler_loop(lm, name):
     ids, prompt_lengths = generate_ids(lm, PROMPTS, max_length=40)
     for row, start in enumerate(prompt_lengths):
         assert repeated_ngrams(ids[row], start, 2) == [], (name, row)
+
+
+# --- min_new_tokens ---------------------------------------------------------
+
+
+def _end_first_next(vocab_size, end_id, hidden_dim=4):
+    """A model's `next` whose favourite next token is always `end_id`."""
+    from keras import ops
+
+    def next(token_ids, cache, index):
+        rows = ops.shape(token_ids)[0]
+        logits = 8.0 * ops.one_hot(ops.full((rows,), end_id, "int32"), vocab_size)
+        return logits, ops.ones((rows, hidden_dim)), cache
+
+    return next
+
+
+def test_mask_end_token_per_row():
+    logits = np.zeros((3, 5), "float32")
+    masked = np.asarray(logits_processing.mask_end_token(
+        logits, np.array([0, 2, 5]), [1, 4], np.array([1, 2, 6])))
+    banned = logits_processing.BANNED_LOGIT
+    assert masked[0].tolist() == [0, banned, 0, 0, banned]
+    assert masked[1].tolist() == [0] * 5  # 2 new tokens, 2 needed: free to end
+    assert masked[2].tolist() == [0, banned, 0, 0, banned]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_min_new_tokens_ends_exactly_when_allowed(name):
+    # Ragged prompts (3 and 5 tokens): each row must write 4 tokens, then the
+    # end token it prefers comes at once.
+    end_id, vocab_size, prompt_lengths = 7, 8, [3, 5]
+    prompt = np.zeros((2, 14), "int32")
+    mask = np.arange(14)[None, :] < np.array(prompt_lengths)[:, None]
+    options = dict(NEUTRAL[name], min_new_tokens=4)
+    if name in ("random", "top_k", "top_p"):
+        options.update(seed=0)
+    sampler = kgpt2.samplers.get(name, **options)
+    output = np.asarray(sampler(
+        next=_end_first_next(vocab_size, end_id), prompt=prompt, index=3, mask=mask,
+        stop_token_ids=(end_id,), hidden_states=np.ones((2, 14, 4), "float32"),
+    ))
+    for row, length in enumerate(prompt_lengths):
+        first_end = np.flatnonzero(output[row, length:] == end_id)[0]
+        assert first_end == 4, (name, row, output[row].tolist())
+    plain = kgpt2.samplers.get(name, **dict(options, min_new_tokens=0))
+    output = np.asarray(plain(
+        next=_end_first_next(vocab_size, end_id), prompt=prompt, index=3, mask=mask,
+        stop_token_ids=(end_id,), hidden_states=np.ones((2, 14, 4), "float32"),
+    ))
+    assert output[0, 3] == end_id and output[1, 5] == end_id
+
+
+def test_min_new_tokens_needs_an_end_token():
+    sampler = kgpt2.samplers.get("greedy", min_new_tokens=2)
+    with pytest.raises(ValueError, match="min_new_tokens=2.*needs stop_token_ids"):
+        sampler(next=_end_first_next(8, 7), prompt=np.zeros((1, 6), "int32"), index=2)

@@ -3,6 +3,7 @@
 import logging
 
 import kgpt2
+from kgpt2.checks import check_integer
 from kgpt2.checks import check_seed
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
@@ -16,6 +17,7 @@ SAMPLER_FLAGS = {
     "no_repeat_ngram": "no_repeat_ngram_size",
     "num_beams": "num_beams",
     "valid_utf8": "valid_utf8",
+    "min_new_tokens": "min_new_tokens",
 }
 
 
@@ -45,6 +47,9 @@ def register(subparsers):
     parser.add_argument("--valid-utf8", action="store_true", default=None,
                         help="only pick tokens that keep the text valid UTF-8 (no "
                         "U+FFFD from byte tokens that cannot form a character)")
+    parser.add_argument("--min-new-tokens", type=int,
+                        help="no sample ends (<|endoftext|>) before this many new "
+                        "tokens (default: 0)")
     parser.add_argument("--num-beams", type=int, help="beams of the beam sampler")
     parser.add_argument("--seed", type=int, help="seed of the sampler's random stream")
     parser.add_argument("--max-length", type=int, default=128,
@@ -118,6 +123,8 @@ def run(args):
     _check_sampler_flags(args)
     # Fail before loading the model, not after generating.
     check_seed("kgpt2 generate --seed", args.seed)
+    check_integer("kgpt2 generate", "--min-new-tokens", args.min_new_tokens,
+                  minimum=0, allow_none=True)
     if args.stream:
         return _stream(args, options)
     sampler = kgpt2.samplers.get(args.sampler, **options)

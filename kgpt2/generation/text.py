@@ -22,12 +22,14 @@ from rich.progress import Progress
 from rich.progress import TimeRemainingColumn
 
 from kgpt2.generation.detokenize import decode_tokens
+from kgpt2.checks import check_integer
 from kgpt2.checks import check_seed
 from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
 from kgpt2.generation.sampler_lookup import reseed
 from kgpt2.generation.sampler_lookup import resolve_sampler
+from kgpt2.generation.sampler_lookup import with_min_new_tokens
 from kgpt2.generation.samples_file import SamplesNotWrittenError
 from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
@@ -182,6 +184,7 @@ def generate(
     stop_token_ids="auto",
     destination_path=None,
     overwrite=False,
+    min_new_tokens=None,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
 
@@ -219,6 +222,12 @@ def generate(
             before generating; an existing file is refused unless
             `overwrite=True`.
         overwrite: replace an existing `destination_path`.
+        min_new_tokens: int >= 0: no sample ends (`<|endoftext|>` or a stop
+            token) before this many new tokens, as Hugging Face's
+            `min_new_tokens`. None keeps the sampler's own `min_new_tokens`
+            (0 unless it was built with one); another value runs a copy of
+            the sampler with it (see
+            `kgpt2.generation.sampler_lookup.with_min_new_tokens`).
 
     Returns:
         A `list[str]`: for each prompt in order, its `nsamples` samples. How
@@ -229,8 +238,9 @@ def generate(
         InputError (a ValueError): a prompt that is not a string or not valid
             text, an empty prompt list, `nsamples` or `batch_size` below 1,
             `max_length` over the limits or too short for a prompt, a negative
-            `seed`, stop ids outside the vocabulary, an unknown sampler name or
-            option, or an existing `destination_path` without `overwrite`.
+            `seed` or `min_new_tokens`, stop ids outside the vocabulary, an
+            unknown sampler name or option, or an existing `destination_path`
+            without `overwrite`.
         WriteError (an OSError): `destination_path` cannot be written; when
             that shows only after generating, a `SamplesNotWrittenError`
             whose `texts` holds the samples.
@@ -239,6 +249,8 @@ def generate(
     _check_count("nsamples", nsamples)
     _check_count("batch_size", batch_size)
     check_seed("kgpt2.generate", seed)
+    check_integer("kgpt2.generate", "min_new_tokens", min_new_tokens, minimum=0,
+                  allow_none=True)
     if destination_path is not None:
         # Before generating: a bad destination should cost no work.
         check_destination(destination_path, overwrite)
@@ -249,6 +261,8 @@ def generate(
         )
     max_length = _max_length(lm, max_length)
     sampler = resolve_sampler(lm, sampler)
+    if min_new_tokens is not None:
+        sampler = with_min_new_tokens(sampler, min_new_tokens)
     if seed is not None:
         reseed(sampler, seed)
     stop_ids = _stop_ids(lm, stop_token_ids)

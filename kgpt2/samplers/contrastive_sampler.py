@@ -23,6 +23,7 @@ class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSample
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        min_new_tokens: int >= 0, no end-of-text before this many new tokens.
 
     Example:
     ```python
@@ -42,6 +43,7 @@ class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSample
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        min_new_tokens=0,
     ):
         owner = type(self).__name__
         check_number(owner, "k", k, minimum=1, integer=True)
@@ -53,4 +55,5 @@ class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSample
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            min_new_tokens=min_new_tokens,
         )

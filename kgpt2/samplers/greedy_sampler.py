@@ -21,6 +21,7 @@ class GreedySampler(RepetitionControl, keras_hub.samplers.GreedySampler):
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        min_new_tokens: int >= 0, no end-of-text before this many new tokens.
 
     Example:
     ```python
@@ -33,10 +34,11 @@ class GreedySampler(RepetitionControl, keras_hub.samplers.GreedySampler):
     """
 
     def __init__(self, temperature=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
-                 valid_utf8=False):
+                 valid_utf8=False, min_new_tokens=0):
         super().__init__(
             temperature=temperature,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            min_new_tokens=min_new_tokens,
         )

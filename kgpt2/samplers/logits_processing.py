@@ -1,4 +1,4 @@
-"""Repetition penalty, no-repeat-ngram and min-p as pure `keras.ops` math.
+"""Repetition penalty, no-repeat-ngram, min-p and min-new-tokens as `keras.ops` math.
 
 These functions run inside the compiled generate loop (jit on JAX, XLA on
 TensorFlow): fixed shapes, no Python per token, no host round trips. They see
@@ -173,3 +173,44 @@ def apply_min_p(probabilities, min_p):
     return ops.where(
         probabilities >= threshold, probabilities, ops.zeros_like(probabilities)
     )
+
+
+def mask_end_token(logits, new_token_counts, end_token_ids, min_new_tokens):
+    """Ban `end_token_ids` in rows with fewer than `min_new_tokens` new tokens.
+
+    Hugging Face's `min_new_tokens`: a row cannot end before it has written
+    `min_new_tokens` tokens after its prompt. The end tokens' logits become
+    `BANNED_LOGIT` in those rows; other rows and tokens keep theirs.
+
+    Args:
+        logits: `(rows, vocab)` next-token logits.
+        new_token_counts: int or `(rows,)` ints, the tokens each row has
+            written after its prompt so far (negative while still in it).
+        end_token_ids: an id or a sequence of ids that end a row
+            (e.g. `<|endoftext|>`, 50256 for GPT-2).
+        min_new_tokens: int or `(rows,)` ints, each row's minimum.
+
+    Returns:
+        float32 `(rows, vocab)` logits.
+
+    Example:
+    ```python
+    import numpy as np
+    from kgpt2.samplers.logits_processing import mask_end_token
+
+    logits = np.zeros((2, 4), "float32")
+    # Row 0 has written 1 token, row 1 has written 3; both need 2.
+    print(mask_end_token(logits, np.array([1, 3]), 3, 2))
+    # [[ 0.e+00  0.e+00  0.e+00 -1.e+09]
+    #  [ 0.e+00  0.e+00  0.e+00  0.e+00]]
+    ```
+    """
+    logits = ops.cast(logits, "float32")
+    rows, vocab_size = ops.shape(logits)[0], ops.shape(logits)[1]
+    ends = ops.reshape(ops.convert_to_tensor(end_token_ids, dtype="int32"), (-1, 1))
+    is_end = ops.any(ops.equal(ops.arange(vocab_size, dtype="int32")[None, :], ends),
+                     axis=0)
+    early = ops.less(ops.cast(new_token_counts, "int32"),
+                     ops.cast(min_new_tokens, "int32"))
+    early = ops.broadcast_to(ops.reshape(early, (-1, 1)), (rows, 1))
+    return ops.where(ops.logical_and(early, is_end[None, :]), BANNED_LOGIT, logits)

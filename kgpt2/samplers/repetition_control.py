@@ -11,8 +11,8 @@ also scores look-ahead candidates), and it assumes nothing about the cache,
 which passes through untouched. With neutral options `next` is not wrapped
 at all, so the sampler runs exactly KerasHub's code.
 
-`valid_utf8` lives here too because it is the same kind of rule: it bans
-next tokens by looking at the tokens written so far.
+`valid_utf8` and `min_new_tokens` live here too because they are the same
+kind of rule: they ban next tokens by looking at the tokens written so far.
 """
 
 from keras import ops
@@ -20,11 +20,27 @@ from keras import ops
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
+from kgpt2.samplers.logits_processing import mask_end_token
 from kgpt2.checks import check_number
 from kgpt2.samplers.utf8_continuation import allowed_token_mask
 from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
 from kgpt2.errors import InputError
+
+
+def _prompt_ends(prompt, index, mask):
+    """`(batch,)` int32: where each row's prompt ends, its first new slot.
+
+    The loop's `mask` marks the given tokens from slot 0 on (KerasHub's
+    padding mask, or kgpt2's layout with its unused slots), so a row's prompt
+    ends at the count of its given slots; never before the loop's first
+    `index`, which is all a loop without a mask knows.
+    """
+    start = ops.cast(index, "int32")
+    if mask is None:
+        return ops.full((ops.shape(prompt)[0],), start, dtype="int32")
+    given = ops.sum(ops.cast(mask, "int32"), axis=-1)
+    return ops.maximum(given, start)
 
 
 class RepetitionControl:
@@ -47,6 +63,10 @@ class RepetitionControl:
             stray continuation byte), nor stops in the middle of a
             character. Needs the model's tokenizer. `False` (default)
             disables it.
+        min_new_tokens: int >= 0. The end-of-text token (the tokenizer's
+            `end_token_id`, and any `stop_token_ids` the loop is given) is
+            banned until each row has this many new tokens after its prompt,
+            as Hugging Face's `min_new_tokens`. `0` (default) disables it.
 
     Example:
     ```python
@@ -64,6 +84,7 @@ class RepetitionControl:
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        min_new_tokens=0,
         **kwargs,
     ):
         owner = type(self).__name__
@@ -73,6 +94,7 @@ class RepetitionControl:
                      exclusive_minimum=True)
         check_number(owner, "no_repeat_ngram_size", no_repeat_ngram_size,
                      minimum=0, integer=True)
+        check_number(owner, "min_new_tokens", min_new_tokens, minimum=0, integer=True)
         super().__init__(temperature=temperature, **kwargs)
         self.repetition_penalty = float(repetition_penalty)
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
@@ -81,6 +103,7 @@ class RepetitionControl:
                 f"{owner}: valid_utf8 must be True or False, got {valid_utf8!r}."
             )
         self.valid_utf8 = valid_utf8
+        self.min_new_tokens = int(min_new_tokens)
         self._utf8_tables = None
 
     @property
@@ -90,6 +113,7 @@ class RepetitionControl:
             self.repetition_penalty != 1.0
             or self.no_repeat_ngram_size > 0
             or self.valid_utf8
+            or self.min_new_tokens > 0
         )
 
     def _load_utf8_tables(self, model):
@@ -103,6 +127,19 @@ class RepetitionControl:
         if self._utf8_tables is None or self._utf8_tables[0] is not tokenizer:
             self._utf8_tables = (tokenizer, tokenizer_utf8_tables(tokenizer))
         return self._utf8_tables[1]
+
+    def _end_token_ids(self, model, stop_token_ids):
+        """The ids `min_new_tokens` holds back: the stop ids and the end token."""
+        tokenizer = getattr(getattr(model, "preprocessor", None), "tokenizer", None)
+        end_token_id = getattr(tokenizer, "end_token_id", None)
+        ids = list(stop_token_ids or ()) + ([end_token_id] if end_token_id is not None else [])
+        if not ids:
+            raise InputError(
+                f"{type(self).__name__}(min_new_tokens={self.min_new_tokens}) "
+                "needs stop_token_ids or a model whose preprocessor's tokenizer "
+                "has an end_token_id, to know which token ends the text."
+            )
+        return tuple(sorted(set(int(i) for i in ids)))
 
     def process_logits(self, logits, token_ids, index):
         """Apply the active repetition options to next-token `logits`.
@@ -144,6 +181,12 @@ class RepetitionControl:
             check_sampler_fits(self, backbone.vocabulary_size)
         if self.valid_utf8:
             self._load_utf8_tables(model)
+        end_rule = None
+        if self.min_new_tokens > 0:
+            end_rule = (
+                self._end_token_ids(model, stop_token_ids),
+                _prompt_ends(prompt, index, mask),
+            )
         if self.controls_repetition:
             model_next = next
 
@@ -152,6 +195,15 @@ class RepetitionControl:
                 # are the prompt and output so far.
                 logits, hidden_states, cache = model_next(token_ids, cache, index)
                 logits = self.process_logits(logits, token_ids, index)
+                if end_rule is not None:
+                    end_ids, prompt_ends = end_rule
+                    # Beam and contrastive search repeat each row into
+                    # consecutive rows (`ops.repeat(x, k, axis=0)`).
+                    copies = ops.shape(token_ids)[0] // ops.shape(prompt_ends)[0]
+                    new_counts = index - ops.repeat(prompt_ends, copies, axis=0)
+                    logits = mask_end_token(
+                        logits, new_counts, end_ids, self.min_new_tokens
+                    )
                 return logits, hidden_states, cache
 
         return super().__call__(
@@ -173,6 +225,7 @@ class RepetitionControl:
                 "repetition_penalty": self.repetition_penalty,
                 "no_repeat_ngram_size": self.no_repeat_ngram_size,
                 "valid_utf8": self.valid_utf8,
+                "min_new_tokens": self.min_new_tokens,
             }
         )
         return config

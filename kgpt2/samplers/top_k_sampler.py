@@ -25,6 +25,7 @@ class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler)
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        min_new_tokens: int >= 0, no end-of-text before this many new tokens.
 
     Example:
     ```python
@@ -45,6 +46,7 @@ class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler)
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        min_new_tokens=0,
     ):
         check_number(type(self).__name__, "k", k, minimum=1, integer=True)
         check_seed(type(self).__name__, seed)
@@ -56,4 +58,5 @@ class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler)
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            min_new_tokens=min_new_tokens,
         )
