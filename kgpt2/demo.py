@@ -32,6 +32,10 @@ DEMO_MARKER = ".kgpt2-demo"
 # at 2e-3 (the from-scratch default) and 83 at 1e-2 (`benchmarks/demo_form.py`);
 # the demo's 80 steps reach 73 at 5e-3, in about 8 s less.
 DEMO_FROM_SCRATCH_LEARNING_RATE = 5e-3
+# New tokens every sample has before it may end. The tiny model, briefly
+# trained, picks <|endoftext|> after a character or two; a CJK character is
+# at most three byte-level tokens, so 30 tokens hold at least 10 characters.
+DEMO_MIN_NEW_TOKENS = 30
 
 
 def sample_poems_path():
@@ -338,9 +342,12 @@ def run(
     tokenizer = lm.preprocessor.tokenizer
     for name, sampler in [
         # valid_utf8: a small model often picks byte tokens that cannot form
-        # a character (GPT-2 splits most CJK characters into 2-3 tokens).
-        ("top_k", kgpt2.samplers.get("top_k", k=10, seed=0, valid_utf8=True)),
-        ("top_p", kgpt2.samplers.get("top_p", p=0.8, seed=1, valid_utf8=True)),
+        # a character (GPT-2 splits most CJK characters into 2-3 tokens);
+        # min_new_tokens: it would end the text after a character or two.
+        ("top_k", kgpt2.samplers.get("top_k", k=10, seed=0, valid_utf8=True,
+                                     min_new_tokens=DEMO_MIN_NEW_TOKENS)),
+        ("top_p", kgpt2.samplers.get("top_p", p=0.8, seed=1, valid_utf8=True,
+                                     min_new_tokens=DEMO_MIN_NEW_TOKENS)),
     ]:
         # Full length (a fair tokens/s), shown up to the end of the poem. The
         # first call compiles; the second, with the same arguments, is timed.
