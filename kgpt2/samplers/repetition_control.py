@@ -139,7 +139,7 @@ class RepetitionControl:
                 "needs stop_token_ids or a model whose preprocessor's tokenizer "
                 "has an end_token_id, to know which token ends the text."
             )
-        return tuple(sorted(set(int(i) for i in ids)))
+        return tuple(sorted({int(i) for i in ids}))
 
     def process_logits(self, logits, token_ids, index):
         """Apply the active repetition options to next-token `logits`.
