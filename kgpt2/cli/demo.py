@@ -13,7 +13,7 @@ def register(subparsers):
         description="Load a preset (default gpt2_tiny_random, works offline), "
         "measure its perplexity on held-out Tang poems, fine-tune it on the "
         "rest of the 400 poems shipped with kgpt2, measure again, then "
-        "generate with two samplers. The run is kept in --run-dir, which the "
+        "generate two samples. The run is kept in --run-dir, which the "
         "next demo replaces (only a folder an earlier demo wrote). With "
         "network access, try --preset gpt2_base_en.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
