@@ -12,17 +12,11 @@ import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
 from training_helpers import tokenize_to_file  # noqa: E402
 from training_helpers import tokenized_dataset  # noqa: E402
 
 from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
 from kgpt2.training.callbacks.tensorboard import truncate_events  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-    enable_jax_compilation_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ Each data-loss case asserts that the user's files are byte-for-byte intact
 afterwards; each broken-run-file case asserts a `kgpt2.Error` that names the
 file and the way out. Most cases drive `RunDirectory`, what `kgpt2.finetune`
 opens, with a compiled tiny model and no training; the few that need a real
-training loop share one JAX compilation cache.
+training loop share the session's JAX compilation cache (tests/conftest.py).
 """
 
 import kgpt2  # first: it picks the Keras backend
@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from training_helpers import SEQUENCE_LENGTH  # noqa: E402
 from training_helpers import TANG  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
 from training_helpers import text_dataset  # noqa: E402
 
 from kgpt2 import runs  # noqa: E402
@@ -406,10 +405,7 @@ def test_read_only_folders_are_refused_before_training(checkpoints):
 
 
 @pytest.mark.slow
-def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_pointer(
-    checkpoints, tmp_path_factory
-):
-    enable_jax_compilation_cache(tmp_path_factory)
+def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_pointer(checkpoints):
     run_dir = checkpoints / "run1"
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
     options = dict(checkpoint_dir=checkpoints, save_every=1, learning_rate=1e-3)

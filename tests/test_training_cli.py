@@ -8,15 +8,9 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from training_helpers import TANG  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
 
 from kgpt2.cli import main  # noqa: E402
 from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-    enable_jax_compilation_cache(tmp_path_factory)
 
 
 def mean(values):

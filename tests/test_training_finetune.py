@@ -15,18 +15,12 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from training_helpers import SEQUENCE_LENGTH  # noqa: E402
 from training_helpers import SETTINGS  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
 from training_helpers import text_dataset  # noqa: E402
 from training_helpers import tokenize_to_file  # noqa: E402
 from training_helpers import tokenized_dataset  # noqa: E402
 
 from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
 from kgpt2.training.checkpoints import RunDirectory  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-    enable_jax_compilation_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
