@@ -200,6 +200,7 @@ def file_size_limit(monkeypatch):
     return limit
 
 
+@pytest.mark.slow
 def test_samples_survive_a_write_that_fails_after_generating(tiny_lm, tmp_path, file_size_limit):
     kgpt2.generate(tiny_lm, "a", sampler="greedy", max_length=12)  # compiled before the limit
     path = tmp_path / "samples.txt"

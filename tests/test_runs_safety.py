@@ -286,6 +286,7 @@ def damage(checkpoints, what):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, file", [
     ("state_not_json", "training_state.json"),
     ("state_empty", "training_state.json"),
@@ -308,18 +309,20 @@ def test_broken_checkpoint_files_are_named_with_the_way_out(checkpoints, compile
         assert kgpt2.load(checkpoints / "run1").count_params() == compiled_lm.count_params()
 
 
-def test_a_metrics_csv_that_is_not_text_is_named(checkpoints):
-    metrics = checkpoints / "run1" / "metrics.csv"
+def test_a_metrics_csv_that_is_not_text_is_named(tmp_path):
+    # Only the file matters: no run (and no model to checkpoint) needed.
+    metrics = tmp_path / "metrics.csv"
     metrics.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
     with pytest.raises(kgpt2.Error, match=r"metrics\.csv is not a text CSV file.*--restore-from fresh"):
         truncate_metrics(metrics, 2)
     assert metrics.read_bytes().startswith(b"\x89PNG")
-    text = checkpoints / "run1" / "text.csv"
+    text = tmp_path / "text.csv"
     text.write_text("step,loss\r\n1,2.5\r\n2,2.4\r\n3,2.3\r\n")
     truncate_metrics(text, 2)
     assert text.read_text().splitlines()[-1].startswith("2,")
 
 
+@pytest.mark.slow
 def test_a_write_failing_mid_checkpoint_keeps_the_previous_one(checkpoints, compiled_lm):
     run_dir = checkpoints / "run1"
     before = snapshot(run_dir)
