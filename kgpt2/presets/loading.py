@@ -9,6 +9,7 @@ from kgpt2 import runs
 from kgpt2.atomic import check_writable
 from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
+from kgpt2.checks import shown_name
 from kgpt2.compilation_cache import enable_compilation_cache
 from kgpt2.errors import InputError
 from kgpt2.network import OfflineError
@@ -50,15 +51,14 @@ def _offline_alternatives():
 def _check_sequence_length(sequence_length, model_max, preset):
     if sequence_length is None:
         return
+    name = shown_name("sequence_length")  # the flag, on the command line
     if not isinstance(sequence_length, int) or sequence_length < 2:
-        raise PresetError(
-            f"sequence_length must be an integer >= 2, got {sequence_length!r}."
-        )
+        raise PresetError(f"{name} must be an integer >= 2, got {sequence_length!r}.")
     if sequence_length > model_max:
         raise PresetError(
-            f"sequence_length={sequence_length} is longer than preset "
+            f"{name}={sequence_length} is longer than preset "
             f"'{preset}' supports: its position embedding has "
-            f"{model_max} positions. Use sequence_length <= {model_max}."
+            f"{model_max} positions. Use {name} <= {model_max}."
         )
 
 
