@@ -83,11 +83,11 @@ def read_text_file(path, encoding="utf-8"):
 
     Example:
     ```python
-    import pathlib, tempfile
+    import codecs, pathlib, tempfile
     from kgpt2.data.files import read_text_file
 
     path = pathlib.Path(tempfile.mkdtemp()) / "bom.txt"
-    path.write_bytes(b"\xef\xbb\xbfhello")
+    path.write_bytes(codecs.BOM_UTF8 + b"hello")
     print(read_text_file(path))  # hello
     ```
     """

@@ -22,6 +22,7 @@ from rich.progress import Progress
 from rich.progress import TimeRemainingColumn
 
 from kgpt2.generation.detokenize import decode_tokens
+from kgpt2.checks import check_integer
 from kgpt2.checks import check_seed
 from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
@@ -38,8 +39,7 @@ logger = logging.getLogger("kgpt2")
 
 
 def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
+    check_integer(None, name, value, minimum=1)
 
 
 def _check_text(position, prompt):

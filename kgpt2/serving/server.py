@@ -60,14 +60,14 @@ def listening_socket(host, port):
         print(sock.getsockname()[1] > 0)  # True
     ```
     """
-    check_integer("serve", "port", port, minimum=0, maximum=65535)
+    check_integer(None, "port", port, minimum=0, maximum=65535)
     try:
         family, kind, protocol, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     except (socket.gaierror, UnicodeError) as error:
         cause = getattr(error, "strerror", None) or error
         raise InputError(
-            f"serve: {shown_name('host')} {host!r} is not an address or name of this "
+            f"{shown_name('host')} {host!r} is not an address or name of this "
             f"machine ({cause}); use 127.0.0.1 (this machine only) or 0.0.0.0 (every network)."
         ) from None
     sock = socket.socket(family, kind, protocol)
@@ -78,7 +78,7 @@ def listening_socket(host, port):
         sock.close()
         reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror or error})"
         raise ListenError(
-            f"serve: {host}:{port} {reason}; pick another {shown_name('port')} "
+            f"{host}:{port} {reason}; pick another {shown_name('port')} "
             "(0 picks a free one)."
         ) from None
     return sock
