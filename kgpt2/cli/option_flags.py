@@ -85,9 +85,11 @@ class GivenOnce(argparse.Action):
     import argparse
     from kgpt2.cli.option_flags import GivenOnce
 
-    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser = argparse.ArgumentParser()
     parser.add_argument("--data", action=GivenOnce)
     print(parser.parse_args(["--data", "text:a.txt"]).data)  # text:a.txt
+    # parser.parse_args(["--data", "text:a.txt", "--data", "text:b.txt"])
+    # exits: argument --data: given twice ('text:a.txt' and 'text:b.txt')
     ```
     """
 
