@@ -67,7 +67,9 @@ def main():
     arguments = parser.parse_args()
 
     import kgpt2
-    from kgpt2.demo import cjk_share, poem_form_share, run
+    from kgpt2.demo import cjk_share
+    from kgpt2.demo import poem_form_share
+    from kgpt2.demo import run
 
     start = time.process_time()
     result = run(

@@ -100,8 +100,9 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
-    import kgpt2  # noqa: F401  (first: it picks the Keras backend, JAX unless KERAS_BACKEND says)
     import keras
+
+    import kgpt2  # noqa: F401  (first: it picks the Keras backend, JAX unless KERAS_BACKEND says)
 
     curves, speeds = {}, {}
     for policy in ("float32", "mixed_bfloat16"):

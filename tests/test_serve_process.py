@@ -11,7 +11,6 @@ import shutil
 import time
 
 import pytest
-
 from serve_helpers import ServerProcess
 
 pytestmark = pytest.mark.slow

@@ -5,10 +5,10 @@ import pathlib
 
 from kgpt2.data.errors import DataError
 from kgpt2.data.pipeline import check_options
-from kgpt2.errors import MissingFileError
 from kgpt2.data.poetry import poetry
 from kgpt2.data.text_files import text
 from kgpt2.data.tfds_source import tfds_text
+from kgpt2.errors import MissingFileError
 
 SCHEMES = {
     "tfds": "tfds:NAME[/CONFIG]",

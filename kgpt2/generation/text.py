@@ -21,11 +21,11 @@ from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
 from rich.progress import TimeRemainingColumn
 
-from kgpt2.generation.detokenize import decode_tokens
 from kgpt2.checks import check_seed
 from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
+from kgpt2.generation.detokenize import decode_tokens
 from kgpt2.generation.sampler_lookup import reseed
 from kgpt2.generation.sampler_lookup import resolve_sampler
 from kgpt2.generation.samples_file import SamplesNotWrittenError
