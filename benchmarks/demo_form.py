@@ -31,9 +31,9 @@ def stream_perplexities(lm):
     bigram figure (plug-in estimate on the same stream, so optimistic) is
     what a model that reads only the previous token could reach.
     """
+    from kgpt2.data import sample_poems_path
     from kgpt2.data.packing import graph_tokenizer
     from kgpt2.data.poetry import read_poems
-    from kgpt2.demo import sample_poems_path
 
     rows = graph_tokenizer(lm.preprocessor.tokenizer)(read_poems(sample_poems_path())).to_list()
     stream = [token for row in rows for token in [50256, *row]]

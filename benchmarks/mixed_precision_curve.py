@@ -55,7 +55,7 @@ def train(policy, steps, batch_size, length, learning_rate):
     keras.utils.set_random_seed(0)
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=length)
     batches = kgpt2.data.poetry(
-        kgpt2.demo.sample_poems_path(), to_simplified=True, batch_size=batch_size, pack=True,
+        kgpt2.data.sample_poems_path(), to_simplified=True, batch_size=batch_size, pack=True,
         sequence_length=length, tokenizer=lm.preprocessor.tokenizer).repeat()
     kgpt2.compile(lm, steps=steps, learning_rate=learning_rate, warmup_steps=10,
                   mixed_precision=policy)

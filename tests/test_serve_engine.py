@@ -9,9 +9,9 @@ from kgpt2.generation import stream_text
 from kgpt2.generation.batching_engine import BatchingEngine
 from kgpt2.generation.batching_engine import QueueFullError
 from kgpt2.generation.detokenize import IncrementalDecoder
+from kgpt2.generation.prompts import tokenize_prompts
 from kgpt2.generation.row_sampling import SamplingOptions
 from kgpt2.generation.stop_text import StopText
-from kgpt2.generation.text import _tokenize
 
 PROMPTS = ["The quick brown fox", "Hello", "你好, this prompt is a little longer than the rest"]
 GREEDY = SamplingOptions(temperature=0.0)
@@ -26,7 +26,7 @@ def engine(tiny_lm):
 
 
 def _ids(lm, prompt):
-    return _tokenize(lm, [prompt], 64)[0]
+    return tokenize_prompts(lm, [prompt], 64)[0]
 
 
 @pytest.mark.slow

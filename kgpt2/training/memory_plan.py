@@ -40,10 +40,10 @@ from kgpt2.presets import gpt2_layout
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.errors import PresetError
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_weights import count_parameters
 from kgpt2.presets.gpt2_weights import gpt2_weights
-from kgpt2.presets.loading import PresetError
 
 ADAM_MOMENTS = 2
 DEFAULT_COMPARISON_LORA_RANK = 8
