@@ -19,10 +19,10 @@ import tempfile
 import time
 
 import pytest
+from serve_helpers import ServerProcess
 
 import kgpt2
 from kgpt2.cli import main
-from serve_helpers import ServerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL = "gpt2_tiny_random"

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 
+from kgpt2.checks import shown_names
 from kgpt2.cli import bench
 from kgpt2.cli import demo
 from kgpt2.cli import export
@@ -24,7 +25,6 @@ from kgpt2.cli import serve
 from kgpt2.cli.output import command_output
 from kgpt2.cli.output import discard_stdout
 from kgpt2.cli.output import package_version
-from kgpt2.checks import shown_names
 from kgpt2.errors import Error
 from kgpt2.training.processes import disconnect_processes
 
