@@ -19,8 +19,7 @@ def check_sequence_length(sequence_length, model_max, preset):
 
     Example:
     ```python
-    from kgpt2.checks import shown_name
-from kgpt2.presets.errors import PresetError
+    from kgpt2.presets.errors import PresetError
     from kgpt2.presets.sequence_length import check_sequence_length
 
     check_sequence_length(128, 1024, "gpt2_base_en")
