@@ -142,6 +142,7 @@ def test_a_jsonl_file_with_a_byte_order_mark_is_read(tmp_path):
     assert path.read_bytes() == before
 
 
+@pytest.mark.slow  # trains one step
 def test_encoding_flag_reads_a_latin1_file(workdir, capsys):
     # --encoding reaches the reader: a latin-1 file with its encoding named
     # trains; one step is enough to show it was read.
