@@ -124,8 +124,8 @@ def generate_token_ids(
             lm.backbone.vocabulary_size,
         )
     layout = layout_prompts(token_ids, lengths, int(max_length))
-    run = compiled_generate_function(lm, sampler)
-    output = layout.generated(run(layout, stop_token_ids=stop_token_ids)).copy()
+    generate_function = compiled_generate_function(lm, sampler)
+    output = layout.generated(generate_function(layout, stop_token_ids=stop_token_ids)).copy()
     if stop_token_ids:
         output = _cut_after_stop(output, lengths, stop_token_ids)
     return output.astype("int32")
