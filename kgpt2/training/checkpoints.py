@@ -156,7 +156,7 @@ class RunDirectory:
     import tempfile, kgpt2
     from kgpt2.training.checkpoints import RunDirectory
 
-    lm = kgpt2.compile(kgpt2.load("gpt2_tiny_random", sequence_length=32), steps=10)
+    lm = kgpt2.compile_lm(kgpt2.load("gpt2_tiny_random", sequence_length=32), steps=10)
     lm.optimizer.build(lm.trainable_variables)
     with RunDirectory.open(tempfile.mkdtemp(), "run1") as run_directory:
         run_directory.save(lm, step=0, state={})

@@ -28,7 +28,7 @@ from kgpt2.training.callbacks.tensorboard import TensorBoardLogger
 from kgpt2.training.checkpoints import RunDirectory
 from kgpt2.training.compiling import as_recipe
 from kgpt2.training.compiling import check_causal_lm
-from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.compiling import compile_lm
 from kgpt2.training.distribution import distributed
 from kgpt2.training.plot import plot_loss_curve
 from kgpt2.training.preprocessing import detached_preprocessor
@@ -366,7 +366,7 @@ def _report(run_directory, plan, start_step, stop_reason, history, callbacks=Non
 def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, callbacks=None, **options):
     """Fine-tune `lm` with `recipe` in the run folder `run.checkpoint_dir/run.run_name`, resumably.
 
-    Compiles `lm` with `kgpt2.compile(lm, recipe)` (the reference recipe by
+    Compiles `lm` with `kgpt2.compile_lm(lm, recipe)` (the reference recipe by
     default: Adam on a warmup + linear-decay schedule ending at
     `end_learning_rate` after the last step), trains it in place, and keeps
     the run folder current: the latest model as a KerasHub preset
@@ -406,7 +406,7 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         recipe: a `kgpt2.Recipe` (how to train); None for `Recipe()`.
         run: a `kgpt2.RunOptions` (where the run lives, what it records);
             None for `RunOptions()`.
-        sampler: the sampler of the samples (see `kgpt2.compile`).
+        sampler: the sampler of the samples (see `kgpt2.compile_lm`).
         callbacks: extra `keras.callbacks.Callback`s, run after kgpt2's.
         **options: fields of `Recipe` or `RunOptions` applied on top of
             `recipe` and `run`, e.g. `steps=100, learning_rate=1e-3,
