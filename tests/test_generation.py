@@ -1,8 +1,5 @@
 """The fast generation path: same tokens as KerasHub, fewer compiles."""
 
-# Keep compiled programs of the test session out of ~/.cache (set before any
-# test generates; conftest-free so the module stays self-contained).
-
 import keras_hub
 import numpy as np
 import pytest
