@@ -19,8 +19,8 @@ import numpy as np
 from kgpt2.checks import check_token_ids
 from kgpt2.checks import shown_name
 from kgpt2.errors import InputError
+from kgpt2.generation.bucketed_prompts import bucket_prompts
 from kgpt2.generation.compiled import compiled_generate_function
-from kgpt2.generation.layout import layout_prompts
 from kgpt2.generation.sampler_lookup import resolve_sampler
 
 
@@ -122,9 +122,9 @@ def generate_token_ids(
             "generate_token_ids", "stop_token_ids", stop_token_ids,
             lm.backbone.vocabulary_size,
         )
-    layout = layout_prompts(token_ids, lengths, int(max_length))
-    run = compiled_generate_function(lm, sampler)
-    output = layout.generated(run(layout, stop_token_ids=stop_token_ids)).copy()
+    bucketed = bucket_prompts(token_ids, lengths, int(max_length))
+    generate_function = compiled_generate_function(lm, sampler)
+    output = bucketed.generated(generate_function(bucketed, stop_token_ids=stop_token_ids)).copy()
     if stop_token_ids:
         output = _cut_after_stop(output, lengths, stop_token_ids)
     return output.astype("int32")
