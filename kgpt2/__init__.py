@@ -20,15 +20,15 @@ print(kgpt2.generate(lm, "The quick brown fox", max_length=16))
 
 import os
 
+# None of these imports Keras or TensorFlow.
+from kgpt2.errors import Error
 from kgpt2.keras_backend import set_default_backend
+from kgpt2.lazy import lazy_exports
 
 # Must run before the first `import keras` anywhere in the process.
 set_default_backend()
 # TensorFlow is only our data engine here: keep its C++ start-up chatter quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from kgpt2.errors import Error  # noqa: E402
-from kgpt2.lazy import lazy_exports  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,7 +38,7 @@ _EXPORTS = {
     "PresetError": "kgpt2.presets",
     "Recipe": "kgpt2.training.recipe",
     "RunOptions": "kgpt2.training.run_options",
-    "compile": "kgpt2.training.compiling",
+    "compile_lm": "kgpt2.training.compiling",
     "connect_processes": "kgpt2.training.processes",
     "export": "kgpt2.presets.exporting",
     "finetune": "kgpt2.training.finetune",
@@ -51,6 +51,6 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "Error", "PresetError", "Recipe", "RunOptions", "bench", "compile", "connect_processes", "data", "export",
+    "Error", "PresetError", "Recipe", "RunOptions", "bench", "compile_lm", "connect_processes", "data", "export",
     "finetune", "generate", "load", "plan", "presets", "samplers", "save", "__version__",
 ]

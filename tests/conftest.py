@@ -6,6 +6,15 @@ import pathlib
 import shutil
 import tempfile
 
+import pytest
+
+from kgpt2.keras_backend import set_default_backend
+
+# Fix Keras's backend as `import kgpt2` does (JAX unless KERAS_BACKEND says
+# otherwise) before any test module imports Keras: test files then import in
+# the usual order, Keras before or after kgpt2.
+set_default_backend()
+
 # Route every HTTP(S) request to a closed local port: a download attempt
 # fails at once with a connection error instead of hanging, on any machine.
 for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
@@ -31,8 +40,6 @@ os.environ["KGPT2_COMPILATION_CACHE"] = _COMPILATION_CACHE
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _COMPILATION_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
-import pytest  # noqa: E402
-
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 # The files that take longest (child processes, notebooks, training), longest
@@ -44,12 +51,14 @@ LONGEST_FILES = (
     "test_docstring_examples.py",
     "test_processes.py",
     "test_notebooks.py",
+    "test_bench_backends.py",
     "test_distribution.py",
     "test_tensorflow_backend.py",
     "test_cli_output.py",
     "test_samplers.py",
     "test_generation.py",
     "test_training_crash.py",
+    "test_bench.py",
     "test_training_finetune.py",
     "test_runs_safety.py",
 )
@@ -58,18 +67,13 @@ LONGEST_FILES = (
 def pytest_collection_modifyitems(config, items):
     """Deselect what this run must not run, and run the longest files first.
 
-    - `benchmark` tests, unless the run names that marker (`-m benchmark`):
-      `addopts = "-m 'not benchmark'"` is replaced by any `-m` on the command
-      line, and `-m "not slow"` must not run the benchmarks.
-    - `tensorflow_only` tests, unless Keras runs on TensorFlow here
-      (test_tensorflow_backend.py runs them in a TensorFlow process).
+    `tensorflow_only` tests run only where Keras runs on TensorFlow
+    (test_tensorflow_backend.py runs them in a TensorFlow process).
+    Speed measurements are scripts in benchmarks/, not tests.
     """
-    benchmarks = "benchmark" in (config.getoption("markexpr") or "")
     tensorflow = os.environ.get("KERAS_BACKEND", "jax") == "tensorflow"
 
     def wanted(item):
-        if item.get_closest_marker("benchmark") and not benchmarks:
-            return False
         return tensorflow or not item.get_closest_marker("tensorflow_only")
 
     deselected = [item for item in items if not wanted(item)]

@@ -1,19 +1,12 @@
 """`kgpt2 generate` on a preset folder written by `kgpt2.save`."""
 
 import logging
-import os
-import tempfile
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
+import pytest
 
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
-
-import pytest  # noqa: E402
-
-from kgpt2.cli import main  # noqa: E402
-from kgpt2.generation import SAMPLE_DELIMITER  # noqa: E402
+import kgpt2
+from kgpt2.cli import main
+from kgpt2.generation import SAMPLE_DELIMITER
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +86,7 @@ def test_min_new_tokens_flag(preset_folder, capsys):
         (["--sampler", "greedy", "--top-p", "0.5"], "--top-p does not apply to --sampler greedy"),
         (["--sampler", "nucleus"], "Unknown sampler 'nucleus'"),
         (["--max-length", "2000"], "1024 positions"),
-        (["--nsamples", "0"], "nsamples must be an integer >= 1"),
+        (["--nsamples", "0"], "--nsamples must be an integer >= 1"),
         (["--min-new-tokens", "-1"], "--min-new-tokens must be an integer >= 0, got -1"),
     ],
 )

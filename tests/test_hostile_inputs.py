@@ -7,8 +7,8 @@ its message names what was wrong, and, on the command line, the exit status
 is 1 with one message and no traceback. Files the user had stay intact.
 """
 
-import json
 import errno
+import json
 import os
 import pathlib
 import re
@@ -200,6 +200,7 @@ def file_size_limit(monkeypatch):
     return limit
 
 
+@pytest.mark.slow
 def test_samples_survive_a_write_that_fails_after_generating(tiny_lm, tmp_path, file_size_limit):
     kgpt2.generate(tiny_lm, "a", sampler="greedy", max_length=12)  # compiled before the limit
     path = tmp_path / "samples.txt"

@@ -33,6 +33,7 @@ def test_parameters_match_keras_hub_preset_metadata(preset):
     assert estimate.optimizer_bytes == 2 * 4 * expected  # Adam's two moments
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora_rank", [None, 4])
 def test_weight_list_matches_a_built_backbone(lora_rank):
     import keras_hub
@@ -58,6 +59,7 @@ def test_lora_trainable_count_of_gpt2_base():
     assert estimate.trainable_parameters == layers * 2 * per_projection
 
 
+@pytest.mark.slow
 def test_adam_moments_and_accumulators_match_a_built_keras_optimizer(fresh_tiny_lm):
     import keras
 

@@ -4,32 +4,30 @@ Each data-loss case asserts that the user's files are byte-for-byte intact
 afterwards; each broken-run-file case asserts a `kgpt2.Error` that names the
 file and the way out. Most cases drive `RunDirectory`, what `kgpt2.finetune`
 opens, with a compiled tiny model and no training; the few that need a real
-training loop share one JAX compilation cache.
+training loop share the session's JAX compilation cache (tests/conftest.py).
 """
 
-import kgpt2  # first: it picks the Keras backend
+import json
+import os
+import pathlib
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 
-import json  # noqa: E402
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import pytest
+from training_helpers import SEQUENCE_LENGTH
+from training_helpers import TANG
+from training_helpers import text_dataset
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import TANG  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-from training_helpers import text_dataset  # noqa: E402
-
-from kgpt2 import runs  # noqa: E402
-from kgpt2.training.callbacks.metrics_csv import truncate_metrics  # noqa: E402
-from kgpt2.training.checkpoints import RunDirectory  # noqa: E402
+import kgpt2
+from kgpt2 import runs
+from kgpt2.training.callbacks.metrics_csv import truncate_metrics
+from kgpt2.training.checkpoints import RunDirectory
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -58,7 +56,7 @@ def user_folder(path):
 def compiled_lm():
     """A compiled tiny model with a built optimizer: what a checkpoint saves."""
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    kgpt2.compile(lm, steps=10)
+    kgpt2.compile_lm(lm, steps=10)
     lm.optimizer.build(lm.trainable_variables)
     return lm
 
@@ -232,7 +230,6 @@ while not (run.parent / "stop").exists() and time.monotonic() < deadline:
 print("DONE", loads, failures, flush=True)
 """
 
-
 @pytest.mark.slow
 def test_a_reader_always_gets_a_whole_checkpoint_while_a_trainer_saves_every_step(checkpoints, compiled_lm):
     run_dir, progress = checkpoints / "run1", checkpoints.parent / "loads"
@@ -287,6 +284,7 @@ def damage(checkpoints, what):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, file", [
     ("state_not_json", "training_state.json"),
     ("state_empty", "training_state.json"),
@@ -309,18 +307,20 @@ def test_broken_checkpoint_files_are_named_with_the_way_out(checkpoints, compile
         assert kgpt2.load(checkpoints / "run1").count_params() == compiled_lm.count_params()
 
 
-def test_a_metrics_csv_that_is_not_text_is_named(checkpoints):
-    metrics = checkpoints / "run1" / "metrics.csv"
+def test_a_metrics_csv_that_is_not_text_is_named(tmp_path):
+    # Only the file matters: no run (and no model to checkpoint) needed.
+    metrics = tmp_path / "metrics.csv"
     metrics.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
     with pytest.raises(kgpt2.Error, match=r"metrics\.csv is not a text CSV file.*--restore-from fresh"):
         truncate_metrics(metrics, 2)
     assert metrics.read_bytes().startswith(b"\x89PNG")
-    text = checkpoints / "run1" / "text.csv"
+    text = tmp_path / "text.csv"
     text.write_text("step,loss\r\n1,2.5\r\n2,2.4\r\n3,2.3\r\n")
     truncate_metrics(text, 2)
     assert text.read_text().splitlines()[-1].startswith("2,")
 
 
+@pytest.mark.slow
 def test_a_write_failing_mid_checkpoint_keeps_the_previous_one(checkpoints, compiled_lm):
     run_dir = checkpoints / "run1"
     before = snapshot(run_dir)
@@ -406,10 +406,7 @@ def test_read_only_folders_are_refused_before_training(checkpoints):
 
 
 @pytest.mark.slow
-def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_pointer(
-    checkpoints, tmp_path_factory
-):
-    enable_jax_compilation_cache(tmp_path_factory)
+def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_pointer(checkpoints):
     run_dir = checkpoints / "run1"
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
     options = dict(checkpoint_dir=checkpoints, save_every=1, learning_rate=1e-3)

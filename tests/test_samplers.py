@@ -7,7 +7,6 @@ KERAS_BACKEND=tensorflow (XLA-compiled generate)."""
 import json
 import os
 
-import kgpt2  # noqa: I001 (before keras: importing kgpt2 picks the backend)
 import keras
 import keras_hub
 import numpy as np
@@ -19,6 +18,7 @@ from samplers_reference import next_token_logits
 from samplers_reference import repeated_ngrams
 from samplers_reference import repetition_penalty
 
+import kgpt2
 from kgpt2.samplers import logits_processing
 
 NAMES = ["greedy", "random", "top_k", "top_p", "beam", "contrastive"]
@@ -148,6 +148,7 @@ def test_serialize_deserialize_round_trip(name, options):
 # --- the logits math against numpy references -------------------------------
 
 
+@pytest.mark.slow
 def test_repetition_penalty_matches_numpy():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 40)).astype("float32") * 3
@@ -167,6 +168,7 @@ def test_repetition_penalty_matches_numpy():
                 assert not np.allclose(got, logits)  # the test can see a change
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ngram_size", [1, 2, 3, 4])
 def test_banned_ngrams_match_numpy(ngram_size):
     rng = np.random.default_rng(ngram_size)

@@ -5,28 +5,27 @@ imports TensorFlow/JAX and builds the model): that is what makes them take
 tens of seconds, and it is the point: nothing is simulated in-process.
 """
 
-import kgpt2  # first: it picks the Keras backend
+import logging
+import os
+import signal
 
-import logging  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
+import numpy as np
+import pytest
+from training_helpers import SEQUENCE_LENGTH
+from training_helpers import SETTINGS as SHARED_SETTINGS
+from training_helpers import Child
+from training_helpers import enable_jax_compilation_cache
+from training_helpers import tokenize_to_file
+from training_helpers import tokenized_dataset
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import SETTINGS as SHARED_SETTINGS  # noqa: E402
-from training_helpers import Child  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-from training_helpers import tokenize_to_file  # noqa: E402
-from training_helpers import tokenized_dataset  # noqa: E402
-
-from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
-from kgpt2.training.checkpoints import RunDirectory  # noqa: E402
+import kgpt2
+from kgpt2.training.callbacks.metrics_csv import read_metrics
+from kgpt2.training.checkpoints import RunDirectory
 
 
 @pytest.fixture(scope="module")
 def jax_cache(tmp_path_factory):
-    return enable_jax_compilation_cache(tmp_path_factory)
+    return enable_jax_compilation_cache()
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +132,7 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, 
         if (tmp_path / pause_in).mkdir() is None
     }
     original = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    kgpt2.compile(original, steps=10)
+    kgpt2.compile_lm(original, steps=10)
     for pause_in, child in children.items():
         child.wait_for("SAVED step 1")
         child.wait_for("PAUSED")

@@ -3,27 +3,25 @@
 The speed of it is measured by `kgpt2 bench --mixed-precision`; these
 tests check what the rewrite does to the computation: which products it
 changes, that values and structure stay those of the original function,
-and that `kgpt2.compile` puts it into a mixed-precision training step.
+and that `kgpt2.compile_lm` puts it into a mixed-precision training step.
 """
 
-import kgpt2  # noqa: F401  (first: it picks the Keras backend)
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-
-from kgpt2.keras_backend import cpu_bfloat16_instructions  # noqa: E402
-from kgpt2.training.compiling import accumulates_in_float32  # noqa: E402
-from kgpt2.training.float32_accumulation import accumulate_in_float32  # noqa: E402
+import kgpt2
+from kgpt2.keras_backend import cpu_bfloat16_instructions
+from kgpt2.training.compiling import accumulates_in_float32
+from kgpt2.training.float32_accumulation import accumulate_in_float32
 
 pytestmark = pytest.mark.skipif(keras.config.backend() != "jax", reason="a JAX transformation")
 
 # XLA runs bfloat16-in, float32-out products on CPUs with bfloat16
 # instructions; elsewhere only the rewritten programs' structure is checked,
-# and kgpt2.compile must leave Keras's step alone.
+# and kgpt2.compile_lm must leave Keras's step alone.
 RUNS_HERE = bool(cpu_bfloat16_instructions())
 
 
@@ -50,6 +48,7 @@ def loss(weights, x):
     return jnp.mean((hidden @ weights["w2"]).astype(jnp.float32) ** 2)
 
 
+@pytest.mark.slow
 def test_half_precision_weight_products_ask_for_float32_results():
     rng = np.random.default_rng(0)
     weights = {name: jnp.asarray(rng.normal(size=shape), jnp.bfloat16)
@@ -126,7 +125,7 @@ def test_compile_puts_float32_accumulation_into_the_mixed_precision_step():
                  [v.value for v in lm.metrics_variables])
         return product_dtypes(lm.train_step, state, (x, y, sample_weight))
 
-    kgpt2.compile(lm, steps=2, mixed_precision=True)
+    kgpt2.compile_lm(lm, steps=2, mixed_precision=True)
     lm.train_on_batch(x, y, sample_weight=sample_weight)  # builds the optimizer; runs the step
     mixed = step_products()
     unbatched_half = [p for p in mixed if p[0] == ("bfloat16", "bfloat16") and p[1] == "float32"]
@@ -137,6 +136,6 @@ def test_compile_puts_float32_accumulation_into_the_mixed_precision_step():
         assert not unbatched_half, mixed
     assert all(result == "float32" for inputs, result in mixed if inputs != ("bfloat16", "bfloat16"))
 
-    kgpt2.compile(lm, steps=2)  # back to float32: Keras's own step again
+    kgpt2.compile_lm(lm, steps=2)  # back to float32: Keras's own step again
     lm.train_on_batch(x, y, sample_weight=sample_weight)
     assert all(p == (("float32", "float32"), "float32") for p in step_products())

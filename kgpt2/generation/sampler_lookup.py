@@ -85,7 +85,7 @@ def reseed(sampler, seed):
 
 def _kgpt2_class(sampler):
     """The kgpt2 sampler class that takes `sampler`'s config, or None."""
-    if isinstance(sampler, samplers.RepetitionControl):
+    if isinstance(sampler, samplers.TokenRules):
         return type(sampler)
     for cls in samplers.SAMPLERS.values():
         # kgpt2's classes subclass KerasHub's of the same name and options.

@@ -1,8 +1,9 @@
-"""`RepetitionControl`: the repetition options every kgpt2 sampler shares.
+"""`TokenRules`: the rules on the next token that every kgpt2 sampler shares.
 
 KerasHub's samplers only ever see the model's logits, so they cannot avoid
-what they already wrote. This mixin adds `repetition_penalty` and
-`no_repeat_ngram_size` to any `keras_hub.samplers.Sampler` without touching
+what they already wrote. This mixin adds rules that look at the tokens
+written so far (`repetition_penalty`, `no_repeat_ngram_size`, `valid_utf8`
+and `min_new_tokens`) to any `keras_hub.samplers.Sampler` without touching
 its decode loop: it wraps the `next` function the loop calls, and rewrites
 the logits `next` returns using the token buffer and index `next` receives.
 That works for the plain loop (greedy, random, top-k, top-p), for beam
@@ -10,22 +11,19 @@ search (whose rows are reordered beams) and for contrastive search (which
 also scores look-ahead candidates), and it assumes nothing about the cache,
 which passes through untouched. With neutral options `next` is not wrapped
 at all, so the sampler runs exactly KerasHub's code.
-
-`valid_utf8` and `min_new_tokens` live here too because they are the same
-kind of rule: they ban next tokens by looking at the tokens written so far.
 """
 
 from keras import ops
 
+from kgpt2.checks import check_number
+from kgpt2.errors import InputError
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
 from kgpt2.samplers.logits_processing import mask_end_token
-from kgpt2.checks import check_number
 from kgpt2.samplers.utf8_continuation import allowed_token_mask
 from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
-from kgpt2.errors import InputError
 
 
 def _prompt_ends(prompt, index, mask):
@@ -43,10 +41,10 @@ def _prompt_ends(prompt, index, mask):
     return ops.maximum(given, start)
 
 
-class RepetitionControl:
-    """Mixin adding repetition options to a `keras_hub.samplers.Sampler`.
+class TokenRules:
+    """Mixin adding the token rules (repetition, UTF-8, min_new_tokens) to a Sampler.
 
-    Put it first among the bases: `class S(RepetitionControl, KerasHubSampler)`.
+    Put it first among the bases: `class S(TokenRules, KerasHubSampler)`.
     It also checks `temperature`, which every sampler takes.
 
     Args:
@@ -107,8 +105,8 @@ class RepetitionControl:
         self._utf8_tables = None
 
     @property
-    def controls_repetition(self):
-        """Whether any option that rewrites logits is active (`next` gets wrapped)."""
+    def rewrites_logits(self):
+        """Whether any rule that rewrites logits is active (`next` gets wrapped)."""
         return (
             self.repetition_penalty != 1.0
             or self.no_repeat_ngram_size > 0
@@ -142,7 +140,7 @@ class RepetitionControl:
         return tuple(sorted({int(i) for i in ids}))
 
     def process_logits(self, logits, token_ids, index):
-        """Apply the active repetition options to next-token `logits`.
+        """Apply the active rules to next-token `logits`.
 
         Penalty first, then the n-gram ban, as Hugging Face orders them, then
         the UTF-8 ban; the temperature and any top-k / top-p / min-p cut come
@@ -187,7 +185,7 @@ class RepetitionControl:
                 self._end_token_ids(model, stop_token_ids),
                 _prompt_ends(prompt, index, mask),
             )
-        if self.controls_repetition:
+        if self.rewrites_logits:
             model_next = next
 
             def next(token_ids, cache, index):
