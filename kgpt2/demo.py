@@ -31,7 +31,7 @@ DEMO_MARKER = ".kgpt2-demo"
 # The demo's peak learning rate for a random preset. On the poems, 100 steps
 # of gpt2_tiny_random reach a held-out perplexity of 65 at 5e-3, against 81
 # at 2e-3 (the from-scratch default) and 83 at 1e-2 (`benchmarks/demo_form.py`);
-# the demo's 70 steps reach 75 at 5e-3 (80 steps: 73, for 3-4 s more CPU time).
+# the demo's 60 steps reach 79 at 5e-3 (80 steps: 73, for about 5 s more CPU time).
 DEMO_FROM_SCRATCH_LEARNING_RATE = 5e-3
 # New tokens every sample has before it may end. The tiny model, briefly
 # trained, picks <|endoftext|> after a character or two; a CJK character is
@@ -227,7 +227,7 @@ def held_out_perplexity(lm, dataset, loss_function=None):
 
 def run(
     preset="gpt2_tiny_random",
-    steps=70,
+    steps=60,
     batch_size=8,
     sequence_length=48,
     learning_rate=None,

@@ -19,7 +19,7 @@ def register(subparsers):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--preset", default="gpt2_tiny_random", help="preset to fine-tune")
-    parser.add_argument("--steps", type=int, default=70, help="training steps")
+    parser.add_argument("--steps", type=int, default=60, help="training steps")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch")
     parser.add_argument("--sequence-length", type=int, default=48, help="tokens per window")
     parser.add_argument("--learning-rate", type=float, default=None,
