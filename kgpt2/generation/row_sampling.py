@@ -45,13 +45,14 @@ from keras import ops
 from kgpt2.checks import check_number
 from kgpt2.errors import InputError
 from kgpt2.samplers import SAMPLERS
-from kgpt2.samplers.logits_processing import BAN_BIAS
+from kgpt2.samplers.logits_processing import MAX_LOGIT_BIAS
 from kgpt2.samplers.logits_processing import apply_logit_bias
 from kgpt2.samplers.logits_processing import apply_min_new_tokens
 from kgpt2.samplers.logits_processing import apply_min_p
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_presence_frequency_penalty
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
+from kgpt2.samplers.logits_processing import logit_bias_pairs
 from kgpt2.samplers.logits_processing import token_counts
 from kgpt2.samplers.logits_processing import top_k_mask
 from kgpt2.samplers.logits_processing import written_mask
@@ -60,9 +61,6 @@ from kgpt2.samplers.nucleus import nucleus_threshold
 
 # The most candidates a top-k cut sorts (so top_k is at most this).
 MAX_CUT = 1024
-
-# The most `logit_bias` entries per request (OpenAI's limit too).
-MAX_LOGIT_BIAS = 300
 
 # The most alternatives `logprobs` reports per token (OpenAI's limit for
 # legacy completions).
@@ -84,39 +82,6 @@ ROW_SAMPLERS = {
     "top_p": {"p": "top_p", "k": "top_k", "temperature": "temperature",
               "min_p": "min_p", **_REPETITION},
 }
-
-
-def logit_bias_pairs(owner, logit_bias, vocabulary_size=None):
-    """`logit_bias` (`{token id: bias}`, ids as ints or digit strings) as
-    sorted `((id, bias), ...)`, checked: at most `MAX_LOGIT_BIAS` entries,
-    biases in [-100, 100], ids within `vocabulary_size` when given.
-
-    Example:
-    ```python
-    from kgpt2.generation.row_sampling import logit_bias_pairs
-
-    print(logit_bias_pairs("demo", {"50256": -100, 13: 2}))  # ((13, 2.0), (50256, -100.0))
-    ```
-    """
-    if logit_bias is None:
-        return ()
-    items = logit_bias.items() if isinstance(logit_bias, dict) else logit_bias
-    pairs = {}
-    for token, bias in items:
-        text = str(token).strip()
-        if isinstance(token, bool) or not text.isdigit():
-            raise InputError(f"{owner}: logit_bias keys must be token ids (integers >= 0), "
-                             f"got {token!r}.")
-        token = int(text)
-        if vocabulary_size is not None and token >= vocabulary_size:
-            raise InputError(f"{owner}: logit_bias token id {token} is outside the "
-                             f"vocabulary (0 to {vocabulary_size - 1}).")
-        check_number(owner, f"logit_bias[{token}]", bias, minimum=BAN_BIAS, maximum=-BAN_BIAS)
-        pairs[token] = float(bias)
-    if len(pairs) > MAX_LOGIT_BIAS:
-        raise InputError(f"{owner}: logit_bias holds {len(pairs)} entries; at most "
-                         f"{MAX_LOGIT_BIAS}.")
-    return tuple(sorted(pairs.items()))
 
 
 @dataclasses.dataclass(frozen=True)

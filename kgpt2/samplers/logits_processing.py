@@ -29,6 +29,9 @@ print(logits_processing.apply_repetition_penalty(logits, token_ids, 2, 2.0))
 
 from keras import ops
 
+from kgpt2.checks import check_number
+from kgpt2.errors import InputError
+
 # What a banned token's logit becomes. Finite, like the -1e9 KerasHub's
 # BeamSampler uses for impossible beams: softmax still gives exactly 0, and
 # dividing by a temperature cannot produce inf - inf = NaN.
@@ -36,6 +39,9 @@ BANNED_LOGIT = -1e9
 
 # A `logit_bias` of this value bans the token outright (OpenAI's meaning).
 BAN_BIAS = -100.0
+
+# The most `logit_bias` entries (OpenAI's limit too).
+MAX_LOGIT_BIAS = 300
 
 
 def per_row(value, dtype="float32"):
@@ -211,6 +217,39 @@ def apply_logit_bias(logits, bias_ids, bias_values):
         ops.shape(logits),
     )
     return ops.where(banned > 0, BANNED_LOGIT, logits + added)
+
+
+def logit_bias_pairs(owner, logit_bias, vocabulary_size=None):
+    """`logit_bias` (`{token id: bias}`, ids as ints or digit strings) as
+    sorted `((id, bias), ...)`, checked: at most `MAX_LOGIT_BIAS` entries,
+    biases in [-100, 100], ids within `vocabulary_size` when given.
+
+    Example:
+    ```python
+    from kgpt2.samplers.logits_processing import logit_bias_pairs
+
+    print(logit_bias_pairs("demo", {"50256": -100, 13: 2}))  # ((13, 2.0), (50256, -100.0))
+    ```
+    """
+    if logit_bias is None:
+        return ()
+    items = logit_bias.items() if isinstance(logit_bias, dict) else logit_bias
+    pairs = {}
+    for token, bias in items:
+        text = str(token).strip()
+        if isinstance(token, bool) or not text.isdigit():
+            raise InputError(f"{owner}: logit_bias keys must be token ids (integers >= 0), "
+                             f"got {token!r}.")
+        token = int(text)
+        if vocabulary_size is not None and token >= vocabulary_size:
+            raise InputError(f"{owner}: logit_bias token id {token} is outside the "
+                             f"vocabulary (0 to {vocabulary_size - 1}).")
+        check_number(owner, f"logit_bias[{token}]", bias, minimum=BAN_BIAS, maximum=-BAN_BIAS)
+        pairs[token] = float(bias)
+    if len(pairs) > MAX_LOGIT_BIAS:
+        raise InputError(f"{owner}: logit_bias holds {len(pairs)} entries; at most "
+                         f"{MAX_LOGIT_BIAS}.")
+    return tuple(sorted(pairs.items()))
 
 
 def apply_min_new_tokens(logits, new_tokens, min_new_tokens, stop_token_ids):
