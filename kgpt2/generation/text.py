@@ -105,14 +105,58 @@ def _max_length(lm, max_length):
     return int(max_length)
 
 
-def _tokenize(lm, prompts, max_length):
-    """Token ids per prompt, with the start token KerasHub's generate adds."""
-    preprocessor = lm.preprocessor
-    start = [preprocessor.tokenizer.start_token_id]
+def prepends_bos(lm, prepend_bos=None):
+    """Whether prompts for `lm` start with `<|endoftext|>`: `prepend_bos`, or
+    by default the preprocessor's `add_start_token` (how KerasHub trains and
+    generates, and so how kgpt2 fine-tunes).
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.generation.text import prepends_bos
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    print(prepends_bos(lm), prepends_bos(lm, False))  # True False
+    ```
+    """
+    if prepend_bos is None:
+        return bool(lm.preprocessor.add_start_token)
+    if not isinstance(prepend_bos, bool):
+        raise InputError(f"prepend_bos must be True, False or None, got {prepend_bos!r}.")
+    return prepend_bos
+
+
+def tokenize_prompt(lm, prompt, prepend_bos=None):
+    """A prompt's token ids as the model sees them.
+
+    With `prepend_bos` (see `prepends_bos`) they start with `<|endoftext|>`,
+    the separator GPT-2 saw between its training documents; without it the
+    prompt's own tokens come alone, as in Hugging Face's `generate` and
+    OpenAI's completions. An empty prompt is always `<|endoftext|>`: the
+    model needs one token to start from. The literal text `<|endoftext|>`
+    in a prompt is the special token.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.generation.text import tokenize_prompt
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    print(tokenize_prompt(lm, "Hello"), tokenize_prompt(lm, "Hello", prepend_bos=False))
+    # [50256, 15496] [15496]
+    ```
+    """
+    tokenizer = lm.preprocessor.tokenizer
+    ids = [int(i) for i in tokenizer(prompt)] if prompt else []
+    start = [tokenizer.start_token_id]
+    return (start if prepends_bos(lm, prepend_bos) or not ids else []) + ids
+
+
+def _tokenize(lm, prompts, max_length, prepend_bos=None):
+    """Token ids per prompt (see `tokenize_prompt`), checked against `max_length`."""
     rows = []
     for prompt in prompts:
-        ids = list(preprocessor.tokenizer(prompt)) if prompt else []
-        ids = (start if preprocessor.add_start_token or not ids else []) + ids
+        ids = tokenize_prompt(lm, prompt, prepend_bos)
         if len(ids) >= max_length:
             raise InputError(
                 f"Prompt {prompt[:40]!r}{'...' if len(prompt) > 40 else ''} has "
@@ -182,6 +226,7 @@ def generate(
     stop_token_ids="auto",
     destination_path=None,
     overwrite=False,
+    prepend_bos=None,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
 
@@ -219,6 +264,12 @@ def generate(
             before generating; an existing file is refused unless
             `overwrite=True`.
         overwrite: replace an existing `destination_path`.
+        prepend_bos: start each prompt with `<|endoftext|>`. None (default)
+            follows the preprocessor's `add_start_token` (True for kgpt2's
+            presets and fine-tunes, which train that way); False conditions
+            on the prompt alone, as Hugging Face's `generate` does, so an
+            imported Hugging Face checkpoint continues a prompt as it does
+            there. An empty prompt always starts from `<|endoftext|>`.
 
     Returns:
         A `list[str]`: for each prompt in order, its `nsamples` samples. How
@@ -252,7 +303,7 @@ def generate(
     if seed is not None:
         reseed(sampler, seed)
     stop_ids = _stop_ids(lm, stop_token_ids)
-    token_rows = _tokenize(lm, prompts, max_length)
+    token_rows = _tokenize(lm, prompts, max_length, prepend_bos)
 
     # One row per (prompt, sample), generated batch_size rows at a time.
     jobs = [p for p in range(len(prompts)) for _ in range(nsamples)]
