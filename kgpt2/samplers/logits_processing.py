@@ -199,9 +199,10 @@ def apply_logit_bias(logits, bias_ids, bias_values):
     """
     logits = ops.cast(logits, "float32")
     batch_size = ops.shape(logits)[0]
-    bias_ids = ops.broadcast_to(ops.cast(bias_ids, "int32"),
+    bias_ids = ops.convert_to_tensor(bias_ids, "int32")
+    bias_values = ops.convert_to_tensor(bias_values, "float32")
+    bias_ids = ops.broadcast_to(bias_ids,
                                 (batch_size, ops.shape(bias_ids)[-1]))
-    bias_values = ops.cast(bias_values, "float32")
     rows = ops.broadcast_to(ops.arange(batch_size, dtype="int32")[:, None],
                             ops.shape(bias_ids))
     indices = ops.reshape(ops.stack([rows, bias_ids], axis=-1), (-1, 2))
