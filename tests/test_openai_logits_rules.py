@@ -2,22 +2,14 @@
 their math against numpy, and one implementation for `kgpt2.generate`'s
 samplers and the batching engine."""
 
-import os
-import tempfile
+import numpy as np
+import pytest
+from keras import ops
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
-
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from keras import ops  # noqa: E402
-
-from kgpt2.generation.row_sampling import SamplingOptions  # noqa: E402
-from kgpt2.generation.text import tokenize_prompt  # noqa: E402
-from kgpt2.samplers import logits_processing as lp  # noqa: E402
+import kgpt2
+from kgpt2.generation.prompts import tokenize_prompt
+from kgpt2.generation.row_sampling import SamplingOptions
+from kgpt2.samplers import logits_processing as lp
 
 
 def _numpy(x):

@@ -11,7 +11,6 @@ import shutil
 import time
 
 import pytest
-
 from serve_helpers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -48,7 +47,7 @@ def client(server):
 def _greedy(tiny_lm, prompt, new_tokens):
     import kgpt2
 
-    ids = kgpt2.generation.text._tokenize(tiny_lm, [prompt], 64)[0]
+    ids = kgpt2.generation.prompts.tokenize_prompts(tiny_lm, [prompt], 64)[0]
     return kgpt2.generate(tiny_lm, prompt, sampler="greedy", include_prefix=False,
                           max_length=len(ids) + new_tokens)[0]
 
@@ -183,7 +182,7 @@ def test_penalties_follow_openai_and_match_generate(client, tiny_lm):
         presence_penalty=0.5).choices[0].text
     assert penalized != plain
     sampler = kgpt2.samplers.get("greedy", frequency_penalty=2.0, presence_penalty=0.5)
-    ids = kgpt2.generation.text._tokenize(tiny_lm, [prompt], 64)[0]
+    ids = kgpt2.generation.prompts.tokenize_prompt(tiny_lm, prompt)
     expected = kgpt2.generate(tiny_lm, prompt, sampler=sampler, include_prefix=False,
                               max_length=len(ids) + 10)[0]
     assert penalized == expected
@@ -209,7 +208,7 @@ def test_chat_renders_the_template_plain_and_streamed(client, tiny_lm):
     choice = answer.choices[0]
     assert answer.object == "chat.completion" and choice.message.role == "assistant"
     rendered = "SYSTEM: Be brief.\nUSER: Hello\nASSISTANT:"
-    ids = kgpt2.generation.text.tokenize_prompt(tiny_lm, rendered, prepend_bos=False)
+    ids = kgpt2.generation.prompts.tokenize_prompt(tiny_lm, rendered, prepend_bos=False)
     expected = kgpt2.generate(tiny_lm, rendered, sampler="greedy", include_prefix=False,
                               max_length=len(ids) + 8, prepend_bos=False)[0]
     assert choice.message.content == expected

@@ -87,6 +87,22 @@ def token_counts(tokens, selected, vocab_size):
     )
 
 
+def tokens_to_vocab_mask(tokens, selected, vocab_size):
+    """Which vocabulary entries occur in `tokens` where `selected`: bool
+    `(batch, vocab_size)` (see `token_counts`).
+
+    Example:
+    ```python
+    import numpy as np
+    from kgpt2.samplers.logits_processing import tokens_to_vocab_mask
+
+    mask = tokens_to_vocab_mask(np.array([[1, 3]]), np.array([[True, False]]), vocab_size=4)
+    print(np.asarray(mask).tolist())  # [[False, True, False, False]]
+    ```
+    """
+    return token_counts(tokens, selected, vocab_size) > 0
+
+
 def written_mask(token_ids, index, start=0):
     """Which positions of `token_ids` hold tokens: `start <= position < index`.
 
@@ -125,7 +141,7 @@ def present_token_mask(token_ids, index, vocab_size):
     # [[ True False  True False]]
     ```
     """
-    return token_counts(token_ids, written_mask(token_ids, index), vocab_size) > 0
+    return tokens_to_vocab_mask(token_ids, written_mask(token_ids, index), vocab_size)
 
 
 def apply_repetition_penalty(logits, token_ids, index, penalty):
@@ -322,8 +338,7 @@ def banned_ngram_mask(token_ids, index, ngram_size, vocab_size):
             matches = ops.logical_and(
                 matches, ops.equal(window, prefix[:, offset : offset + 1])
             )
-    counts = token_counts(token_ids[:, ngram_size - 1 :], matches, vocab_size)
-    return counts > 0
+    return tokens_to_vocab_mask(token_ids[:, ngram_size - 1 :], matches, vocab_size)
 
 
 def apply_no_repeat_ngram(logits, token_ids, index, ngram_size, rows=True):

@@ -18,6 +18,8 @@ next tokens by looking at the tokens written so far.
 
 from keras import ops
 
+from kgpt2.checks import check_number
+from kgpt2.errors import InputError
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import apply_logit_bias
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
@@ -25,11 +27,9 @@ from kgpt2.samplers.logits_processing import apply_presence_frequency_penalty
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
 from kgpt2.samplers.logits_processing import logit_bias_pairs
 from kgpt2.samplers.logits_processing import token_counts
-from kgpt2.checks import check_number
 from kgpt2.samplers.utf8_continuation import allowed_token_mask
 from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
-from kgpt2.errors import InputError
 
 
 class RepetitionControl:

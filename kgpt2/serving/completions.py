@@ -8,7 +8,7 @@ disconnects cancels its jobs, which frees their rows before the next step.
 
 Tokens are counted as the model sees them: a prompt's tokens include the
 `<|endoftext|>` put before it when the server prepends one (`prepend_bos`,
-see `kgpt2.generation.text.tokenize_prompt`), and `usage.prompt_tokens`
+see `kgpt2.generation.prompts.tokenize_prompt`), and `usage.prompt_tokens`
 counts each prompt once, however many choices `n` asks for (as OpenAI
 does).
 
@@ -38,10 +38,10 @@ from kgpt2.errors import InputError
 from kgpt2.generation.batching_engine import EngineClosedError
 from kgpt2.generation.batching_engine import QueueFullError
 from kgpt2.generation.detokenize import IncrementalDecoder
+from kgpt2.generation.prompts import prepends_bos
+from kgpt2.generation.prompts import tokenize_prompt
 from kgpt2.generation.row_sampling import ROW_SAMPLERS
 from kgpt2.generation.row_sampling import SamplingOptions
-from kgpt2.generation.text import prepends_bos
-from kgpt2.generation.text import tokenize_prompt
 from kgpt2.samplers.logits_processing import logit_bias_pairs
 from kgpt2.serving.api_errors import ApiError
 from kgpt2.serving.logprobs import TokenLog
@@ -133,7 +133,7 @@ class CompletionService:
         engine: a `kgpt2.generation.batching_engine.BatchingEngine`.
         model_name: the name `/v1/models` shows and requests must use.
         prepend_bos: start each prompt with `<|endoftext|>`; None follows
-            the model's preprocessor (see `kgpt2.generation.text.prepends_bos`).
+            the model's preprocessor (see `kgpt2.generation.prompts.prepends_bos`).
     """
 
     def __init__(self, engine, model_name, prepend_bos=None):
