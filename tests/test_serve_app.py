@@ -99,10 +99,24 @@ def test_prompt_tokens_follow_the_bos_convention(client, tiny_lm):
 def test_usage_counts_each_prompt_once_whatever_n(client):
     answer = client.post("/v1/completions", json={
         "model": MODEL, "prompt": ["Hello world", "Hi"], "n": 2, "max_tokens": 3,
-        "temperature": 0, "min_tokens": 3}).json()
+        "temperature": 0}).json()
     # <|endoftext|> + 2 tokens, <|endoftext|> + 1 token; never times n.
     assert answer["usage"]["prompt_tokens"] == 3 + 2
-    assert answer["usage"]["completion_tokens"] == 4 * 3  # min_tokens: no early stop
+    assert len(answer["choices"]) == 4 and answer["usage"]["completion_tokens"] <= 4 * 3
+
+
+@pytest.mark.slow
+def test_min_tokens_holds_back_the_end_token(client):
+    # A +100 bias makes <|endoftext|> the greedy choice at every step.
+    body = {"model": MODEL, "prompt": "Hi", "max_tokens": 8, "temperature": 0,
+            "logit_bias": {"50256": 100}}
+    eager = client.post("/v1/completions", json=body).json()
+    assert eager["usage"]["completion_tokens"] == 1
+    assert eager["choices"][0]["finish_reason"] == "stop"
+    held = client.post("/v1/completions", json={**body, "min_tokens": 3}).json()
+    # Three tokens, then the end token as soon as it is allowed.
+    assert held["usage"]["completion_tokens"] == 4
+    assert held["choices"][0]["finish_reason"] == "stop" and held["choices"][0]["text"]
 
 
 def test_malformed_json_and_non_object_bodies(client):
