@@ -143,7 +143,8 @@ class SamplingOptions:
         if self.logprobs is not None:
             check_number(owner, "logprobs", self.logprobs, minimum=0, maximum=MAX_LOGPROBS,
                          integer=True)
-        # Frozen: normalize the mapping to hashable pairs through __setattr__'s back door.
+        # A frozen dataclass: object.__setattr__ stores the normalized,
+        # hashable pairs.
         object.__setattr__(self, "logit_bias", logit_bias_pairs(owner, self.logit_bias))
         if self.seed is not None:
             check_number(owner, "seed", self.seed, minimum=0, integer=True)

@@ -287,10 +287,8 @@ class CompletionService:
         echoes = await self._echoes(request, prompts)
         running = self.start(request, prompts, request.max_tokens, options)
         texts = {i: text for i, (text, _) in echoes.items()}
-        logs = {}
-        for index, (_, log) in echoes.items():
-            logs[index] = TokenLog(self.tokenizer)
-            logs[index].entries = list(log.entries) if log else []
+        logs = {i: log.copy() if log else TokenLog(self.tokenizer)
+                for i, (_, log) in echoes.items()}
         reasons = {}
         async for index, event in running.events():
             logs[index].add_event(event, len(texts[index]))

@@ -40,6 +40,12 @@ class TokenLog:
         self.tokenizer = tokenizer
         self.entries = []  # (token id, logprob or None, alternatives or None, offset)
 
+    def copy(self):
+        """A new `TokenLog` with the same entries."""
+        log = TokenLog(self.tokenizer)
+        log.entries = list(self.entries)
+        return log
+
     def add(self, token, logprob, alternatives, offset):
         """Record a token; `logprob` None for a first prompt token (no context)."""
         self.entries.append((int(token), logprob, alternatives, int(offset)))
