@@ -43,7 +43,7 @@ def register(subparsers):
                         help="Jinja chat template for /v1/chat/completions, in "
                         "transformers' format (default: the chat_template of a Hugging "
                         "Face folder given as --preset, if any)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, flag_names={"sequence_length": "--context-length"})
 
 
 def run(args):

@@ -5,11 +5,11 @@ import keras_hub
 
 from kgpt2.checks import check_seed
 from kgpt2.samplers.min_p_filter import MinPFilter
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class RandomSampler(RepetitionControl, MinPFilter, keras_hub.samplers.RandomSampler):
+class RandomSampler(TokenRules, MinPFilter, keras_hub.samplers.RandomSampler):
     """Sample the next token from the full softmax distribution.
 
     A `keras_hub.samplers.RandomSampler` plus `min_p` and the repetition
@@ -24,7 +24,7 @@ class RandomSampler(RepetitionControl, MinPFilter, keras_hub.samplers.RandomSamp
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
         presence_penalty, frequency_penalty, logit_bias: OpenAI's, see
-            `RepetitionControl`.
+            `TokenRules`.
 
     Example:
     ```python

@@ -205,6 +205,14 @@ class CompletionService:
         if not request.prompts:
             raise ApiError(400, "Invalid 'prompt': give a string or a non-empty list "
                            "of strings.", param="prompt")
+        most = self.engine.max_queue + self.engine.max_batch_size
+        if len(request.prompts) > most:
+            # Even an idle server would refuse the rest: a 429 would invite
+            # retries that can never succeed.
+            raise ApiError(400, f"Invalid 'prompt': at most {most} prompts per request "
+                           f"(the server's --max-queue {self.engine.max_queue} waiting plus "
+                           f"--max-batch-size {self.engine.max_batch_size} decoding), got "
+                           f"{len(request.prompts)}.", param="prompt")
         prompts = [self.prompt(text) for text in request.prompts]
         self.check_context(prompts, request.max_tokens)
         return prompts
