@@ -6,16 +6,18 @@ import os
 import pathlib
 
 from kgpt2 import runs
+from kgpt2.atomic import check_replaceable
 from kgpt2.atomic import check_writable
 from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
 from kgpt2.compilation_cache import enable_compilation_cache
-from kgpt2.errors import InputError
 from kgpt2.network import OfflineError
 from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.errors import PresetError
+from kgpt2.presets.folder_checks import check_keras_preset_folder
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_layout import get_distribution
 from kgpt2.presets.sharded_variables import initialize_laid_out
@@ -24,18 +26,14 @@ from kgpt2.presets.tokenizer import gpt2_tokenizer
 MAX_SEQUENCE_LENGTH = 1024
 DEFAULT_SEQUENCE_LENGTH = 1024
 REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
-# `kgpt2.save` puts this file in every preset it writes: the only folders it
-# will replace are ones that hold it.
+# `kgpt2.save` puts this file in every preset it writes. Saves from before
+# folder manifests (`kgpt2.atomic.MANIFEST_FILE`) are recognised by it.
 PRESET_MARKER = ".kgpt2-preset"
 # KerasHub writes one model.weights.h5, or an index of shards for big models.
 _WEIGHTS_FILES = ("model.weights.h5", "model.weights.json")
 _REPAIR_HINT = (
     "Restore the file from a backup, or save the model again with kgpt2.save."
 )
-
-
-class PresetError(InputError):
-    """A preset could not be resolved or loaded; the message says why."""
 
 
 def _offline_alternatives():
@@ -180,6 +178,8 @@ def widen_token_embedding(backbone):
     ```python
     import keras_hub
     from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.errors import PresetError
+from kgpt2.presets.folder_checks import check_keras_preset_folder
     from kgpt2.presets.loading import widen_token_embedding
 
     backbone = keras_hub.models.GPT2Backbone(**backbone_config("gpt2_tiny_random"))
@@ -404,6 +404,7 @@ def load(preset, sequence_length=None, seed=0, distribution=None, **kwargs):
         with _local_preset(local) as folder:
             _check_sequence_length(sequence_length, _local_max_length(folder), name)
             _check_weights_file(folder)
+            check_keras_preset_folder(folder)
             config = _folder_config(folder) if distribution == "model_parallel" else None
             with _layout_scope(distribution, config, name):
                 lm = _from_preset(name, str(folder), **kwargs)
@@ -435,12 +436,7 @@ def _check_destination(path, given, overwrite):
         raise PresetError(f"'{given}' is a file; a preset is a directory. Give a new folder name.")
     if not overwrite:
         raise PresetError(f"'{given}' exists; pass overwrite=True to replace it.")
-    if any(path.iterdir()) and not (path / PRESET_MARKER).is_file():
-        raise PresetError(
-            f"'{given}' exists and is not a preset that kgpt2.save wrote, so "
-            "kgpt2 won't replace it (it replaces only its own saves). Give a "
-            "new folder name, or move that folder away yourself."
-        )
+    check_replaceable(path, legacy_marker=PRESET_MARKER)
 
 
 def save(lm, path, overwrite=True):
@@ -452,13 +448,17 @@ def save(lm, path, overwrite=True):
     both load it back with identical weights and tokenizer.
 
     `path` may be new, an empty folder, or (with `overwrite=True`) a preset
-    an earlier `kgpt2.save` wrote (marked by a `.kgpt2-preset` file in it).
-    Anything else is refused: another folder of files, the working folder or
-    one above it, a training run or a folder inside one. `~` is expanded, as
-    `kgpt2.load` does. Returns the folder as a `pathlib.Path`.
+    an earlier `kgpt2.save` wrote, holding nothing but the files listed in
+    its manifest (`.kgpt2-manifest.json`). Anything else is refused: a
+    folder with any file kgpt2 did not write (a note you added, at any
+    depth), the working folder or one above it, a training run or a folder
+    inside one. `~` is expanded, as `kgpt2.load` does. Returns the folder
+    as a `pathlib.Path`.
 
     Raises:
         PresetError: the destination is refused (the message says why).
+        ForeignFilesError: the folder holds files kgpt2 did not write (the
+            message lists them); nothing was changed.
         WriteError: the preset could not be written; nothing was replaced.
 
     Example:
@@ -477,8 +477,8 @@ def save(lm, path, overwrite=True):
     path = pathlib.Path(os.path.expanduser(str(path)))
     _check_destination(path, given, overwrite)
     check_writable(path)
-    # Replacing is safe: the destination was checked above (new, empty, or our own save).
-    with writing_folder(path) as staging:
+    # Saves from before manifests existed carry only PRESET_MARKER.
+    with writing_folder(path, legacy_marker=PRESET_MARKER) as staging:
         lm.save_to_preset(str(staging))
         (staging / PRESET_MARKER).write_text("Written by kgpt2.save.\n", "utf-8")
     return path
