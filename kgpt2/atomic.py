@@ -239,15 +239,16 @@ def manifest_files(folder):
     return {*files, MANIFEST_FILE}
 
 
-def check_replaceable(target, legacy_marker=None, new_files=None):
-    """Raise `ForeignFilesError` unless replacing `target` deletes only kgpt2's files.
+def check_replaceable(target, legacy_marker=None, new_files=None, error=ForeignFilesError):
+    """Raise `error` unless replacing `target` deletes only kgpt2's files.
 
     `target` may be missing or empty. Otherwise every file in it, at any
     depth, must be listed in its manifest (`MANIFEST_FILE`). A folder from
     before manifests existed counts as kgpt2's only if it holds
     `legacy_marker` and nothing but files the new version (`new_files`,
     relative paths) writes under the same names; until those are known
-    (`new_files=None`) such a folder passes.
+    (`new_files=None`) such a folder passes. `error` is the class raised
+    (`ForeignFilesError` or a subclass of `InputError` the caller documents).
 
     Example:
     ```python
@@ -266,7 +267,7 @@ def check_replaceable(target, legacy_marker=None, new_files=None):
     if not os.path.lexists(target):
         return
     if target.is_symlink() or not target.is_dir():
-        raise ForeignFilesError(
+        raise error(
             f"'{target}' is a file, not a folder kgpt2 wrote; kgpt2 won't replace it. "
             "Give a new folder name."
         )
@@ -276,7 +277,7 @@ def check_replaceable(target, legacy_marker=None, new_files=None):
     ours = manifest_files(target)
     if ours is None:
         if legacy_marker is None or legacy_marker not in present:
-            raise ForeignFilesError(
+            raise error(
                 f"'{target}' is not empty and has no {MANIFEST_FILE}, so kgpt2 did not "
                 "write it; kgpt2 replaces only folders it wrote. Give a new or empty "
                 "folder, or move that folder away yourself."
@@ -287,19 +288,19 @@ def check_replaceable(target, legacy_marker=None, new_files=None):
     foreign = [name for name in present if name not in ours]
     if foreign:
         shown = ", ".join(foreign[:_SHOWN]) + (" ..." if len(foreign) > _SHOWN else "")
-        raise ForeignFilesError(
+        raise error(
             f"'{target}' holds {len(foreign)} file(s) kgpt2 did not write ({shown}); "
             "kgpt2 deletes only what it wrote, so it won't replace the folder. Move "
             "those files out of it, or write to another folder."
         )
 
 
-def replace_folder(staging, target, legacy_marker=None):
+def replace_folder(staging, target, legacy_marker=None, error=ForeignFilesError):
     """Move the finished folder `staging` to `target`, replacing what is there.
 
     `target` may be missing, empty, or a folder whose every file kgpt2
     wrote (see `check_replaceable`, checked here again just before the
-    swap); otherwise `ForeignFilesError` is raised and both folders stay.
+    swap); otherwise `error` is raised and both folders stay.
     Two renames swap a non-empty `target` out, so a crash in between leaves
     the old version whole beside it (in a hidden `.<name>.old.*` folder),
     never a mix; the old version is then deleted. Both folders must be on
@@ -318,7 +319,7 @@ def replace_folder(staging, target, legacy_marker=None):
     ```
     """
     staging, target = pathlib.Path(staging), pathlib.Path(target)
-    check_replaceable(target, legacy_marker, new_files=folder_files(staging))
+    check_replaceable(target, legacy_marker, folder_files(staging), error)
     try:
         if target.is_dir() and any(target.iterdir()):
             old = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
@@ -327,11 +328,11 @@ def replace_folder(staging, target, legacy_marker=None):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, target)
-    except OSError as error:
+    except OSError as failure:
         raise WriteError(
-            f"Cannot move the new '{target}' into place: {error.strerror or error}. "
+            f"Cannot move the new '{target}' into place: {failure.strerror or failure}. "
             "What was there before is unchanged."
-        ) from error
+        ) from failure
 
 
 def _process_is_gone(pid):
@@ -383,7 +384,7 @@ def remove_stale_staging(target):
 
 
 @contextlib.contextmanager
-def writing_folder(target, legacy_marker=None):
+def writing_folder(target, legacy_marker=None, error=ForeignFilesError):
     """Yield a new empty folder that replaces `target` when the block ends.
 
     The new folder lives in a hidden `.<name>.*` staging folder beside
@@ -394,7 +395,8 @@ def writing_folder(target, legacy_marker=None):
     it, so a later replacement deletes only those. `target` must be
     missing, empty or a folder kgpt2 wrote with nothing else in it
     (`check_replaceable`, checked before the block and again before the
-    swap): otherwise `ForeignFilesError`, and nothing changes. If the block
+    swap): otherwise `error` (`ForeignFilesError` by default), and nothing
+    changes. If the block
     raises, or a write fails, `target` is as it was and the staging folder
     is removed; failed writes raise `WriteError` naming `target`.
 
@@ -411,13 +413,13 @@ def writing_folder(target, legacy_marker=None):
     """
     target = pathlib.Path(target)
     remove_stale_staging(target)
-    check_replaceable(target, legacy_marker)
+    check_replaceable(target, legacy_marker, error=error)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         outer = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as error:
+    except OSError as failure:
         raise WriteError(
-            f"Cannot write '{target}': {error.strerror or error} in '{target.parent}'. "
+            f"Cannot write '{target}': {failure.strerror or failure} in '{target.parent}'. "
             "Give a folder path whose parent folders you can write."
         ) from None
     staging = outer / target.name
@@ -431,13 +433,13 @@ def writing_folder(target, legacy_marker=None):
         manifest = {"written_by": "kgpt2", "files": files}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
         os.chmod(staging / MANIFEST_FILE, ordinary_mode())
-        replace_folder(staging, target, legacy_marker)
-    except (WriteError, ForeignFilesError):
+        replace_folder(staging, target, legacy_marker, error)
+    except (WriteError, InputError):
         raise
-    except OSError as error:
+    except OSError as failure:
         raise WriteError(
-            f"Cannot write '{target}': {error.strerror or error}. "
+            f"Cannot write '{target}': {failure.strerror or failure}. "
             "Anything that was there before is unchanged."
-        ) from error
+        ) from failure
     finally:
         shutil.rmtree(outer, ignore_errors=True)

@@ -470,7 +470,7 @@ def test_staging_left_by_a_killed_export_is_removed_by_the_next_one(tiny_lm, tmp
         "    (staging / 'model.weights.h5').write_bytes(bytes(2**20))\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    result = subprocess.run([sys.executable, "-c", killed_mid_write, str(target)], timeout=120)
+    result = subprocess.run([sys.executable, "-c", killed_mid_write, str(target)], check=False, timeout=120)
     assert result.returncode == -signal.SIGKILL
     [left] = tmp_path.iterdir()
     assert left.name.startswith(".out.")

@@ -199,8 +199,21 @@ def float32_copy(lm):
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=lm.preprocessor)
 
 
-def _check_destination(out_dir, force):
-    """Raise unless `out_dir` is missing, empty, or (with force) a previous export."""
+def check_destination(out_dir, force=False):
+    """Raise `ExportError` unless `export` may write `out_dir` (checked before loading a model).
+
+    `out_dir` must be missing or empty, or with `force` a previous kgpt2
+    export holding nothing else.
+
+    Example:
+    ```python
+    import tempfile
+    from kgpt2.presets.exporting import check_destination
+
+    check_destination(tempfile.mkdtemp() + "/new")
+    ```
+    """
+    out_dir = pathlib.Path(out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"'{out_dir}' is a file; export writes a folder. Give a folder path.")
     if not out_dir.exists() or not any(out_dir.iterdir()):
@@ -210,7 +223,7 @@ def _check_destination(out_dir, force):
             f"'{out_dir}' is not empty. Choose a new or empty folder, or pass "
             "force=True (--force) to replace a previous kgpt2 export there."
         )
-    check_replaceable(out_dir, legacy_marker=RECORD_FILE)
+    check_replaceable(out_dir, legacy_marker=RECORD_FILE, error=ExportError)
 
 
 def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the CLI's --format
@@ -234,9 +247,8 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
         The folder, as a `pathlib.Path`.
 
     Raises:
-        ExportError: `out_dir` is a file, or not empty without `force`.
-        ForeignFilesError: `out_dir` holds files kgpt2 did not write (the
-            message lists them); nothing was changed.
+        ExportError: `out_dir` is a file, not empty without `force`, or
+            holds files kgpt2 did not write (the message lists them).
         WriteError: writing failed; `out_dir` is as it was.
 
     Example:
@@ -256,9 +268,9 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
     if lm.preprocessor is None:
         raise ExportError("lm has no preprocessor: an export includes the tokenizer. Reattach it first.")
     out_dir = pathlib.Path(out_dir).expanduser()
-    _check_destination(out_dir, force)
+    check_destination(out_dir, force)
     # Exports from before folder manifests carry only RECORD_FILE.
-    with writing_folder(out_dir, legacy_marker=RECORD_FILE) as staging:
+    with writing_folder(out_dir, legacy_marker=RECORD_FILE, error=ExportError) as staging:
         if format == "transformers":
             for name, content in _transformers_files(lm).items():
                 write_atomically(staging / name, content)

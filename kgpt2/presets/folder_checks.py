@@ -9,11 +9,10 @@ small files and the weights file's header, and raises a one-line
 
 Example:
 ```python
-import kgpt2
-from kgpt2.presets.folder_checks import check_keras_preset_folder
+from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.folder_checks import check_backbone_config
 
-folder = kgpt2.save(kgpt2.load("gpt2_tiny_random"), __import__("tempfile").mkdtemp() + "/p")
-check_keras_preset_folder(folder)
+check_backbone_config(backbone_config("gpt2_tiny_random"), "config.json")
 ```
 """
 

@@ -192,7 +192,7 @@ class TensorFiles:
         for name in files:
             try:
                 with safe_open(str(self.folder / name), framework="numpy") as file:
-                    for key in file.keys():
+                    for key in file.keys():  # noqa: SIM118 - safe_open is not iterable
                         shapes[_short(key)] = tuple(file.get_slice(key).get_shape())
             except Exception as error:  # safetensors raises its own error types.
                 raise PresetError(

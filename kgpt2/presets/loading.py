@@ -178,8 +178,6 @@ def widen_token_embedding(backbone):
     ```python
     import keras_hub
     from kgpt2.presets.catalog import backbone_config
-from kgpt2.presets.errors import PresetError
-from kgpt2.presets.folder_checks import check_keras_preset_folder
     from kgpt2.presets.loading import widen_token_embedding
 
     backbone = keras_hub.models.GPT2Backbone(**backbone_config("gpt2_tiny_random"))
@@ -436,7 +434,7 @@ def _check_destination(path, given, overwrite):
         raise PresetError(f"'{given}' is a file; a preset is a directory. Give a new folder name.")
     if not overwrite:
         raise PresetError(f"'{given}' exists; pass overwrite=True to replace it.")
-    check_replaceable(path, legacy_marker=PRESET_MARKER)
+    check_replaceable(path, legacy_marker=PRESET_MARKER, error=PresetError)
 
 
 def save(lm, path, overwrite=True):
@@ -456,9 +454,8 @@ def save(lm, path, overwrite=True):
     as a `pathlib.Path`.
 
     Raises:
-        PresetError: the destination is refused (the message says why).
-        ForeignFilesError: the folder holds files kgpt2 did not write (the
-            message lists them); nothing was changed.
+        PresetError: the destination is refused (the message says why;
+            for a folder holding files kgpt2 did not write, it lists them).
         WriteError: the preset could not be written; nothing was replaced.
 
     Example:
@@ -478,7 +475,7 @@ def save(lm, path, overwrite=True):
     _check_destination(path, given, overwrite)
     check_writable(path)
     # Saves from before manifests existed carry only PRESET_MARKER.
-    with writing_folder(path, legacy_marker=PRESET_MARKER) as staging:
+    with writing_folder(path, legacy_marker=PRESET_MARKER, error=PresetError) as staging:
         lm.save_to_preset(str(staging))
         (staging / PRESET_MARKER).write_text("Written by kgpt2.save.\n", "utf-8")
     return path

@@ -86,7 +86,7 @@ def load_bytes(config):
     from kgpt2.presets.catalog import backbone_config
     from kgpt2.presets.memory import load_bytes
 
-    print(load_bytes(backbone_config("gpt2_tiny_random")) // 2**20, "MiB")  # 52 MiB
+    print(load_bytes(backbone_config("gpt2_tiny_random")) // 2**20, "MiB")  # 25 MiB
     ```
     """
     return LOAD_COPIES * FLOAT32_BYTES * count_parameters(config)
