@@ -165,7 +165,7 @@ API_CASES = [
     ("config_num_layers_100000", lambda lm, root: kgpt2.load(root / "layers_100000"), ValueError,
      ["layers_100000/config.json", "num_layers=100000"]),
     ("config_num_layers_past_weights", lambda lm, root: kgpt2.load(root / "layers_3"), ValueError,
-     ["config.json: config.num_layers=3", "model.weights.h5", "num_layers=2"]),
+     ["config.json: config.num_layers=3 does not match", "model.weights.h5, which hold num_layers=2"]),
     ("config_hidden_dim_10000000", lambda lm, root: kgpt2.load(root / "hidden_10000000"), ValueError,
      ["config.json", "hidden_dim=10000000", "TiB of memory", "this machine's"]),
     ("config_vocabulary_size_10e10", lambda lm, root: kgpt2.load(root / "vocabulary_10e10"), ValueError,
@@ -185,7 +185,7 @@ API_CASES = [
     ("hf_n_layer_100000", lambda lm, root: kgpt2.load(root / "hf_layers_100000"), ValueError,
      ["hf_layers_100000/config.json", "n_layer=100000"]),
     ("hf_n_layer_past_weights", lambda lm, root: kgpt2.load(root / "hf_layers_3"), ValueError,
-     ["config.json: n_layer=3", "model.safetensors", "n_layer=2"]),
+     ["config.json: n_layer=3 does not match", "model.safetensors, which hold n_layer=2"]),
     ("hf_n_embd_10000000", lambda lm, root: kgpt2.load(root / "hf_embd_10000000"), ValueError,
      ["config.json", "n_embd=10000000", "TiB of memory"]),
     # 10**6 rows (about 870 GiB) fit on no test machine; the 10**5

@@ -171,7 +171,7 @@ def check_against_weights(config, found, source, weights_file, names=None):
             name = names.get(field, field)
             raise PresetError(
                 f"{source}: {name}={config.get(field)!r} does not match the weights in "
-                f"{weights_file}, which hold {name}={value}. {REPAIR}"
+                f"{weights_file}, which hold {name.rsplit('.', 1)[-1]}={value}. {REPAIR}"
             )
 
 
