@@ -26,8 +26,8 @@ import shutil
 import socket
 import tempfile
 
-from kgpt2.errors import WriteError
 from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
 
 logger = logging.getLogger("kgpt2")
 

@@ -1,4 +1,4 @@
-"""The error the presets package raises for a preset it cannot resolve or load."""
+"""The error every preset reader and loader raises for a preset it cannot use."""
 
 from kgpt2.errors import InputError
 
@@ -8,8 +8,11 @@ class PresetError(InputError):
 
     Example:
     ```python
-    from kgpt2.presets.errors import PresetError
+    import kgpt2
 
-    assert issubclass(PresetError, ValueError)
+    try:
+        kgpt2.load("no_such_preset")
+    except kgpt2.PresetError as error:
+        print(str(error).startswith("Unknown preset 'no_such_preset'"))  # True
     ```
     """
