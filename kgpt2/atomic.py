@@ -239,6 +239,18 @@ def manifest_files(folder):
     return {*files, MANIFEST_FILE}
 
 
+def _listed_in(marker):
+    """Top-level file names an old marker (`{"files": [...]}`) says kgpt2 wrote."""
+    try:
+        names = json.loads(marker.read_text("utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    return {name for name in names
+            if isinstance(name, str) and "/" not in name and (marker.parent / name).is_file()}
+
+
 def check_replaceable(target, legacy_marker=None, new_files=None, error=ForeignFilesError):
     """Raise `error` unless replacing `target` deletes only kgpt2's files.
 
@@ -246,7 +258,8 @@ def check_replaceable(target, legacy_marker=None, new_files=None, error=ForeignF
     depth, must be listed in its manifest (`MANIFEST_FILE`). A folder from
     before manifests existed counts as kgpt2's only if it holds
     `legacy_marker` and nothing but files the new version (`new_files`,
-    relative paths) writes under the same names; until those are known
+    relative paths) writes under the same names, or top-level files the
+    marker itself lists (a JSON `{"files": [...]}`); until those are known
     (`new_files=None`) such a folder passes. `error` is the class raised
     (`ForeignFilesError` or a subclass of `InputError` the caller documents).
 
@@ -267,8 +280,9 @@ def check_replaceable(target, legacy_marker=None, new_files=None, error=ForeignF
     if not os.path.lexists(target):
         return
     if target.is_symlink() or not target.is_dir():
+        kind = "a symbolic link" if target.is_symlink() else "a file"
         raise error(
-            f"'{target}' is a file, not a folder kgpt2 wrote; kgpt2 won't replace it. "
+            f"'{target}' is {kind}, not a folder kgpt2 wrote; kgpt2 won't replace it. "
             "Give a new folder name."
         )
     present = folder_files(target)
@@ -284,7 +298,7 @@ def check_replaceable(target, legacy_marker=None, new_files=None, error=ForeignF
             )
         if new_files is None:
             return
-        ours = {*new_files, legacy_marker}
+        ours = {*new_files, legacy_marker, *_listed_in(target / legacy_marker)}
     foreign = [name for name in present if name not in ours]
     if foreign:
         shown = ", ".join(foreign[:_SHOWN]) + (" ..." if len(foreign) > _SHOWN else "")

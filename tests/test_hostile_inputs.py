@@ -445,6 +445,15 @@ def test_a_save_from_before_manifests_is_replaced_only_when_it_holds_nothing_els
     assert _files(saved) == before
 
 
+@pytest.mark.slow  # two exports
+def test_an_export_from_before_manifests_is_replaced_in_another_format(tiny_lm, tmp_path):
+    # Its kgpt2_export.json lists the top-level files it wrote: those are provably kgpt2's.
+    out = kgpt2.export(tiny_lm, tmp_path / "out", format="transformers")
+    (out / ".kgpt2-manifest.json").unlink(missing_ok=True)
+    kgpt2.export(tiny_lm, out, format="keras", force=True)
+    assert (out / "model.weights.h5").is_file() and not (out / "model.safetensors").exists()
+
+
 def test_export_force_over_its_own_export_keeps_a_file_in_a_subfolder(tiny_lm, tmp_path, capsys):
     out = kgpt2.export(tiny_lm, tmp_path / "out", format="keras")
     (out / "assets" / "tokenizer" / "mine.txt").write_text("mine\n")
