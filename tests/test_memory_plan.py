@@ -12,7 +12,7 @@ from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
 from kgpt2.training.memory_plan import PROCESS_GROUP_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES
-from kgpt2.training.memory_plan import format_bytes
+from kgpt2.presets.memory import format_bytes
 
 ALL_PRESETS = [*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"]
 
