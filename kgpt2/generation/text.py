@@ -25,10 +25,6 @@ from kgpt2.checks import check_integer
 from kgpt2.checks import check_seed
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
-from kgpt2.presets.memory import FLOAT32_BYTES
-from kgpt2.presets.memory import check_fits
-from kgpt2.presets.memory import generation_bytes_per_row
-from kgpt2.presets.memory import machine_memory_bytes
 from kgpt2.generation.detokenize import decode_tokens
 from kgpt2.generation.prompts import prompt_list
 from kgpt2.generation.prompts import resolve_max_length
@@ -40,6 +36,10 @@ from kgpt2.generation.samples_file import SamplesNotWrittenError
 from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
 from kgpt2.generation.token_ids import generate_token_ids
+from kgpt2.presets.memory import FLOAT32_BYTES
+from kgpt2.presets.memory import check_fits
+from kgpt2.presets.memory import generation_bytes_per_row
+from kgpt2.presets.memory import machine_memory_bytes
 
 logger = logging.getLogger("kgpt2")
 

@@ -22,8 +22,8 @@ from kgpt2.presets.folder_checks import check_backbone_config
 from kgpt2.presets.folder_checks import check_keras_preset_folder
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_layout import get_distribution
-from kgpt2.presets.hf_folder import HF_NAMES
 from kgpt2.presets.hf_folder import CONFIG_FILE
+from kgpt2.presets.hf_folder import HF_NAMES
 from kgpt2.presets.hf_folder import TensorFiles
 from kgpt2.presets.hf_folder import looks_like_transformers_folder
 from kgpt2.presets.hf_folder import read_gpt2_config
