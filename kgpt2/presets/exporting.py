@@ -15,7 +15,8 @@ import tempfile, kgpt2
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
 folder = kgpt2.export(lm, tempfile.mkdtemp() + "/for_hf", format="transformers")
-print(sorted(p.name for p in folder.iterdir() if p.name[0] != ".")[:3])  # ['config.json', 'generation_config.json', 'kgpt2_export.json']
+shown = sorted(p.name for p in folder.iterdir() if p.name[0] != ".")
+print(shown[:3])  # ['config.json', 'generation_config.json', 'kgpt2_export.json']
 ```
 """
 
