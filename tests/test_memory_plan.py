@@ -8,11 +8,11 @@ from kgpt2.presets import OFFICIAL_PRESETS
 from kgpt2.presets import PresetError
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_weights import gpt2_weights
+from kgpt2.presets.memory import format_bytes
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
 from kgpt2.training.memory_plan import PROCESS_GROUP_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES
-from kgpt2.training.memory_plan import format_bytes
 
 ALL_PRESETS = [*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"]
 

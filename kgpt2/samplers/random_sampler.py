@@ -23,6 +23,8 @@ class RandomSampler(TokenRules, MinPFilter, keras_hub.samplers.RandomSampler):
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        presence_penalty, frequency_penalty, logit_bias: OpenAI's, see
+            `TokenRules`.
         min_new_tokens: int >= 0, no end-of-text before this many new tokens.
 
     Example:
@@ -43,6 +45,9 @@ class RandomSampler(TokenRules, MinPFilter, keras_hub.samplers.RandomSampler):
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        logit_bias=None,
         min_new_tokens=0,
     ):
         check_seed(type(self).__name__, seed)
@@ -53,5 +58,8 @@ class RandomSampler(TokenRules, MinPFilter, keras_hub.samplers.RandomSampler):
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            logit_bias=logit_bias,
             min_new_tokens=min_new_tokens,
         )
