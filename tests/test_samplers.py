@@ -342,16 +342,6 @@ def _end_first_next(vocab_size, end_id, hidden_dim=4):
     return next
 
 
-def test_mask_end_token_per_row():
-    logits = np.zeros((3, 5), "float32")
-    masked = np.asarray(logits_processing.mask_end_token(
-        logits, np.array([0, 2, 5]), [1, 4], np.array([1, 2, 6])))
-    banned = logits_processing.BANNED_LOGIT
-    assert masked[0].tolist() == [0, banned, 0, 0, banned]
-    assert masked[1].tolist() == [0] * 5  # 2 new tokens, 2 needed: free to end
-    assert masked[2].tolist() == [0, banned, 0, 0, banned]
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_min_new_tokens_ends_exactly_when_allowed(name):
     # Ragged prompts (3 and 5 tokens): each row must write 4 tokens, then the

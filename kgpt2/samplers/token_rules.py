@@ -20,11 +20,11 @@ from kgpt2.checks import check_number
 from kgpt2.errors import InputError
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import apply_logit_bias
+from kgpt2.samplers.logits_processing import apply_min_new_tokens
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_presence_frequency_penalty
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
 from kgpt2.samplers.logits_processing import logit_bias_pairs
-from kgpt2.samplers.logits_processing import mask_end_token
 from kgpt2.samplers.logits_processing import token_counts
 from kgpt2.samplers.utf8_continuation import allowed_token_mask
 from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
@@ -245,8 +245,8 @@ class TokenRules:
                 if end_rule is not None:
                     end_ids, prompt_ends = end_rule
                     new_counts = index - ops.repeat(prompt_ends, copies, axis=0)
-                    logits = mask_end_token(
-                        logits, new_counts, end_ids, self.min_new_tokens
+                    logits = apply_min_new_tokens(
+                        logits, new_counts, self.min_new_tokens, end_ids
                     )
                 return logits, hidden_states, cache
 
