@@ -160,7 +160,8 @@ def reference_page(package):
              "      members: false", "      show_root_heading: false", ""]
     for name in public_names(package):
         target = defined_in(package, name)
-        lines += [f"## {package}.{name}", ""]
+        # Escaped: a heading `__version__` would render as bold "version".
+        lines += [f"## {package}.{name}".replace("_", "\\_"), ""]
         if target in PUBLIC_PACKAGES:
             link = pathlib.PurePosixPath(_page_of(target)).name
             lines += [f"The subpackage, documented on its own page: [`{target}`]({link}).", ""]
