@@ -11,24 +11,24 @@
   every command (slow: it runs `mkdocs build --strict`).
 """
 
-import kgpt2  # noqa: F401  (first: it picks the Keras backend)
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import pathlib
+import pkgutil
+import re
+import subprocess
+import sys
+import tempfile
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import pkgutil  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
+import pytest
+from docstring_examples import Example
+from docstring_examples import claims
+from docstring_examples import run_example
 
-import pytest  # noqa: E402
-from docstring_examples import Example  # noqa: E402
-from docstring_examples import claims  # noqa: E402
-from docstring_examples import run_example  # noqa: E402
+import kgpt2
 
 ROOT = pathlib.Path(__file__).parent.parent
 README = ROOT / "README.md"
@@ -36,7 +36,8 @@ DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
 COMMANDS = [
     'python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/kgpt2 demo',
-    'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest -n 2',
+    'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/ruff check . '
+    '&& .venv/bin/python -m pytest -n 2',
 ]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*\Z", re.S)

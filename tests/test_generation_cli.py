@@ -1,19 +1,12 @@
 """`kgpt2 generate` on a preset folder written by `kgpt2.save`."""
 
 import logging
-import os
-import tempfile
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
+import pytest
 
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
-
-import pytest  # noqa: E402
-
-from kgpt2.cli import main  # noqa: E402
-from kgpt2.generation import SAMPLE_DELIMITER  # noqa: E402
+import kgpt2
+from kgpt2.cli import main
+from kgpt2.generation import SAMPLE_DELIMITER
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,16 @@
 """`kgpt2 finetune` end to end, and its errors."""
 
-import kgpt2  # first: it picks the Keras backend
+import logging
+import math
 
-import logging  # noqa: E402
-import math  # noqa: E402
+import numpy as np
+import pytest
+from training_helpers import TANG
+from training_helpers import enable_jax_compilation_cache
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from training_helpers import TANG  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-
-from kgpt2.cli import main  # noqa: E402
-from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
+import kgpt2
+from kgpt2.cli import main
+from kgpt2.training.callbacks.metrics_csv import read_metrics
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,10 +5,10 @@ import pathlib
 
 from kgpt2.data.errors import DataError
 from kgpt2.data.pipeline import check_options
-from kgpt2.errors import MissingFileError
 from kgpt2.data.poetry import poetry
 from kgpt2.data.text_files import text
 from kgpt2.data.tfds_source import tfds_text
+from kgpt2.errors import MissingFileError
 
 SCHEMES = {
     "tfds": "tfds:NAME[/CONFIG]",
@@ -56,9 +56,8 @@ def check_spec(spec, text_key=None):
     Example:
     ```python
     import kgpt2
-    from kgpt2.demo import sample_poems_path
 
-    print(kgpt2.data.check_spec(f"poetry:{sample_poems_path()}")[0])  # poetry
+    print(kgpt2.data.check_spec(f"poetry:{kgpt2.data.sample_poems_path()}")[0])  # poetry
     ```
     """
     if not isinstance(spec, str) or ":" not in spec:
@@ -113,9 +112,8 @@ def from_spec(spec, text_key=None, **pipeline):
     Example:
     ```python
     import kgpt2
-    from kgpt2.demo import sample_poems_path
 
-    data = kgpt2.data.from_spec(f"poetry:{sample_poems_path()}", batch_size=8)
+    data = kgpt2.data.from_spec(f"poetry:{kgpt2.data.sample_poems_path()}", batch_size=8)
     ```
     """
     scheme, rest, field = check_spec(spec, text_key)

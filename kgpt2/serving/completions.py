@@ -30,9 +30,9 @@ import uuid
 from kgpt2.errors import Error
 from kgpt2.generation.batching_engine import EngineClosedError
 from kgpt2.generation.batching_engine import QueueFullError
+from kgpt2.generation.prompts import tokenize_prompts
 from kgpt2.generation.row_sampling import ROW_SAMPLERS
 from kgpt2.generation.row_sampling import SamplingOptions
-from kgpt2.generation.text import _tokenize
 from kgpt2.serving.api_errors import ApiError
 from kgpt2.serving.schemas import Completion
 from kgpt2.serving.schemas import CompletionChoice
@@ -110,7 +110,7 @@ class CompletionService:
 
     def _prompt_ids(self, prompt):
         # A huge max_length: the context check below names the field instead.
-        return _tokenize(self.engine.lm, [prompt], max_length=2**31)[0]
+        return tokenize_prompts(self.engine.lm, [prompt], max_length=2**31)[0]
 
     def check(self, request):
         """Return each prompt's token ids, or raise `ApiError` (400)."""
