@@ -149,6 +149,8 @@ def test_cli_reference_follows_a_changed_parser():
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps")
     page = GEN_PAGES.command_page(parser)
     assert "| `--steps` | `STEPS` | `40` | optimizer steps |" in page
+    parser.add_argument("--preset", required=True, help="a preset name")
+    assert "| `--preset` | `PRESET` | required | a preset name |" in GEN_PAGES.command_page(parser)
     parser.add_argument("--new-flag", choices=["a", "b"], help="a new flag")
     assert "| `--new-flag` | `a` \\| `b` |  | a new flag |" in GEN_PAGES.command_page(parser)
 

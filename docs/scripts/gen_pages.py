@@ -44,6 +44,8 @@ def _cell(text):
 
 
 def _default(action):
+    if action.required:
+        return "required"
     if action.default in (None, argparse.SUPPRESS) or isinstance(
             action, (argparse._HelpAction, argparse._VersionAction)):
         return ""
