@@ -43,8 +43,8 @@ from kgpt2.bench.machine import machine_info
 from kgpt2.bench.settings import PROMPT_TOKEN_IDS
 from kgpt2.generation import cached_forward
 from kgpt2.generation import generate_step
+from kgpt2.generation.bucketed_prompts import bucket_prompts
 from kgpt2.generation.compiled import compiled_generate_function
-from kgpt2.generation.layout import layout_prompts
 
 PROMPT = list(PROMPT_TOKEN_IDS)
 
@@ -107,17 +107,17 @@ def make_variant(name, lm, batch_size, new_tokens):
 
         return run
     # A sampler object per variant gives each its own compiled function.
-    run_layout = compiled_generate_function(lm, keras_hub.samplers.GreedySampler())
-    layout = layout_prompts(
+    run_bucketed = compiled_generate_function(lm, keras_hub.samplers.GreedySampler())
+    bucketed = bucket_prompts(
         np.array([PROMPT] * batch_size), np.array([len(PROMPT)] * batch_size), max_length
     )
     if name.endswith("_full"):
-        layout = dataclasses.replace(layout, prefill_length=layout.bucket)
+        bucketed = dataclasses.replace(bucketed, prefill_length=bucketed.bucket)
     patch = _slots_second if name.startswith("slots_second") else contextlib.nullcontext
 
     def run():
         with patch():
-            return layout.generated(run_layout(layout))
+            return bucketed.generated(run_bucketed(bucketed))
 
     return run
 

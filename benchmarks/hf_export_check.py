@@ -35,7 +35,7 @@ def kgpt2_side(preset, out_dir, lora):
 
     lm = kgpt2.load(preset, sequence_length=64)
     if lora:
-        kgpt2.compile(lm, steps=1, lora_rank=4, mixed_precision=True)
+        kgpt2.compile_lm(lm, steps=1, lora_rank=4, mixed_precision=True)
         rng = np.random.default_rng(0)
         for variable in lm.backbone.trainable_variables:
             if "lora_kernel" in variable.path:
@@ -43,7 +43,7 @@ def kgpt2_side(preset, out_dir, lora):
     kgpt2.export(lm, out_dir, format="transformers")
     if lora:
         # The same LoRA model computing in float32: what the export must match.
-        kgpt2.compile(lm, steps=1, lora_rank=4)
+        kgpt2.compile_lm(lm, steps=1, lora_rank=4)
     rows = []
     for prompt in PROMPTS:
         ids = np.asarray(lm.preprocessor.tokenizer(prompt)).tolist()

@@ -57,7 +57,7 @@ def train(policy, steps, batch_size, length, learning_rate):
     batches = kgpt2.data.poetry(
         kgpt2.data.sample_poems_path(), to_simplified=True, batch_size=batch_size, pack=True,
         sequence_length=length, tokenizer=lm.preprocessor.tokenizer).repeat()
-    kgpt2.compile(lm, steps=steps, learning_rate=learning_rate, warmup_steps=10,
+    kgpt2.compile_lm(lm, steps=steps, learning_rate=learning_rate, warmup_steps=10,
                   mixed_precision=policy)
     losses = StepLosses()
     start = time.perf_counter()

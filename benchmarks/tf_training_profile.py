@@ -2,7 +2,7 @@
 """Where a TensorFlow training step's time goes: the step's time by op.
 
 On `gpt2_base_random` at batch x length tokens (default 8 x 128, float32),
-this compiles the model with `kgpt2.compile` on the TensorFlow Keras backend
+this compiles the model with `kgpt2.compile_lm` on the TensorFlow Keras backend
 and rebuilds its step as Keras's own graph step (oneDNN ops, no XLA; with
 `--xla` it keeps kgpt2's XLA step, which the trace shows as whole clusters),
 runs `--warmup` steps, then traces `--steps` steps of `train_on_batch` with
@@ -19,7 +19,7 @@ for the graph step ("graph": Keras's default on a CPU, oneDNN ops) and
 each variant in turn, `--rounds` times in this one process (so all see the
 same load), and prints median wall-clock and CPU seconds and their ratios
 to the graph step: `xla` compiles the step with XLA (`jit_compile=True`,
-what `kgpt2.compile` builds), `nodropout` is the graph step with every
+what `kgpt2.compile_lm` builds), `nodropout` is the graph step with every
 dropout rate 0 (what dropout costs; GPT-2 trains with 0.1).
 
 Run (from the repository root):
@@ -44,7 +44,7 @@ import tensorflow as tf
 import kgpt2
 from kgpt2.bench.training import training_batch
 from kgpt2.training.compiling import build_train_step
-from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.compiling import compile_lm
 from kgpt2.training.preprocessing import detached_preprocessor
 
 

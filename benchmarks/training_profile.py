@@ -41,7 +41,7 @@ import kgpt2
 from kgpt2.bench.peak import matmul_peak
 from kgpt2.bench.peak import training_shapes
 from kgpt2.bench.training import training_batch
-from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.compiling import compile_lm
 from kgpt2.training.preprocessing import detached_preprocessor
 
 

@@ -38,7 +38,7 @@ _EXPORTS = {
     "PresetError": "kgpt2.presets",
     "Recipe": "kgpt2.training.recipe",
     "RunOptions": "kgpt2.training.run_options",
-    "compile": "kgpt2.training.compiling",
+    "compile_lm": "kgpt2.training.compiling",
     "connect_processes": "kgpt2.training.processes",
     "export": "kgpt2.presets.exporting",
     "finetune": "kgpt2.training.finetune",
@@ -51,6 +51,6 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "Error", "PresetError", "Recipe", "RunOptions", "bench", "compile", "connect_processes", "data", "export",
+    "Error", "PresetError", "Recipe", "RunOptions", "bench", "compile_lm", "connect_processes", "data", "export",
     "finetune", "generate", "load", "plan", "presets", "samplers", "save", "__version__",
 ]

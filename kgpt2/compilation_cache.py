@@ -3,7 +3,7 @@
 Compiling a training step or a generation loop takes seconds, and drawing a
 new model's weights compiles a small program per weight shape; JAX can keep
 compiled programs on disk and reload them in the next process. kgpt2 turns
-that on when it loads or compiles a model (`kgpt2.load`, `kgpt2.compile`)
+that on when it loads or compiles a model (`kgpt2.load`, `kgpt2.compile_lm`)
 and before it compiles a generation function, in `~/.cache/kgpt2/jax` (or
 `$XDG_CACHE_HOME/kgpt2/jax`), and keeps every program that took at least
 `MIN_COMPILE_SECONDS` to compile. Set `KGPT2_COMPILATION_CACHE` to another

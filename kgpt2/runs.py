@@ -27,7 +27,7 @@ Example:
 import tempfile
 from kgpt2 import runs
 
-folder = runs.run_directory(tempfile.mkdtemp(), "run1")
+folder = runs.resolve_run_dir(tempfile.mkdtemp(), "run1")
 print(folder.name, runs.is_run(folder))  # run1 False
 ```
 """
@@ -76,8 +76,8 @@ class RunError(InputError):
     """
 
 
-def recovery_hint(run):
-    """What a user can do when run `run` can't resume: the sentence errors end with.
+def recovery_hint(run_dir):
+    """What a user can do when the run in `run_dir` can't resume: the sentence errors end with.
 
     Example:
     ```python
@@ -88,7 +88,7 @@ def recovery_hint(run):
     """
     return (
         "Pass restore_from='fresh' (`--restore-from fresh`) to start the run "
-        f"over, or load the model weights alone with kgpt2.load('{run}') and "
+        f"over, or load the model weights alone with kgpt2.load('{run_dir}') and "
         "fine-tune them under a new run_name."
     )
 
@@ -125,14 +125,14 @@ def validate_run_name(run_name):
     return run_name
 
 
-def run_directory(checkpoint_dir, run_name):
+def resolve_run_dir(checkpoint_dir, run_name):
     """Return the folder of run `run_name`: `checkpoint_dir/run_name` (`~` expanded).
 
     Example:
     ```python
-    from kgpt2.runs import run_directory
+    from kgpt2.runs import resolve_run_dir
 
-    print(run_directory("checkpoint", "run1"))  # checkpoint/run1
+    print(resolve_run_dir("checkpoint", "run1"))  # checkpoint/run1
     ```
     """
     validate_run_name(run_name)
@@ -200,7 +200,7 @@ def new_checkpoint_name(step):
     return f"{CHECKPOINT_PREFIX}{step:08d}-{secrets.token_hex(3)}"
 
 
-def list_checkpoints(run):
+def list_checkpoints(run_dir):
     """The run's complete checkpoint folders on disk, oldest step first.
 
     Example:
@@ -211,17 +211,17 @@ def list_checkpoints(run):
     print(list_checkpoints(tempfile.mkdtemp()))  # []
     ```
     """
-    run = pathlib.Path(run)
-    if not run.is_dir():
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
         return []
     found = [
-        folder for folder in run.iterdir()
+        folder for folder in run_dir.iterdir()
         if checkpoint_step(folder) is not None and folder.is_dir()
     ]
     return sorted(found, key=lambda folder: (checkpoint_step(folder), folder.name))
 
 
-def latest_checkpoint(run):
+def latest_checkpoint(run_dir):
     """The checkpoint folder `LATEST` names, or None when the run has none yet.
 
     Raises:
@@ -235,25 +235,25 @@ def latest_checkpoint(run):
     print(latest_checkpoint("checkpoint/no_such_run"))  # None
     ```
     """
-    run = pathlib.Path(run)
-    pointer = run / POINTER_FILE
+    run_dir = pathlib.Path(run_dir)
+    pointer = run_dir / POINTER_FILE
     try:
         name = pointer.read_text("utf-8").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:
-        raise RunError(f"Can't read {pointer} ({error}). {recovery_hint(run)}") from None
+        raise RunError(f"Can't read {pointer} ({error}). {recovery_hint(run_dir)}") from None
     inside = pathlib.PurePosixPath(name)
     if (
         not name or inside.is_absolute() or ".." in inside.parts or "\\" in name
         or len(inside.parts) != 2 or inside.parts[1] != MODEL_FOLDER
     ):
-        raise RunError(f"{pointer} names {name!r}, which is not a folder inside the run. {recovery_hint(run)}")
-    folder = run / inside.parts[0]
+        raise RunError(f"{pointer} names {name!r}, which is not a folder inside the run. {recovery_hint(run_dir)}")
+    folder = run_dir / inside.parts[0]
     if not (folder / MODEL_FOLDER / "config.json").is_file():
         raise RunError(
             f"{pointer} names {name!r}, but {folder / MODEL_FOLDER} is not a "
-            f"preset folder (no config.json). {recovery_hint(run)}"
+            f"preset folder (no config.json). {recovery_hint(run_dir)}"
         )
     return folder
 
@@ -281,7 +281,7 @@ def _shared_lock(folder):
 
 
 @contextlib.contextmanager
-def reading_latest(run):
+def reading_latest(run_dir):
     """Context manager: the latest checkpoint's preset folder, kept while the block runs.
 
     The checkpoint can't be pruned while the block runs, even by a trainer
@@ -300,19 +300,19 @@ def reading_latest(run):
         lm = kgpt2.load(preset)
     ```
     """
-    run = pathlib.Path(run)
+    run_dir = pathlib.Path(run_dir)
     for _ in range(READ_ATTEMPTS):
-        folder = latest_checkpoint(run)
+        folder = latest_checkpoint(run_dir)
         if folder is None:
             raise RunError(
-                f"Run {run} has no checkpoint yet: its first one is written "
+                f"Run {run_dir} has no checkpoint yet: its first one is written "
                 "at the first save (save_every steps, the last step, or a stop)."
             )
         with _shared_lock(folder) as locked:
             if locked is not None:
                 yield locked / MODEL_FOLDER
                 return
-    raise RunError(f"Run {run} kept replacing its latest checkpoint while it was read; try again.")
+    raise RunError(f"Run {run_dir} kept replacing its latest checkpoint while it was read; try again.")
 
 
 def _remove_checkpoint(folder):
@@ -342,7 +342,7 @@ def _remove_checkpoint(folder):
     return True
 
 
-def prune_checkpoints(run, keep):
+def prune_checkpoints(run_dir, keep):
     """Keep the checkpoint `LATEST` names and the `keep - 1` before it; delete the rest.
 
     Counts what is on disk, so a resumed run keeps its earlier checkpoints.
@@ -358,17 +358,17 @@ def prune_checkpoints(run, keep):
     print(prune_checkpoints(tempfile.mkdtemp(), keep=2))  # []
     ```
     """
-    run = pathlib.Path(run)
-    latest = latest_checkpoint(run)
+    run_dir = pathlib.Path(run_dir)
+    latest = latest_checkpoint(run_dir)
     if latest is None:
         return []
     latest_step = checkpoint_step(latest)
-    older = [f for f in list_checkpoints(run) if f != latest and checkpoint_step(f) < latest_step]
+    older = [f for f in list_checkpoints(run_dir) if f != latest and checkpoint_step(f) < latest_step]
     kept = {latest, *older[max(0, len(older) - (keep - 1)):]} if keep > 1 else {latest}
-    return [f for f in list_checkpoints(run) if f not in kept and _remove_checkpoint(f)]
+    return [f for f in list_checkpoints(run_dir) if f not in kept and _remove_checkpoint(f)]
 
 
-def point_to(run, checkpoint):
+def point_to(run_dir, checkpoint):
     """Make `LATEST` name `checkpoint`'s preset, atomically (and durably).
 
     Example:
@@ -378,9 +378,9 @@ def point_to(run, checkpoint):
     point_to("checkpoint/run1", "checkpoint/run1/ckpt-00000120-3fa9c1")
     ```
     """
-    run = pathlib.Path(run)
-    write_atomically(run / POINTER_FILE, f"{pathlib.Path(checkpoint).name}/{MODEL_FOLDER}\n")
-    fsync_folder(run)
+    run_dir = pathlib.Path(run_dir)
+    write_atomically(run_dir / POINTER_FILE, f"{pathlib.Path(checkpoint).name}/{MODEL_FOLDER}\n")
+    fsync_folder(run_dir)
 
 
 def fsync_folder(folder):
@@ -406,10 +406,10 @@ def fsync_folder(folder):
         os.close(descriptor)
 
 
-def _create(run):
-    for folder in (run, *run.parents):
+def _create(run_dir):
+    for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
-            what = "The run folder" if folder == run else "checkpoint_dir"
+            what = "The run folder" if folder == run_dir else "checkpoint_dir"
             raise RunError(
                 f"{what} '{folder}' is a file; a run needs a folder there. "
                 "Pass another checkpoint_dir (`--checkpoint-dir`) or run_name."
@@ -417,49 +417,49 @@ def _create(run):
         if folder.is_dir():
             break
     try:
-        run.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise WriteError(
-            f"Can't create the run folder '{run}': {error.strerror or error}. "
+            f"Can't create the run folder '{run_dir}': {error.strerror or error}. "
             "Pass a checkpoint_dir (`--checkpoint-dir`) you can write to."
         ) from None
 
 
-def _check_adoptable(run):
-    if is_run(run):
+def _check_adoptable(run_dir):
+    if is_run(run_dir):
         return
     try:
-        others = sorted(name for name in os.listdir(run) if name != LOCK_FILE)
+        others = sorted(name for name in os.listdir(run_dir) if name != LOCK_FILE)
     except OSError as error:
-        raise WriteError(f"Can't read the run folder '{run}': {error.strerror or error}.") from None
+        raise WriteError(f"Can't read the run folder '{run_dir}': {error.strerror or error}.") from None
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise RunError(
-            f"'{run}' is not empty ({shown}) and is not a kgpt2 run, so kgpt2 "
+            f"'{run_dir}' is not empty ({shown}) and is not a kgpt2 run, so kgpt2 "
             "won't train into it (it would replace files there). Pick another "
             "run_name or checkpoint_dir (`--run-name`, `--checkpoint-dir`)."
         )
 
 
-def _check_writable(run):
+def _check_writable(run_dir):
     try:
-        if (run / MARKER_FILE).is_file():
-            descriptor, probe = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=run)
+        if (run_dir / MARKER_FILE).is_file():
+            descriptor, probe = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=run_dir)
             os.close(descriptor)
             os.remove(probe)
         else:
-            write_atomically(run / MARKER_FILE, "A kgpt2 fine-tuning run: see LATEST.\n")
+            write_atomically(run_dir / MARKER_FILE, "A kgpt2 fine-tuning run: see LATEST.\n")
     except OSError as error:
         cause = getattr(error, "strerror", None) or error
         raise WriteError(
-            f"Can't write in the run folder '{run}' ({cause}), so it can't "
+            f"Can't write in the run folder '{run_dir}' ({cause}), so it can't "
             "hold new checkpoints. Make it writable, or train under another "
-            f"checkpoint_dir or run_name; kgpt2.load('{run}') still reads its latest model."
+            f"checkpoint_dir or run_name; kgpt2.load('{run_dir}') still reads its latest model."
         ) from None
 
 
-def open_run(run):
-    """Create or adopt run folder `run` for training, and clean up after crashes.
+def open_run(run_dir):
+    """Create or adopt the run folder `run_dir` for training, and clean up after crashes.
 
     Adopts a folder that doesn't exist, is empty, or already is a kgpt2 run;
     refuses anything else. Checks that the folder is writable before any
@@ -475,25 +475,25 @@ def open_run(run):
     import tempfile
     from kgpt2.runs import is_run, open_run
 
-    run = open_run(tempfile.mkdtemp() + "/run1")
-    print(is_run(run))  # True
+    run_dir = open_run(tempfile.mkdtemp() + "/run1")
+    print(is_run(run_dir))  # True
     ```
     """
-    run = pathlib.Path(run)
-    _create(run)
-    _check_adoptable(run)
-    _check_writable(run)
-    for leftover in run.glob(STAGING_PREFIX + "*"):
+    run_dir = pathlib.Path(run_dir)
+    _create(run_dir)
+    _check_adoptable(run_dir)
+    _check_writable(run_dir)
+    for leftover in run_dir.glob(STAGING_PREFIX + "*"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-    for leftover in run.glob(f".{POINTER_FILE}.*"):  # atomic writes cut short
+    for leftover in run_dir.glob(f".{POINTER_FILE}.*"):  # atomic writes cut short
         leftover.unlink(missing_ok=True)
-    return run
+    return run_dir
 
 
-def start_over(run):
+def start_over(run_dir):
     """Empty a run kgpt2 owns: `LATEST` first, then its checkpoints and logs.
 
     `LATEST` goes first so that the run never names a checkpoint from before
@@ -507,13 +507,13 @@ def start_over(run):
     start_over(open_run(tempfile.mkdtemp() + "/run1"))
     ```
     """
-    run = pathlib.Path(run)
-    (run / POINTER_FILE).unlink(missing_ok=True)
-    fsync_folder(run)
-    for folder in list_checkpoints(run):
+    run_dir = pathlib.Path(run_dir)
+    (run_dir / POINTER_FILE).unlink(missing_ok=True)
+    fsync_folder(run_dir)
+    for folder in list_checkpoints(run_dir):
         _remove_checkpoint(folder)
     for name in LOG_FILES:
-        (run / name).unlink(missing_ok=True)
+        (run_dir / name).unlink(missing_ok=True)
 
 
 @dataclasses.dataclass(frozen=True)

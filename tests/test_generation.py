@@ -1,16 +1,13 @@
 """The fast generation path: same tokens as KerasHub, fewer compiles."""
 
-# Keep compiled programs of the test session out of ~/.cache (set before any
-# test generates; conftest-free so the module stays self-contained).
-
 import keras_hub
 import numpy as np
 import pytest
 
 import kgpt2
 from kgpt2.generation import generate_token_ids
+from kgpt2.generation.bucketed_prompts import bucket_prompts
 from kgpt2.generation.buckets import bucket_length
-from kgpt2.generation.layout import layout_prompts
 from kgpt2.generation.sampler_lookup import reseed
 
 FOX = [464, 2068, 7586, 21831]  # "The quick brown fox"
@@ -36,13 +33,13 @@ def test_buckets_grow_by_about_1_4x():
     ]
 
 
-def test_layout_right_aligns_and_fills_with_the_first_token():
-    layout = layout_prompts(np.array([[5, 6, 7], [9, 8, 0]]), np.array([3, 2]), max_length=6)
-    assert layout.bucket == 8 and layout.offset == 2 and layout.index == 4
-    assert layout.prompt.tolist() == [[5, 5, 5, 6, 7, 0, 0, 0], [9, 9, 9, 8, 0, 0, 0, 0]]
-    assert layout.mask.tolist() == [[True] * 5 + [False] * 3, [True] * 4 + [False] * 4]
-    assert layout.prefill_length == 8
-    assert layout.generated(layout.prompt).tolist() == [[5, 6, 7, 0, 0, 0], [9, 8, 0, 0, 0, 0]]
+def test_bucketed_prompts_are_right_aligned_and_filled_with_the_first_token():
+    bucketed = bucket_prompts(np.array([[5, 6, 7], [9, 8, 0]]), np.array([3, 2]), max_length=6)
+    assert bucketed.bucket == 8 and bucketed.offset == 2 and bucketed.index == 4
+    assert bucketed.prompt.tolist() == [[5, 5, 5, 6, 7, 0, 0, 0], [9, 9, 9, 8, 0, 0, 0, 0]]
+    assert bucketed.mask.tolist() == [[True] * 5 + [False] * 3, [True] * 4 + [False] * 4]
+    assert bucketed.prefill_length == 8
+    assert bucketed.generated(bucketed.prompt).tolist() == [[5, 6, 7, 0, 0, 0], [9, 8, 0, 0, 0, 0]]
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
         (["--sampler", "greedy", "--top-p", "0.5"], "--top-p does not apply to --sampler greedy"),
         (["--sampler", "nucleus"], "Unknown sampler 'nucleus'"),
         (["--max-length", "2000"], "1024 positions"),
-        (["--nsamples", "0"], "nsamples must be an integer >= 1"),
+        (["--nsamples", "0"], "--nsamples must be an integer >= 1"),
     ],
 )
 def test_bad_flags_are_clear_errors(preset_folder, capsys, extra, message):

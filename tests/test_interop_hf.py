@@ -193,7 +193,7 @@ def test_a_transformers_export_has_what_transformers_wrote_and_loads_back_equal(
 @pytest.mark.slow
 def test_lora_and_mixed_precision_export_merged_float32_weights(tmp_path, fresh_tiny_lm):
     lm = fresh_tiny_lm
-    kgpt2.compile(lm, steps=1, lora_rank=2, mixed_precision=True)
+    kgpt2.compile_lm(lm, steps=1, lora_rank=2, mixed_precision=True)
     rng = np.random.default_rng(0)
     for variable in lm.backbone.trainable_variables:
         if "lora_kernel" in variable.path:
@@ -205,7 +205,7 @@ def test_lora_and_mixed_precision_export_merged_float32_weights(tmp_path, fresh_
     assert not any("lora" in name for name in shapes)
     with safe_open(str(transformers_dir / "model.safetensors"), framework="numpy") as file:
         assert {file.get_tensor(name).dtype for name in shapes} == {np.dtype("float32")}
-    kgpt2.compile(lm, steps=1, lora_rank=2)  # float32 compute, for the reference
+    kgpt2.compile_lm(lm, steps=1, lora_rank=2)  # float32 compute, for the reference
     ids = [464, 2068, 7586, 21831]
     reference = logits(lm, ids)
     for folder in (transformers_dir, keras_dir):

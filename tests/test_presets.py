@@ -186,7 +186,7 @@ def test_load_and_compile_turn_on_the_compilation_cache(monkeypatch, tmp_path):
             if step == "load":
                 lm = kgpt2.load("gpt2_tiny_random", sequence_length=16)
             else:
-                kgpt2.compile(lm, steps=2)
+                kgpt2.compile_lm(lm, steps=2)
             assert jax.config.jax_compilation_cache_dir == str(tmp_path / step), step
             assert jax.config.jax_persistent_cache_min_compile_time_secs == MIN_COMPILE_SECONDS
     finally:

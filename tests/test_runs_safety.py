@@ -57,7 +57,7 @@ def user_folder(path):
 def compiled_lm():
     """A compiled tiny model with a built optimizer: what a checkpoint saves."""
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    kgpt2.compile(lm, steps=10)
+    kgpt2.compile_lm(lm, steps=10)
     lm.optimizer.build(lm.trainable_variables)
     return lm
 

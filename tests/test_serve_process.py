@@ -38,8 +38,9 @@ def client(server):
 
 def _greedy(tiny_lm, prompt, new_tokens):
     import kgpt2
+    from kgpt2.generation.prompts import tokenize_prompts
 
-    ids = kgpt2.generation.prompts.tokenize_prompts(tiny_lm, [prompt], 64)[0]
+    ids = tokenize_prompts(tiny_lm, [prompt], 64)[0]
     return kgpt2.generate(tiny_lm, prompt, sampler="greedy", include_prefix=False,
                           max_length=len(ids) + new_tokens)[0]
 

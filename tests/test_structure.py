@@ -9,6 +9,7 @@ because a package may import its own submodules.
 """
 
 import ast
+import builtins
 import pathlib
 
 import pytest
@@ -212,3 +213,25 @@ def test_lower_layers_never_import_higher_ones(name):
     higher = [f"{target} (line {line})" for target, line in GRAPH[name].items()
               if target != "kgpt2" and layer(target) > layer(name)]
     assert higher == [], f"{name} (layer {LAYERS[layer(name)]}) imports a higher layer"
+
+
+def public_names(package):
+    """The names in a package's `__all__`, read from its source (nothing is imported)."""
+    for node in ast.parse(MODULES[package].read_text("utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets):
+            # A literal list, or one built from the lazy table (`sorted([*_EXPORTS, ...])`).
+            strings = [n.value for n in ast.walk(node.value)
+                       if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+            uses_table = any(isinstance(n, ast.Name) and n.id == "_EXPORTS" for n in ast.walk(node.value))
+            return set(strings) | (set(lazy_exports_table(package)) if uses_table else set())
+    return set()
+
+
+def test_no_public_name_shadows_a_builtin():
+    # README: `from kgpt2 import *` (or from a subpackage) never hides one.
+    assert public_names("kgpt2") >= {"load", "generate", "finetune", "Error"}
+    packages = [name for name in MODULES if is_package(name)]
+    shadowing = [f"{package}.{name}" for package in packages for name in sorted(public_names(package))
+                 if hasattr(builtins, name)]
+    assert shadowing == []

@@ -132,7 +132,7 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path, 
         if (tmp_path / pause_in).mkdir() is None
     }
     original = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
-    kgpt2.compile(original, steps=10)
+    kgpt2.compile_lm(original, steps=10)
     for pause_in, child in children.items():
         child.wait_for("SAVED step 1")
         child.wait_for("PAUSED")

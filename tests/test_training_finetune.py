@@ -104,7 +104,7 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     assert loaded.backbone.dtype_policy.name == "float32"
     assert not any(getattr(layer, "lora_enabled", False) for layer in loaded.backbone._flatten_layers())
     batch = next(iter(tokenized_dataset(tokens)))[0]
-    kgpt2.compile(lm, steps=1, lora_rank=4)  # back to float32 compute, to compare
+    kgpt2.compile_lm(lm, steps=1, lora_rank=4)  # back to float32 compute, to compare
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(loaded.backbone(batch)),
         keras.ops.convert_to_numpy(lm.backbone(batch)),
@@ -113,7 +113,7 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
 
     # Resuming restores the unmerged LoRA weights and the optimizer exactly.
     resumed = fresh_lm()
-    kgpt2.compile(resumed, steps=16, lora_rank=4, mixed_precision=True, gradient_accumulation_steps=2)
+    kgpt2.compile_lm(resumed, steps=16, lora_rank=4, mixed_precision=True, gradient_accumulation_steps=2)
     with RunDirectory.open(tmp_path, "run1") as run:
         state = run.restore(resumed, run.latest())
     assert state["step"] == 16 and state["lora_rank"] == 4
@@ -153,7 +153,7 @@ def test_resuming_another_architecture_is_a_clear_error(tmp_path, tiny_lm):
         ),
         preprocessor=tiny_lm.preprocessor,
     )
-    kgpt2.compile(other, steps=4)
+    kgpt2.compile_lm(other, steps=4)
     with RunDirectory.open(tmp_path, "run1") as run:
         run.save(other, step=2, state={})
     with pytest.raises(ValueError, match="different architecture.*num_layers: run 1 vs model 2"):
@@ -222,7 +222,7 @@ def test_mixed_precision_trains_with_falling_loss(tokens):
     from kgpt2.training.preprocessing import detached_preprocessor
 
     lm = fresh_lm()
-    kgpt2.compile(lm, steps=24, learning_rate=3e-3, warmup_steps=2, mixed_precision=True)
+    kgpt2.compile_lm(lm, steps=24, learning_rate=3e-3, warmup_steps=2, mixed_precision=True)
     assert lm.backbone.compute_dtype == "bfloat16"
     assert lm.backbone.token_embedding.embeddings.dtype == "float32"
     dataset = tokenized_dataset(tokens, batch_size=4, count=16)
@@ -255,7 +255,7 @@ def test_tensorflow_float32_step_is_xla_and_learns_what_the_graph_step_does():
 
     def losses(graph):
         lm.set_weights(weights)
-        kgpt2.compile(lm, steps=10, learning_rate=1e-3)
+        kgpt2.compile_lm(lm, steps=10, learning_rate=1e-3)
         with detached_preprocessor(lm):
             if graph:
                 lm.make_train_function(force=True)  # lm.jit_compile is False here
@@ -271,6 +271,6 @@ def test_tensorflow_float32_step_is_xla_and_learns_what_the_graph_step_does():
     assert xla_losses[-1] < xla_losses[0]
     np.testing.assert_allclose(xla_losses, graph_losses, rtol=1e-5)
     # Mixed precision keeps the oneDNN graph.
-    kgpt2.compile(lm, steps=10, mixed_precision=True)
+    kgpt2.compile_lm(lm, steps=10, mixed_precision=True)
     assert lm.train_function is None
-    kgpt2.compile(lm, steps=10)  # back to float32 for other tests' sake
+    kgpt2.compile_lm(lm, steps=10)  # back to float32 for other tests' sake

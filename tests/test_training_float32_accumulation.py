@@ -3,7 +3,7 @@
 The speed of it is measured by `kgpt2 bench --mixed-precision`; these
 tests check what the rewrite does to the computation: which products it
 changes, that values and structure stay those of the original function,
-and that `kgpt2.compile` puts it into a mixed-precision training step.
+and that `kgpt2.compile_lm` puts it into a mixed-precision training step.
 """
 
 import jax
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(keras.config.backend() != "jax", reason="a JAX t
 
 # XLA runs bfloat16-in, float32-out products on CPUs with bfloat16
 # instructions; elsewhere only the rewritten programs' structure is checked,
-# and kgpt2.compile must leave Keras's step alone.
+# and kgpt2.compile_lm must leave Keras's step alone.
 RUNS_HERE = bool(cpu_bfloat16_instructions())
 
 
@@ -124,7 +124,7 @@ def test_compile_puts_float32_accumulation_into_the_mixed_precision_step():
                  [v.value for v in lm.metrics_variables])
         return product_dtypes(lm.train_step, state, (x, y, sample_weight))
 
-    kgpt2.compile(lm, steps=2, mixed_precision=True)
+    kgpt2.compile_lm(lm, steps=2, mixed_precision=True)
     lm.train_on_batch(x, y, sample_weight=sample_weight)  # builds the optimizer; runs the step
     mixed = step_products()
     unbatched_half = [p for p in mixed if p[0] == ("bfloat16", "bfloat16") and p[1] == "float32"]
@@ -135,6 +135,6 @@ def test_compile_puts_float32_accumulation_into_the_mixed_precision_step():
         assert not unbatched_half, mixed
     assert all(result == "float32" for inputs, result in mixed if inputs != ("bfloat16", "bfloat16"))
 
-    kgpt2.compile(lm, steps=2)  # back to float32: Keras's own step again
+    kgpt2.compile_lm(lm, steps=2)  # back to float32: Keras's own step again
     lm.train_on_batch(x, y, sample_weight=sample_weight)
     assert all(p == (("float32", "float32"), "float32") for p in step_products())

@@ -163,7 +163,7 @@ def test_compile_sets_the_reference_recipe():
 
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=16)
     texts = tf.data.Dataset.from_tensor_slices(["a", "b", "c"]).batch(2)
-    kgpt2.compile(lm, learning_rate=1e-3, dataset=texts, epochs=3, clipnorm=1.0)
+    kgpt2.compile_lm(lm, learning_rate=1e-3, dataset=texts, epochs=3, clipnorm=1.0)
     assert isinstance(lm.optimizer, keras.optimizers.Adam)
     assert lm.optimizer.global_clipnorm == 1.0
     schedule = lm.optimizer.get_config()["learning_rate"]
@@ -179,18 +179,18 @@ def test_compile_sets_the_reference_recipe():
     expected = (keras.ops.convert_to_numpy(token_losses) * keras.ops.convert_to_numpy(weights)).sum() / padded.sum()
     assert float(lm.loss(y, logits, weights)) == pytest.approx(float(expected), rel=1e-5)
     assert isinstance(lm.sampler, keras_hub.samplers.TopKSampler)
-    kgpt2.compile(lm, steps=4, weight_decay=0.01, sampler="greedy")
+    kgpt2.compile_lm(lm, steps=4, weight_decay=0.01, sampler="greedy")
     assert isinstance(lm.optimizer, keras.optimizers.AdamW)
     assert isinstance(lm.sampler, keras_hub.samplers.GreedySampler)
 
 
 def test_compile_switches_precision_in_place_and_back():
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=16)
-    kgpt2.compile(lm, steps=4, mixed_precision=True)
+    kgpt2.compile_lm(lm, steps=4, mixed_precision=True)
     layer = lm.backbone.transformer_layers[0]
     assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
     assert lm.preprocessor.tokenizer.compute_dtype == "int32"
-    kgpt2.compile(lm, steps=4, mixed_precision=False)
+    kgpt2.compile_lm(lm, steps=4, mixed_precision=False)
     assert layer.compute_dtype == "float32"
 
 
@@ -211,18 +211,18 @@ def test_compile_switches_precision_in_place_and_back():
 def test_compile_rejects_bad_options(tiny_lm, options, message):
     arguments = dict(steps=10, **options) if "steps" not in options else options
     with pytest.raises(ValueError, match=message):
-        kgpt2.compile(tiny_lm, **arguments)
+        kgpt2.compile_lm(tiny_lm, **arguments)
 
 
 @pytest.mark.slow
 def test_compile_rejects_changing_an_enabled_lora_rank():
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=16)
-    kgpt2.compile(lm, steps=4, lora_rank=2)
-    kgpt2.compile(lm, steps=4, lora_rank=2)  # same rank: fine
+    kgpt2.compile_lm(lm, steps=4, lora_rank=2)
+    kgpt2.compile_lm(lm, steps=4, lora_rank=2)  # same rank: fine
     with pytest.raises(ValueError, match="rank 2"):
-        kgpt2.compile(lm, steps=4, lora_rank=8)
+        kgpt2.compile_lm(lm, steps=4, lora_rank=8)
 
 
 def test_compile_rejects_other_models():
     with pytest.raises(ValueError, match="CausalLM"):
-        kgpt2.compile(keras.Sequential([keras.layers.Dense(1)]), steps=1)
+        kgpt2.compile_lm(keras.Sequential([keras.layers.Dense(1)]), steps=1)

@@ -78,7 +78,7 @@ elif mode == "save":
 
     from kgpt2.training.checkpoints import RunDirectory
 
-    kgpt2.compile(lm, steps=10)
+    kgpt2.compile_lm(lm, steps=10)
     with RunDirectory.open(config["checkpoint_dir"], "run1") as run:
         run.save(lm, step=1, state={})
         say("SAVED step 1")

@@ -80,7 +80,7 @@ def run(
         train_steps, train_warmup_steps: training steps in all, and how many
             are left out of the steady median.
         mixed_precision: train with bfloat16 products and float32 weights
-            (`kgpt2.compile(..., mixed_precision=True)`) instead of float32.
+            (`kgpt2.compile_lm(..., mixed_precision=True)`) instead of float32.
             The HF peer trains in float32 either way.
         backends: Keras backends to measure (default: the running one);
             others run in a child process with `KERAS_BACKEND` set.

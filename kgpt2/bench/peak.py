@@ -71,12 +71,12 @@ def training_shapes(tokens, hidden, intermediate, vocabulary, backward=True):
     return list(dict.fromkeys(shapes))
 
 
-def _best_seconds(run, repeats):
-    run()  # compile / warm up
+def _best_seconds(function, repeats):
+    function()  # compile / warm up
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        run()
+        function()
         seconds.append(time.perf_counter() - start)
     return min(seconds)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from kgpt2.checks import check_integer
 from kgpt2.errors import InputError
-from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.compiling import compile_lm
 from kgpt2.training.preprocessing import detached_preprocessor
 
 logger = logging.getLogger("kgpt2")
@@ -64,7 +64,7 @@ def bench_training(lm, batch_size=8, sequence_length=128, steps=7, warmup_steps=
                    mixed_precision=False):
     """Measure training step time and tokens/s of `lm` (this changes its weights).
 
-    The model is compiled with `kgpt2.compile` (Adam, learning rate 5e-5,
+    The model is compiled with `kgpt2.compile_lm` (Adam, learning rate 5e-5,
     `SparseCategoricalCrossentropy(from_logits=True)`, accuracy; `mixed_precision` as there) and
     trained with Keras's `train_on_batch`; each step's time ends when its
     loss has been read, so a step that fails raises its error. One line

@@ -83,7 +83,7 @@ def register(subparsers):
     parser.add_argument("--train-steps", type=int, default=7, help="default: 7")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="train with bfloat16 products and float32 weights "
-                        "(kgpt2.compile's mixed_precision=True); the HF peer stays float32")
+                        "(kgpt2.compile_lm's mixed_precision=True); the HF peer stays float32")
     parser.add_argument("--backends", type=_name_list, default=None, metavar="NAMES",
                         help=f"Keras backends, from {', '.join(SUPPORTED_BACKENDS)} "
                         "(default: the running one; others run in a subprocess)")

@@ -11,12 +11,12 @@ Example:
 ```python
 import keras_hub, numpy as np, kgpt2
 from kgpt2.generation.compiled import compiled_generate_function
-from kgpt2.generation.layout import layout_prompts
+from kgpt2.generation.bucketed_prompts import bucket_prompts
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 run = compiled_generate_function(lm, keras_hub.samplers.GreedySampler())
-layout = layout_prompts(np.array([[464, 2068]]), np.array([2]), max_length=8)
-print(layout.generated(run(layout)).shape)  # (1, 8)
+bucketed = bucket_prompts(np.array([[464, 2068]]), np.array([2]), max_length=8)
+print(bucketed.generated(run(bucketed)).shape)  # (1, 8)
 ```
 """
 
@@ -60,7 +60,7 @@ def _jax_function(lm_ref, sampler):
         kgpt2_generate, static_argnames=("prefill_length", "stop_token_ids")
     )
 
-    def run(layout, stop_token_ids=None):
+    def run(bucketed, stop_token_ids=None):
         lm = lm_ref()
         state = (
             [v.value for v in sampler.variables],
@@ -69,11 +69,11 @@ def _jax_function(lm_ref, sampler):
         )
         output, sampler_values = compiled(
             state,
-            layout.prompt,
-            layout.mask,
-            layout.offset,
-            layout.index,
-            prefill_length=layout.prefill_length,
+            bucketed.prompt,
+            bucketed.mask,
+            bucketed.offset,
+            bucketed.index,
+            prefill_length=bucketed.prefill_length,
             stop_token_ids=stop_token_ids,
         )
         for variable, value in zip(sampler.variables, sampler_values):
@@ -88,14 +88,14 @@ def _tensorflow_function(lm_ref, sampler):
 
     functions = {}
 
-    def run(layout, stop_token_ids=None):
-        key = (layout.prefill_length, stop_token_ids)
+    def run(bucketed, stop_token_ids=None):
+        key = (bucketed.prefill_length, stop_token_ids)
         if key not in functions:
 
             def kgpt2_generate(prompt, mask, offset, index):
                 return generate_step(
                     lm_ref(), sampler, prompt, mask, offset, index,
-                    layout.prefill_length, stop_token_ids,
+                    bucketed.prefill_length, stop_token_ids,
                 )
 
             # As KerasHub does: the model's setting, so that seeded samples
@@ -105,14 +105,14 @@ def _tensorflow_function(lm_ref, sampler):
             jit_compile = getattr(lm_ref(), "jit_compile", True)
             functions[key] = tf.function(kgpt2_generate, jit_compile=jit_compile)
         return functions[key](
-            layout.prompt, layout.mask, tf.constant(layout.offset), tf.constant(layout.index)
+            bucketed.prompt, bucketed.mask, tf.constant(bucketed.offset), tf.constant(bucketed.index)
         )
 
     return run
 
 
 def _eager_function(lm_ref, sampler):
-    def run(layout, stop_token_ids=None):
+    def run(bucketed, stop_token_ids=None):
         if keras.config.backend() == "torch":
             import torch
 
@@ -121,17 +121,17 @@ def _eager_function(lm_ref, sampler):
             context = contextlib.nullcontext()
         with context:
             return generate_step(
-                lm_ref(), sampler, layout.prompt, layout.mask, layout.offset,
-                layout.index, layout.prefill_length, stop_token_ids,
+                lm_ref(), sampler, bucketed.prompt, bucketed.mask, bucketed.offset,
+                bucketed.index, bucketed.prefill_length, stop_token_ids,
             )
 
     return run
 
 
 def compiled_generate_function(lm, sampler):
-    """Return `run(layout, stop_token_ids=None)` for `lm` and `sampler`, cached.
+    """Return `run(bucketed, stop_token_ids=None)` for `lm` and `sampler`, cached.
 
-    `run` generates into a `PromptLayout` and returns the `(batch, bucket)`
+    `run` generates into a `BucketedPrompts` and returns the `(batch, bucket)`
     output; shapes seen before (same batch size, bucket and prefill length)
     reuse their compiled program.
     """

@@ -11,14 +11,14 @@ Example:
 ```python
 import keras_hub, numpy as np, kgpt2
 from kgpt2.generation.generate_step import generate_step
-from kgpt2.generation.layout import layout_prompts
+from kgpt2.generation.bucketed_prompts import bucket_prompts
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
-layout = layout_prompts(np.array([[464, 2068]]), np.array([2]), max_length=8)
-out = generate_step(lm, keras_hub.samplers.GreedySampler(), layout.prompt,
-                    layout.mask, layout.offset, layout.index,
-                    layout.prefill_length)
-print(layout.generated(out).shape)  # (1, 8)
+bucketed = bucket_prompts(np.array([[464, 2068]]), np.array([2]), max_length=8)
+out = generate_step(lm, keras_hub.samplers.GreedySampler(), bucketed.prompt,
+                    bucketed.mask, bucketed.offset, bucketed.index,
+                    bucketed.prefill_length)
+print(bucketed.generated(out).shape)  # (1, 8)
 ```
 """
 
@@ -61,7 +61,7 @@ def generate_step(
     prefill_length,
     stop_token_ids=None,
 ):
-    """Generate into `prompt` (a right-aligned layout) and return it.
+    """Generate into `prompt` (prompts right-aligned in a bucket) and return it.
 
     Args:
         lm: a `GPT2CausalLM`.

@@ -473,11 +473,11 @@ def _check_destination(path, given, overwrite):
             f"kgpt2.save won't write a preset over '{given}': it is the working "
             "folder or one above it. Give a new folder name, e.g. 'my_model'."
         )
-    run = runs.inside_run(resolved)
-    if run is not None:
+    run_dir = runs.inside_run(resolved)
+    if run_dir is not None:
         raise PresetError(
             f"kgpt2.save won't write into '{given}': it is (inside) the training "
-            f"run {run}, whose files belong to kgpt2.finetune. Save to a folder "
+            f"run {run_dir}, whose files belong to kgpt2.finetune. Save to a folder "
             "outside the run."
         )
     if not path.exists():

@@ -1,5 +1,6 @@
 """How long a GPT-2 sequence may be, and the check every loader makes."""
 
+from kgpt2.checks import shown_name
 from kgpt2.presets.errors import PresetError
 
 # GPT-2's position embedding: 1024 positions in every official size.
@@ -30,13 +31,12 @@ def check_sequence_length(sequence_length, model_max, preset):
     """
     if sequence_length is None:
         return
+    name = shown_name("sequence_length")  # the flag, on the command line
     if not isinstance(sequence_length, int) or sequence_length < 2:
-        raise PresetError(
-            f"sequence_length must be an integer >= 2, got {sequence_length!r}."
-        )
+        raise PresetError(f"{name} must be an integer >= 2, got {sequence_length!r}.")
     if sequence_length > model_max:
         raise PresetError(
-            f"sequence_length={sequence_length} is longer than preset "
+            f"{name}={sequence_length} is longer than preset "
             f"'{preset}' supports: its position embedding has "
-            f"{model_max} positions. Use sequence_length <= {model_max}."
+            f"{model_max} positions. Use {name} <= {model_max}."
         )

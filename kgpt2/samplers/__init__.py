@@ -40,7 +40,7 @@ _EXPORTS = {
     "TopKSampler": "kgpt2.samplers.registry",
     "TopPSampler": "kgpt2.samplers.registry",
     "MinPFilter": "kgpt2.samplers.min_p_filter",
-    "RepetitionControl": "kgpt2.samplers.repetition_control",
+    "TokenRules": "kgpt2.samplers.token_rules",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,14 +4,14 @@ import keras
 import keras_hub
 
 from kgpt2.checks import check_number
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class BeamSampler(RepetitionControl, keras_hub.samplers.BeamSampler):
+class BeamSampler(TokenRules, keras_hub.samplers.BeamSampler):
     """Keep the `num_beams` most likely sequences; return the best one.
 
-    A `keras_hub.samplers.BeamSampler` plus the repetition options, applied
+    A `keras_hub.samplers.BeamSampler` plus `TokenRules` (repetition, UTF-8), applied
     to every beam on its own tokens (as Hugging Face does); with the defaults
     it is KerasHub's sampler exactly.
 

@@ -4,15 +4,15 @@ import keras
 import keras_hub
 
 from kgpt2.checks import check_number
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class ContrastiveSampler(RepetitionControl, keras_hub.samplers.ContrastiveSampler):
+class ContrastiveSampler(TokenRules, keras_hub.samplers.ContrastiveSampler):
     """Pick among the top `k` tokens, trading probability against similarity.
 
-    A `keras_hub.samplers.ContrastiveSampler` (Su et al., 2022) plus the
-    repetition options, applied to the logits the candidates are chosen from
+    A `keras_hub.samplers.ContrastiveSampler` (Su et al., 2022) plus
+    `TokenRules` (repetition, UTF-8), applied to the logits the candidates are chosen from
     (including the look-ahead logits); with the defaults it is KerasHub's
     sampler exactly.
 

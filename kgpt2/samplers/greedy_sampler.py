@@ -3,15 +3,15 @@
 import keras
 import keras_hub
 
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class GreedySampler(RepetitionControl, keras_hub.samplers.GreedySampler):
+class GreedySampler(TokenRules, keras_hub.samplers.GreedySampler):
     """Always pick the most likely token, optionally avoiding repeats.
 
-    A `keras_hub.samplers.GreedySampler` plus the repetition options of
-    `RepetitionControl`; with the defaults it is KerasHub's sampler exactly.
+    A `keras_hub.samplers.GreedySampler` plus `TokenRules` (repetition,
+    UTF-8); with the defaults it is KerasHub's sampler exactly.
     Plain greedy search on GPT-2 tends to loop: `no_repeat_ngram_size=3`
     rules the loop out, `repetition_penalty` only makes repeats less likely
     (a model sure enough of its loop can overcome it).

@@ -5,11 +5,11 @@ import keras_hub
 
 from kgpt2.checks import check_seed
 from kgpt2.samplers.min_p_filter import MinPFilter
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class RandomSampler(RepetitionControl, MinPFilter, keras_hub.samplers.RandomSampler):
+class RandomSampler(TokenRules, MinPFilter, keras_hub.samplers.RandomSampler):
     """Sample the next token from the full softmax distribution.
 
     A `keras_hub.samplers.RandomSampler` plus `min_p` and the repetition

@@ -6,11 +6,11 @@ import keras_hub
 from kgpt2.checks import check_number
 from kgpt2.checks import check_seed
 from kgpt2.samplers.min_p_filter import MinPFilter
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class TopKSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopKSampler):
+class TopKSampler(TokenRules, MinPFilter, keras_hub.samplers.TopKSampler):
     """Sample the next token among the `k` most likely ones.
 
     A `keras_hub.samplers.TopKSampler` plus `min_p` and the repetition

@@ -9,11 +9,11 @@ from kgpt2.checks import check_seed
 from kgpt2.samplers.min_p_filter import MinPFilter
 from kgpt2.samplers.nucleus import draw
 from kgpt2.samplers.nucleus import nucleus_mask
-from kgpt2.samplers.repetition_control import RepetitionControl
+from kgpt2.samplers.token_rules import TokenRules
 
 
 @keras.saving.register_keras_serializable(package="kgpt2")
-class TopPSampler(RepetitionControl, MinPFilter, keras_hub.samplers.TopPSampler):
+class TopPSampler(TokenRules, MinPFilter, keras_hub.samplers.TopPSampler):
     """Sample from the smallest set of tokens whose probability exceeds `p`.
 
     A `keras_hub.samplers.TopPSampler` plus `min_p` and the repetition

@@ -123,6 +123,14 @@ class CompletionService:
         if not request.prompts:
             raise ApiError(400, "Invalid 'prompt': give a string or a non-empty list "
                            "of strings.", param="prompt")
+        most = self.engine.max_queue + self.engine.max_batch_size
+        if len(request.prompts) > most:
+            # Even an idle server would refuse the rest: a 429 would invite
+            # retries that can never succeed.
+            raise ApiError(400, f"Invalid 'prompt': at most {most} prompts per request "
+                           f"(the server's --max-queue {self.engine.max_queue} waiting plus "
+                           f"--max-batch-size {self.engine.max_batch_size} decoding), got "
+                           f"{len(request.prompts)}.", param="prompt")
         limit = self.engine.max_batch_size
         if request.n > limit:
             raise ApiError(400, f"Invalid 'n': at most {limit} (the server's "

@@ -24,7 +24,7 @@ _EXPORTS = {
     "RunDirectory": "kgpt2.training.checkpoints",
     "RunOptions": "kgpt2.training.run_options",
     "WarmupPolynomialDecay": "kgpt2.training.schedule",
-    "compile": "kgpt2.training.compiling",
+    "compile_lm": "kgpt2.training.compiling",
     "connect_processes": "kgpt2.training.processes",
     "finetune": "kgpt2.training.finetune",
     "validate_run_name": "kgpt2.runs",

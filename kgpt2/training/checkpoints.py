@@ -156,12 +156,12 @@ class RunDirectory:
     import tempfile, kgpt2
     from kgpt2.training.checkpoints import RunDirectory
 
-    lm = kgpt2.compile(kgpt2.load("gpt2_tiny_random", sequence_length=32), steps=10)
+    lm = kgpt2.compile_lm(kgpt2.load("gpt2_tiny_random", sequence_length=32), steps=10)
     lm.optimizer.build(lm.trainable_variables)
-    with RunDirectory.open(tempfile.mkdtemp(), "run1") as run:
-        run.save(lm, step=0, state={})
-        print(run.latest().step)  # 0
-        print(kgpt2.load(run.path).preprocessor.sequence_length)  # 32
+    with RunDirectory.open(tempfile.mkdtemp(), "run1") as run_directory:
+        run_directory.save(lm, step=0, state={})
+        print(run_directory.latest().step)  # 0
+        print(kgpt2.load(run_directory.path).preprocessor.sequence_length)  # 32
     ```
     """
 
@@ -181,12 +181,12 @@ class RunDirectory:
         folder it can't write, before anything is trained or restored.
         A process other than the group's writer only reads the run.
         """
-        run = cls(runs.run_directory(checkpoint_dir, run_name), keep_checkpoints, processes.is_writer())
-        if not run.writer:
-            return run
-        runs.open_run(run.path)
-        run._acquire_lock()
-        return run
+        run_directory = cls(runs.resolve_run_dir(checkpoint_dir, run_name), keep_checkpoints, processes.is_writer())
+        if not run_directory.writer:
+            return run_directory
+        runs.open_run(run_directory.path)
+        run_directory._acquire_lock()
+        return run_directory
 
     def _acquire_lock(self):
         try:

@@ -1,4 +1,4 @@
-"""`kgpt2.compile`: apply a fine-tuning `Recipe` to a model (optimizer, loss, precision, LoRA)."""
+"""`kgpt2.compile_lm`: apply a fine-tuning `Recipe` to a model (optimizer, loss, precision, LoRA)."""
 
 import keras
 import keras_hub
@@ -26,7 +26,7 @@ def check_causal_lm(lm):
 def set_precision(lm, policy_name):
     """Switch `lm`'s compute dtype policy in place (its weights stay float32).
 
-    `kgpt2.compile` calls it with the recipe's `mixed_precision`. Call it
+    `kgpt2.compile_lm` calls it with the recipe's `mixed_precision`. Call it
     with `"float32"` to generate in float32 after a mixed-precision
     fine-tune: on a CPU, XLA's bfloat16-output products make generation
     slower than in float32, while the training step multiplies bfloat16
@@ -65,7 +65,7 @@ def set_precision(lm, policy_name):
 
 
 def uses_xla_train_step(policy_name, backend=None, accelerator=None):
-    """Whether `kgpt2.compile` builds the training step with XLA.
+    """Whether `kgpt2.compile_lm` builds the training step with XLA.
 
     On TensorFlow without a GPU/TPU, Keras runs the step as a oneDNN graph;
     XLA fuses its elementwise ops (GELU, dropout, layer norm, Adam's update)
@@ -108,7 +108,7 @@ def build_train_step(lm, xla):
     import kgpt2
     from kgpt2.training.compiling import build_train_step
 
-    lm = kgpt2.compile(kgpt2.load("gpt2_tiny_random", sequence_length=16), steps=10)
+    lm = kgpt2.compile_lm(kgpt2.load("gpt2_tiny_random", sequence_length=16), steps=10)
     jit_compile = lm.jit_compile
     build_train_step(lm, xla=False)
     print(lm.train_function is not None, lm.jit_compile == jit_compile)  # True True
@@ -124,7 +124,7 @@ def build_train_step(lm, xla):
 
 
 def accumulates_in_float32(policy_name, backend=None, platform=None, bfloat16_instructions=None):
-    """Whether `kgpt2.compile` makes the training step's bfloat16 products accumulate in float32.
+    """Whether `kgpt2.compile_lm` makes the training step's bfloat16 products accumulate in float32.
 
     On JAX on a CPU with bfloat16 instructions (AVX512-BF16, AMX), a
     mixed_bfloat16 step's products otherwise run as float32 products (see
@@ -220,7 +220,7 @@ def _optimizer(recipe, total_steps):
     return keras.optimizers.Adam(schedule, **options)
 
 
-def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
+def compile_lm(lm, recipe=None, *, sampler=None, dataset=None, **options):
     """Compile `lm` for fine-tuning with `recipe` (default: the reference recipe).
 
     Adam (AdamW when `weight_decay > 0`, never decaying biases and layer
@@ -263,7 +263,7 @@ def compile(lm, recipe=None, *, sampler=None, dataset=None, **options):
 
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
     texts = tf.data.Dataset.from_tensor_slices(["a poem", "another one"]).batch(2)
-    kgpt2.compile(lm, kgpt2.Recipe(learning_rate=1e-3, epochs=4), dataset=texts)
+    kgpt2.compile_lm(lm, kgpt2.Recipe(learning_rate=1e-3, epochs=4), dataset=texts)
     # The peak learning rate, then 0.0 once the schedule has run out.
     print(round(float(lm.optimizer.learning_rate), 6))
     lm.fit(texts, epochs=4, verbose=0)

@@ -25,10 +25,11 @@ from kgpt2.training.callbacks.compile_progress import CompileProgress
 from kgpt2.training.callbacks.metrics_csv import truncate_metrics
 from kgpt2.training.callbacks.tensorboard import TENSORBOARD_DIR
 from kgpt2.training.callbacks.tensorboard import TensorBoardLogger
+from kgpt2.training.callbacks.tensorboard import check_log_dir
 from kgpt2.training.checkpoints import RunDirectory
 from kgpt2.training.compiling import as_recipe
 from kgpt2.training.compiling import check_causal_lm
-from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.compiling import compile_lm
 from kgpt2.training.distribution import distributed
 from kgpt2.training.plot import plot_loss_curve
 from kgpt2.training.preprocessing import detached_preprocessor
@@ -216,18 +217,18 @@ def _validate(lm, train_ds, val_ds, recipe, run, options, callbacks):
     )
 
 
-def _open_run(run, lm, plan):
+def _open_run(run_directory, lm, plan):
     """Resume `run`'s latest checkpoint into `lm`, or clear its logs; return the start step."""
-    checkpoint = run.latest() if plan.run.restore_from == "latest" else None
+    checkpoint = run_directory.latest() if plan.run.restore_from == "latest" else None
     if checkpoint is None:
-        run.start_over()
+        run_directory.start_over()
         return 0
-    log.info("Resuming %s at step %d from %s", run.path, checkpoint.step, checkpoint.path.name)
+    log.info("Resuming %s at step %d from %s", run_directory.path, checkpoint.step, checkpoint.path.name)
     for name, saved, now in plan.changes_from(checkpoint.state):
         log.info("  note: %s was %r, now %r", name, saved, now)
-    run.restore(lm, checkpoint)
-    if run.writer:
-        truncate_metrics(run.metrics_csv, checkpoint.step)
+    run_directory.restore(lm, checkpoint)
+    if run_directory.writer:
+        truncate_metrics(run_directory.metrics_csv, checkpoint.step)
     return checkpoint.step
 
 
@@ -243,35 +244,36 @@ class _Callbacks:
     all: list
 
 
-def _build_callbacks(run, plan, start_step, preprocessor, extra):
+def _build_callbacks(run_directory, plan, start_step, preprocessor, extra):
     options = plan.run
     meter = TokensPerSecond(plan.sequence_length)
-    logger = MetricsCSV(run.metrics_csv, start_step, options.print_every, plan.total_steps)
-    nan_stop = StopOnNaN(start_step, run=run)
+    logger = MetricsCSV(run_directory.metrics_csv, start_step, options.print_every, plan.total_steps)
+    nan_stop = StopOnNaN(start_step, run_directory=run_directory)
     interrupt = StopOnInterrupt()
     checkpointer = RunCheckpoint(
-        run, options.save_every, plan.total_steps, start_step, plan.state(), preprocessor
+        run_directory, options.save_every, plan.total_steps, start_step, plan.state(), preprocessor
     )
     # Order matters: the meter's tokens/s reaches the CSV through the
     # step's logs, and stop decisions come before the checkpoint's.
     # In a process group only the writer records metrics and samples; the
     # others still generate the samples, since every process takes part
     # in each computation on the distributed model.
-    every = [CompileProgress(), meter, logger, nan_stop, interrupt, checkpointer] if run.writer else [
+    every = [CompileProgress(), meter, logger, nan_stop, interrupt, checkpointer] if run_directory.writer else [
         meter, nan_stop, interrupt, checkpointer
     ]
     if options.sample_every:
         every.append(
             SampleEvery(
                 options.sample_every, options.sample_prompt, options.sample_length,
-                run.samples_txt if run.writer else None, start_step, preprocessor,
+                run_directory.samples_txt if run_directory.writer else None, start_step, preprocessor,
                 total_steps=plan.total_steps,
             )
         )
-    if options.tensorboard and run.writer:
+    if options.tensorboard and run_directory.writer:
         samples = next((c for c in every if isinstance(c, SampleEvery)), None)
-        every.append(TensorBoardLogger(run.path / TENSORBOARD_DIR, start_step, samples))
-    return _Callbacks(meter, logger if run.writer else None, nan_stop, interrupt, checkpointer, every + list(extra))
+        every.append(TensorBoardLogger(run_directory.path / TENSORBOARD_DIR, start_step, samples))
+    logger = logger if run_directory.writer else None
+    return _Callbacks(meter, logger, nan_stop, interrupt, checkpointer, every + list(extra))
 
 
 def _describe_epochs(plan, train_ds):
@@ -337,14 +339,15 @@ def _stop_reason(lm, callbacks):
     return "completed", None
 
 
-def _report(run, plan, start_step, stop_reason, history, callbacks=None, message=None):
+def _report(run_directory, plan, start_step, stop_reason, history, callbacks=None, message=None):
     """Draw loss.png and return the `FinetuneResult`."""
-    if callbacks is not None and run.writer:
-        plot_loss_curve(run.metrics_csv, run.loss_png, title=f"{run.path.name}: training loss")
-    latest = run.latest()
+    if callbacks is not None and run_directory.writer:
+        title = f"{run_directory.path.name}: training loss"
+        plot_loss_curve(run_directory.metrics_csv, run_directory.loss_png, title=title)
+    latest = run_directory.latest()
     logger, meter = (callbacks.logger, callbacks.meter) if callbacks else (None, None)
     result = FinetuneResult(
-        run_dir=run.path,
+        run_dir=run_directory.path,
         step=latest.step if latest else start_step,
         total_steps=plan.total_steps,
         stop_reason=stop_reason,
@@ -356,14 +359,15 @@ def _report(run, plan, start_step, stop_reason, history, callbacks=None, message
         message=message,
     )
     if callbacks is not None and result.checkpoint is not None:
-        log.info("Run %s is at step %d: kgpt2.load(%r) loads it.", run.path, result.step, str(run.path))
+        path = run_directory.path
+        log.info("Run %s is at step %d: kgpt2.load(%r) loads it.", path, result.step, str(path))
     return result
 
 
 def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, callbacks=None, **options):
     """Fine-tune `lm` with `recipe` in the run folder `run.checkpoint_dir/run.run_name`, resumably.
 
-    Compiles `lm` with `kgpt2.compile(lm, recipe)` (the reference recipe by
+    Compiles `lm` with `kgpt2.compile_lm(lm, recipe)` (the reference recipe by
     default: Adam on a warmup + linear-decay schedule ending at
     `end_learning_rate` after the last step), trains it in place, and keeps
     the run folder current: the latest model as a KerasHub preset
@@ -403,7 +407,7 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         recipe: a `kgpt2.Recipe` (how to train); None for `Recipe()`.
         run: a `kgpt2.RunOptions` (where the run lives, what it records);
             None for `RunOptions()`.
-        sampler: the sampler of the samples (see `kgpt2.compile`).
+        sampler: the sampler of the samples (see `kgpt2.compile_lm`).
         callbacks: extra `keras.callbacks.Callback`s, run after kgpt2's.
         **options: fields of `Recipe` or `RunOptions` applied on top of
             `recipe` and `run`, e.g. `steps=100, learning_rate=1e-3,
@@ -444,19 +448,22 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         # Compile first: its errors (bad options) leave no run directory behind.
         compile_lm(lm, plan.recipe, sampler=sampler, dataset=train_ds)
         options = plan.run
-        with RunDirectory.open(options.checkpoint_dir, options.run_name, options.keep_checkpoints) as folder:
-            start_step = _open_run(folder, lm, plan)
+        with RunDirectory.open(options.checkpoint_dir, options.run_name, options.keep_checkpoints) as run_directory:
+            if options.tensorboard and run_directory.writer:  # checked as the run folder is
+                check_log_dir(run_directory.path / TENSORBOARD_DIR)
+            start_step = _open_run(run_directory, lm, plan)
             # The other processes go on once the writer has cleaned the run up.
             barrier("run opened")
             if start_step >= plan.total_steps:
-                log.info("%s is already at step %d of %d: nothing to train.", folder.path, start_step, plan.total_steps)
-                return _report(folder, plan, start_step, "completed", {})
-            used = _build_callbacks(folder, plan, start_step, lm.preprocessor, extra_callbacks)
+                log.info("%s is already at step %d of %d: nothing to train.",
+                         run_directory.path, start_step, plan.total_steps)
+                return _report(run_directory, plan, start_step, "completed", {})
+            used = _build_callbacks(run_directory, plan, start_step, lm.preprocessor, extra_callbacks)
             log.info(
                 "Fine-tuning %s: steps %d-%d, %s, learning rate %g, %s, Keras backend %s",
-                folder.path, start_step + 1, plan.total_steps, _describe_epochs(plan, train_ds),
+                run_directory.path, start_step + 1, plan.total_steps, _describe_epochs(plan, train_ds),
                 plan.recipe.learning_rate, plan.recipe.mixed_precision, keras.config.backend(),
             )
             history = _train(lm, train_ds, val_ds, plan, start_step, used)
             stop_reason, message = _stop_reason(lm, used)
-            return _report(folder, plan, start_step, stop_reason, history, used, message)
+            return _report(run_directory, plan, start_step, stop_reason, history, used, message)

@@ -91,7 +91,7 @@ def accumulate_in_float32(function):
     results keep their structure and dtypes. Call it inside `jax.jit`. XLA
     runs such products on CPUs with bfloat16 instructions
     (`kgpt2.keras_backend.cpu_bfloat16_instructions`), which is where
-    `kgpt2.compile` uses it; elsewhere they may fail to run.
+    `kgpt2.compile_lm` uses it; elsewhere they may fail to run.
 
     Example:
     ```python

@@ -73,7 +73,7 @@ class Recipe(Options):
     The reference recipe is Adam (AdamW when `weight_decay > 0`) on a
     linear warmup then a linear decay from `learning_rate` to
     `end_learning_rate` over the run, with a cross-entropy loss averaged over
-    the real (not padding) tokens. `kgpt2.compile(lm, recipe)` applies it;
+    the real (not padding) tokens. `kgpt2.compile_lm(lm, recipe)` applies it;
     `kgpt2.finetune(lm, data, recipe=recipe)` trains with it and stores its
     fields in every checkpoint, so that a resumed run can say which ones
     changed. Values are checked when the recipe is made; `lora_rank` is

@@ -29,7 +29,7 @@ class RunCheckpoint(StepCallback):
     weights: the previous checkpoint stays the run's latest.
 
     Args:
-        run: an open `kgpt2.training.checkpoints.RunDirectory`.
+        run_directory: an open `kgpt2.training.checkpoints.RunDirectory`.
         save_every: steps between checkpoints (None or 0: only at the end).
         total_steps: the run's last step, always saved.
         initial_step: the step training starts after (for resumed runs).
@@ -43,15 +43,15 @@ class RunCheckpoint(StepCallback):
     from kgpt2.training.callbacks import RunCheckpoint
     from kgpt2.training.checkpoints import RunDirectory
 
-    with RunDirectory.open("checkpoint", "run1") as run:
-        callback = RunCheckpoint(run, save_every=100, total_steps=1000)
+    with RunDirectory.open("checkpoint", "run1") as run_directory:
+        callback = RunCheckpoint(run_directory, save_every=100, total_steps=1000)
         # lm.fit(..., callbacks=[callback])
     ```
     """
 
     def __init__(
         self,
-        run,
+        run_directory,
         save_every=None,
         total_steps=None,
         initial_step=0,
@@ -59,7 +59,7 @@ class RunCheckpoint(StepCallback):
         preprocessor=None,
     ):
         super().__init__(initial_step)
-        self.run = run
+        self.run_directory = run_directory
         self.save_every = save_every
         self.total_steps = total_steps
         self.state = dict(state or {})
@@ -91,13 +91,13 @@ class RunCheckpoint(StepCallback):
             log.warning(
                 "Not saving step %d: the weights hold NaN or inf; %s.",
                 self.step,
-                kept_checkpoint(self.run),
+                kept_checkpoint(self.run_directory),
             )
             return None
         state = dict(self.state)
         if state.get("steps_per_epoch"):
             state["epoch"] = self.step // state["steps_per_epoch"]
-        self.last_checkpoint = self.run.save(model, self.step, state, self.preprocessor)
+        self.last_checkpoint = self.run_directory.save(model, self.step, state, self.preprocessor)
         self.saved_step = self.step
         log.info("Saved step %d to %s", self.step, self.last_checkpoint.path)
         return self.last_checkpoint

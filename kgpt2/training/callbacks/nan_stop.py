@@ -10,8 +10,8 @@ from kgpt2.training.callbacks.step import StepCallback
 log = logging.getLogger(__name__)
 
 
-def kept_checkpoint(run):
-    """Say which checkpoint of `run` (a `RunDirectory`, or None) stays the latest.
+def kept_checkpoint(run_directory):
+    """Say which checkpoint of `run_directory` (a `RunDirectory`, or None) stays the latest.
 
     Example:
     ```python
@@ -20,9 +20,9 @@ def kept_checkpoint(run):
     print(kept_checkpoint(None))  # the run's latest checkpoint, if it has one, is kept
     ```
     """
-    if run is None:
+    if run_directory is None:
         return "the run's latest checkpoint, if it has one, is kept"
-    latest = run.latest()
+    latest = run_directory.latest()
     if latest is None:
         return "no checkpoint of this run was written, so none is kept"
     return f"the last good one, step {latest.step} ({latest.path.name}), is kept"
@@ -46,9 +46,9 @@ class StopOnNaN(StepCallback, keras.callbacks.TerminateOnNaN):
     ```
     """
 
-    def __init__(self, initial_step=0, raise_error=False, run=None):
+    def __init__(self, initial_step=0, raise_error=False, run_directory=None):
         StepCallback.__init__(self, initial_step)
-        self.run = run
+        self.run_directory = run_directory
         self.raise_error = raise_error
         self.stopped_step = None
         self.message = None
@@ -60,7 +60,7 @@ class StopOnNaN(StepCallback, keras.callbacks.TerminateOnNaN):
         self.stopped_step = step
         self.message = (
             f"The loss became {float(loss)} at step {step}: training stopped. "
-            f"Checkpoints after a non-finite loss are not written; {kept_checkpoint(self.run)}. "
+            f"Checkpoints after a non-finite loss are not written; {kept_checkpoint(self.run_directory)}. "
             "Try a lower learning rate, warmup_steps or clipnorm."
         )
         if self.raise_error:

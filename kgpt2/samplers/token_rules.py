@@ -1,8 +1,9 @@
-"""`RepetitionControl`: the repetition options every kgpt2 sampler shares.
+"""`TokenRules`: the rules on the next token that every kgpt2 sampler shares.
 
 KerasHub's samplers only ever see the model's logits, so they cannot avoid
-what they already wrote. This mixin adds `repetition_penalty` and
-`no_repeat_ngram_size` to any `keras_hub.samplers.Sampler` without touching
+what they already wrote. This mixin adds rules that look at the tokens
+written so far (`repetition_penalty`, `no_repeat_ngram_size` and
+`valid_utf8`) to any `keras_hub.samplers.Sampler` without touching
 its decode loop: it wraps the `next` function the loop calls, and rewrites
 the logits `next` returns using the token buffer and index `next` receives.
 That works for the plain loop (greedy, random, top-k, top-p), for beam
@@ -10,9 +11,6 @@ search (whose rows are reordered beams) and for contrastive search (which
 also scores look-ahead candidates), and it assumes nothing about the cache,
 which passes through untouched. With neutral options `next` is not wrapped
 at all, so the sampler runs exactly KerasHub's code.
-
-`valid_utf8` lives here too because it is the same kind of rule: it bans
-next tokens by looking at the tokens written so far.
 """
 
 from keras import ops
@@ -27,10 +25,10 @@ from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
 
 
-class RepetitionControl:
-    """Mixin adding repetition options to a `keras_hub.samplers.Sampler`.
+class TokenRules:
+    """Mixin adding the repetition and UTF-8 rules to a `keras_hub.samplers.Sampler`.
 
-    Put it first among the bases: `class S(RepetitionControl, KerasHubSampler)`.
+    Put it first among the bases: `class S(TokenRules, KerasHubSampler)`.
     It also checks `temperature`, which every sampler takes.
 
     Args:
@@ -84,8 +82,8 @@ class RepetitionControl:
         self._utf8_tables = None
 
     @property
-    def controls_repetition(self):
-        """Whether any option that rewrites logits is active (`next` gets wrapped)."""
+    def rewrites_logits(self):
+        """Whether any rule that rewrites logits is active (`next` gets wrapped)."""
         return (
             self.repetition_penalty != 1.0
             or self.no_repeat_ngram_size > 0
@@ -105,7 +103,7 @@ class RepetitionControl:
         return self._utf8_tables[1]
 
     def process_logits(self, logits, token_ids, index):
-        """Apply the active repetition options to next-token `logits`.
+        """Apply the active rules to next-token `logits`.
 
         Penalty first, then the n-gram ban, as Hugging Face orders them, then
         the UTF-8 ban; the temperature and any top-k / top-p / min-p cut come
@@ -144,7 +142,7 @@ class RepetitionControl:
             check_sampler_fits(self, backbone.vocabulary_size)
         if self.valid_utf8:
             self._load_utf8_tables(model)
-        if self.controls_repetition:
+        if self.rewrites_logits:
             model_next = next
 
             def next(token_ids, cache, index):

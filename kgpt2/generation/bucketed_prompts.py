@@ -1,4 +1,4 @@
-"""Lay prompts out right-aligned in a bucketed array, so shapes stay few.
+"""Right-align prompts in a bucketed array, so the compiled shapes stay few.
 
 A sampler's loop runs from `index` to the end of the prompt array, so the
 array's length decides where generation stops. To stop at `max_length`
@@ -15,11 +15,11 @@ continuing a run of it, which generated text practically never contains.
 Example:
 ```python
 import numpy as np
-from kgpt2.generation.layout import layout_prompts
+from kgpt2.generation.bucketed_prompts import bucket_prompts
 
-layout = layout_prompts(np.array([[5, 6, 7]]), np.array([3]), max_length=6)
-print(layout.prompt.shape, layout.offset, layout.index)  # (1, 8) 2 5
-print(layout.prompt[0].tolist())  # [5, 5, 5, 6, 7, 0, 0, 0]
+bucketed = bucket_prompts(np.array([[5, 6, 7]]), np.array([3]), max_length=6)
+print(bucketed.prompt.shape, bucketed.offset, bucketed.index)  # (1, 8) 2 5
+print(bucketed.prompt[0].tolist())  # [5, 5, 5, 6, 7, 0, 0, 0]
 ```
 """
 
@@ -31,7 +31,7 @@ from kgpt2.generation.buckets import bucket_length
 
 
 @dataclasses.dataclass(frozen=True)
-class PromptLayout:
+class BucketedPrompts:
     """Host-side arrays and scalars for one compiled generation call."""
 
     prompt: np.ndarray  # (batch, bucket) int32
@@ -50,7 +50,7 @@ class PromptLayout:
         return np.asarray(output)[:, self.offset : self.offset + self.max_length]
 
 
-def layout_prompts(token_ids, lengths, max_length, pad_id=0):
+def bucket_prompts(token_ids, lengths, max_length, pad_id=0):
     """Right-align ragged prompts (`token_ids[i, :lengths[i]]`) in a bucket."""
     token_ids = np.asarray(token_ids, dtype="int32")
     lengths = np.asarray(lengths, dtype="int32")
@@ -64,7 +64,7 @@ def layout_prompts(token_ids, lengths, max_length, pad_id=0):
         prompt[row, offset : offset + length] = token_ids[row, :length]
         mask[row, : offset + length] = True
     shortest = int(lengths.min())
-    return PromptLayout(
+    return BucketedPrompts(
         prompt=prompt,
         mask=mask,
         offset=offset,
