@@ -52,12 +52,14 @@ LONGEST_FILES = (
     "test_docs.py",
     "test_processes.py",
     "test_notebooks.py",
+    "test_bench_backends.py",
     "test_distribution.py",
     "test_tensorflow_backend.py",
     "test_cli_output.py",
     "test_samplers.py",
     "test_generation.py",
     "test_training_crash.py",
+    "test_bench.py",
     "test_training_finetune.py",
     "test_runs_safety.py",
 )
@@ -66,18 +68,13 @@ LONGEST_FILES = (
 def pytest_collection_modifyitems(config, items):
     """Deselect what this run must not run, and run the longest files first.
 
-    - `benchmark` tests, unless the run names that marker (`-m benchmark`):
-      `addopts = "-m 'not benchmark'"` is replaced by any `-m` on the command
-      line, and `-m "not slow"` must not run the benchmarks.
-    - `tensorflow_only` tests, unless Keras runs on TensorFlow here
-      (test_tensorflow_backend.py runs them in a TensorFlow process).
+    `tensorflow_only` tests run only where Keras runs on TensorFlow
+    (test_tensorflow_backend.py runs them in a TensorFlow process).
+    Speed measurements are scripts in benchmarks/, not tests.
     """
-    benchmarks = "benchmark" in (config.getoption("markexpr") or "")
     tensorflow = os.environ.get("KERAS_BACKEND", "jax") == "tensorflow"
 
     def wanted(item):
-        if item.get_closest_marker("benchmark") and not benchmarks:
-            return False
         return tensorflow or not item.get_closest_marker("tensorflow_only")
 
     deselected = [item for item in items if not wanted(item)]

@@ -56,15 +56,20 @@ NOT_RUN = {
 IN_A_NEW_PROCESS = {"kgpt2/lazy.py::<module>"}
 # Building a model, training, or packing text into token windows (which
 # traces TensorFlow graphs around the tokenizer) takes seconds.
-SLOW_MARKS = ("kgpt2.load(", "initialize_laid_out(", "kgpt2.bench(", "bench.run(", "sample_rows(",
-              "measure_backend(", "finetune(", ".fit(", "run(steps=", "training_tokens_per_second(",
-              "measure_in_subprocess(", "pack")
+SLOW_MARKS = ("kgpt2.load(", "GPT2Backbone(", "initialize_laid_out(", "kgpt2.bench(",
+              "bench.run(", "sample_rows(", "measure_backend(", "finetune(", ".fit(", "run(steps=",
+              "training_tokens_per_second(", "measure_in_subprocess(", "pack")
 
 EXAMPLES = find_examples()
 
+# Examples that build no model but compile a sampler's loop, about a second of
+# CPU each (measured with `-p cpu_times`).
+SLOW_EXAMPLES = {"kgpt2/samplers/nucleus.py::draw", "kgpt2/samplers/utf8_continuation.py::<module>"}
+
 
 def _param(example):
-    marks = [pytest.mark.slow] if any(mark in example.code for mark in SLOW_MARKS) else []
+    slow = example.name in SLOW_EXAMPLES or any(mark in example.code for mark in SLOW_MARKS)
+    marks = [pytest.mark.slow] if slow else []
     return pytest.param(example, id=example.name, marks=marks)
 
 
@@ -72,8 +77,9 @@ def test_examples_are_found():
     assert len(EXAMPLES) >= 100
     names = {example.name for example in EXAMPLES}
     assert "kgpt2/checks.py::check_number" in names
-    # A renamed or removed function must not leave a stale NOT_RUN entry.
-    assert set(NOT_RUN) | IN_A_NEW_PROCESS <= names, (set(NOT_RUN) | IN_A_NEW_PROCESS) - names
+    # A renamed or removed function must not leave a stale entry.
+    listed = set(NOT_RUN) | IN_A_NEW_PROCESS | SLOW_EXAMPLES
+    assert listed <= names, listed - names
 
 
 def test_examples_that_are_not_run_claim_no_output():

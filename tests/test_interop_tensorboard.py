@@ -10,18 +10,12 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 from training_helpers import SEQUENCE_LENGTH
-from training_helpers import enable_jax_compilation_cache
 from training_helpers import tokenize_to_file
 from training_helpers import tokenized_dataset
 
 import kgpt2
 from kgpt2.training.callbacks.metrics_csv import read_metrics
 from kgpt2.training.callbacks.tensorboard import truncate_events
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-    enable_jax_compilation_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from kgpt2.presets import OFFICIAL_PRESETS
 from kgpt2.presets import PresetError
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_weights import gpt2_weights
+from kgpt2.presets.memory import format_bytes
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
 from kgpt2.training.memory_plan import PROCESS_GROUP_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES
-from kgpt2.training.memory_plan import format_bytes
 
 ALL_PRESETS = [*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"]
 
@@ -33,6 +33,7 @@ def test_parameters_match_keras_hub_preset_metadata(preset):
     assert estimate.optimizer_bytes == 2 * 4 * expected  # Adam's two moments
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora_rank", [None, 4])
 def test_weight_list_matches_a_built_backbone(lora_rank):
     import keras_hub
@@ -58,6 +59,7 @@ def test_lora_trainable_count_of_gpt2_base():
     assert estimate.trainable_parameters == layers * 2 * per_projection
 
 
+@pytest.mark.slow
 def test_adam_moments_and_accumulators_match_a_built_keras_optimizer(fresh_tiny_lm):
     import keras
 

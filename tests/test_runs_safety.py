@@ -4,7 +4,7 @@ Each data-loss case asserts that the user's files are byte-for-byte intact
 afterwards; each broken-run-file case asserts a `kgpt2.Error` that names the
 file and the way out. Most cases drive `RunDirectory`, what `kgpt2.finetune`
 opens, with a compiled tiny model and no training; the few that need a real
-training loop share one JAX compilation cache.
+training loop share the session's JAX compilation cache (tests/conftest.py).
 """
 
 import json
@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from training_helpers import SEQUENCE_LENGTH
 from training_helpers import TANG
-from training_helpers import enable_jax_compilation_cache
 from training_helpers import text_dataset
 
 import kgpt2
@@ -89,7 +88,7 @@ def checkpoint_steps(run):
 def test_save_replaces_only_its_own_presets(tmp_path, tiny_lm, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = user_folder(tmp_path / "mine")
-    with pytest.raises(kgpt2.PresetError, match="not a preset that kgpt2.save wrote"):
+    with pytest.raises(kgpt2.PresetError, match="has no .kgpt2-manifest.json, so kgpt2 did not write it"):
         kgpt2.save(tiny_lm, tmp_path / "mine")
     assert snapshot(tmp_path / "mine") == before
 
@@ -285,6 +284,7 @@ def damage(checkpoints, what):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, file", [
     ("state_not_json", "training_state.json"),
     ("state_empty", "training_state.json"),
@@ -307,18 +307,20 @@ def test_broken_checkpoint_files_are_named_with_the_way_out(checkpoints, compile
         assert kgpt2.load(checkpoints / "run1").count_params() == compiled_lm.count_params()
 
 
-def test_a_metrics_csv_that_is_not_text_is_named(checkpoints):
-    metrics = checkpoints / "run1" / "metrics.csv"
+def test_a_metrics_csv_that_is_not_text_is_named(tmp_path):
+    # Only the file matters: no run (and no model to checkpoint) needed.
+    metrics = tmp_path / "metrics.csv"
     metrics.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
     with pytest.raises(kgpt2.Error, match=r"metrics\.csv is not a text CSV file.*--restore-from fresh"):
         truncate_metrics(metrics, 2)
     assert metrics.read_bytes().startswith(b"\x89PNG")
-    text = checkpoints / "run1" / "text.csv"
+    text = tmp_path / "text.csv"
     text.write_text("step,loss\r\n1,2.5\r\n2,2.4\r\n3,2.3\r\n")
     truncate_metrics(text, 2)
     assert text.read_text().splitlines()[-1].startswith("2,")
 
 
+@pytest.mark.slow
 def test_a_write_failing_mid_checkpoint_keeps_the_previous_one(checkpoints, compiled_lm):
     run_dir = checkpoints / "run1"
     before = snapshot(run_dir)
@@ -404,10 +406,7 @@ def test_read_only_folders_are_refused_before_training(checkpoints):
 
 
 @pytest.mark.slow
-def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_pointer(
-    checkpoints, tmp_path_factory
-):
-    enable_jax_compilation_cache(tmp_path_factory)
+def test_resume_keeps_the_runs_checkpoints_and_fresh_after_nan_leaves_no_stale_pointer(checkpoints):
     run_dir = checkpoints / "run1"
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=SEQUENCE_LENGTH)
     options = dict(checkpoint_dir=checkpoints, save_every=1, learning_rate=1e-3)

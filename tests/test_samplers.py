@@ -145,6 +145,7 @@ def test_serialize_deserialize_round_trip(name, options):
 # --- the logits math against numpy references -------------------------------
 
 
+@pytest.mark.slow
 def test_repetition_penalty_matches_numpy():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 40)).astype("float32") * 3
@@ -164,6 +165,7 @@ def test_repetition_penalty_matches_numpy():
                 assert not np.allclose(got, logits)  # the test can see a change
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ngram_size", [1, 2, 3, 4])
 def test_banned_ngrams_match_numpy(ngram_size):
     rng = np.random.default_rng(ngram_size)

@@ -50,6 +50,7 @@ def test_nucleus_mask_after_min_p_is_the_full_distributions_cut():
         np.testing.assert_array_equal(kept, expected)
 
 
+@pytest.mark.slow
 def test_draw_follows_the_probabilities_and_never_picks_a_zero():
     probabilities = np.tile(np.array([[0.0, 0.1, 0.2, 0.0, 0.3, 0.4]], "float32"), (20000, 1))
     tokens = np.asarray(draw(probabilities, keras.random.SeedGenerator(5)))

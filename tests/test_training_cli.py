@@ -6,16 +6,10 @@ import math
 import numpy as np
 import pytest
 from training_helpers import TANG
-from training_helpers import enable_jax_compilation_cache
 
 import kgpt2
 from kgpt2.cli import main
 from kgpt2.training.callbacks.metrics_csv import read_metrics
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-    enable_jax_compilation_cache(tmp_path_factory)
 
 
 def mean(values):

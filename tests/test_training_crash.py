@@ -25,7 +25,7 @@ from kgpt2.training.checkpoints import RunDirectory
 
 @pytest.fixture(scope="module")
 def jax_cache(tmp_path_factory):
-    return enable_jax_compilation_cache(tmp_path_factory)
+    return enable_jax_compilation_cache()
 
 
 @pytest.fixture(scope="module")

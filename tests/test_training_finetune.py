@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 from training_helpers import SEQUENCE_LENGTH
 from training_helpers import SETTINGS
-from training_helpers import enable_jax_compilation_cache
 from training_helpers import text_dataset
 from training_helpers import tokenize_to_file
 from training_helpers import tokenized_dataset
@@ -21,11 +20,6 @@ from training_helpers import tokenized_dataset
 import kgpt2
 from kgpt2.training.callbacks.metrics_csv import read_metrics
 from kgpt2.training.checkpoints import RunDirectory
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_cache(tmp_path_factory):
-    enable_jax_compilation_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

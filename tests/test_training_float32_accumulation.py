@@ -48,6 +48,7 @@ def loss(weights, x):
     return jnp.mean((hidden @ weights["w2"]).astype(jnp.float32) ** 2)
 
 
+@pytest.mark.slow
 def test_half_precision_weight_products_ask_for_float32_results():
     rng = np.random.default_rng(0)
     weights = {name: jnp.asarray(rng.normal(size=shape), jnp.bfloat16)

@@ -70,23 +70,15 @@ def tokenized_dataset(npz_path, batch_size=4, count=None, shuffle_seed=None):
     return dataset.batch(batch_size, drop_remainder=True)
 
 
-def enable_jax_compilation_cache(tmp_path_factory):
-    """Share compiled XLA programs between the tests' models and processes.
+def enable_jax_compilation_cache():
+    """The JAX compilation cache folder this pytest session shares.
 
-    Most tests train the same tiny architecture with `SETTINGS`; without the
-    cache each new model (and each subprocess) compiles its training step
-    again. The folder is this pytest session's, shared by the test modules.
+    tests/conftest.py points this process and every process it starts at one
+    folder before JAX is imported; tests hand it to their training children
+    (`jax_cache` in the child's config). Pointing them at another folder here
+    would make each child, and each xdist worker, compile its programs again.
     """
-    folder = tmp_path_factory.getbasetemp() / "jax_compilation_cache"
-    folder.mkdir(exist_ok=True)
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
-    import keras
-
-    if keras.config.backend() == "jax":
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", str(folder))
-    return str(folder)
+    return os.environ["KGPT2_TESTS_COMPILATION_CACHE"]
 
 
 class Child:
