@@ -31,9 +31,9 @@ def stream_perplexities(lm):
     bigram figure (plug-in estimate on the same stream, so optimistic) is
     what a model that reads only the previous token could reach.
     """
+    from kgpt2.data import sample_poems_path
     from kgpt2.data.packing import graph_tokenizer
     from kgpt2.data.poetry import read_poems
-    from kgpt2.demo import sample_poems_path
 
     rows = graph_tokenizer(lm.preprocessor.tokenizer)(read_poems(sample_poems_path())).to_list()
     stream = [token for row in rows for token in [50256, *row]]
@@ -67,7 +67,9 @@ def main():
     arguments = parser.parse_args()
 
     import kgpt2
-    from kgpt2.demo import cjk_share, poem_form_share, run
+    from kgpt2.demo import cjk_share
+    from kgpt2.demo import poem_form_share
+    from kgpt2.demo import run
 
     start = time.process_time()
     result = run(

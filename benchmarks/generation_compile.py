@@ -36,12 +36,11 @@ PROMPT = list(PROMPT_TOKEN_IDS)
 
 def measure(args):
     """Run in a child process; print one JSON line of timings."""
-    import kgpt2
-
     import jax
     import keras_hub
     import numpy as np
 
+    import kgpt2
     from kgpt2.generation import generate_token_ids
 
     events = {}

@@ -19,7 +19,6 @@ import itertools
 import time
 
 
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="gpt2_base_random")
@@ -28,13 +27,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args(argv)
 
-    import kgpt2
-
     import jax
     import jax.numpy as jnp
     import keras
     import keras_hub
 
+    import kgpt2
     from kgpt2.generation.cached_forward import _attention_mask
     from kgpt2.generation.cached_forward import _cached_attention
     from kgpt2.generation.cached_forward import empty_cache

@@ -149,7 +149,9 @@ def measure_torch(python, batch_sizes, repeats, steps):
 def training_peaks(tokens, repeats, torch_python=None, json_path=None,
                    torch_dtypes=("float32", "bfloat16")):
     """Print (and return) every library's GFLOP/s at each product of a training step."""
-    from kgpt2.bench.peak import matmul_peak, torch_matmul_peak, training_shapes
+    from kgpt2.bench.peak import matmul_peak
+    from kgpt2.bench.peak import torch_matmul_peak
+    from kgpt2.bench.peak import training_shapes
 
     shapes = training_shapes(tokens, HIDDEN, INTERMEDIATE, VOCAB)
     results = [matmul_peak(library, dtype, shapes, repeats=repeats)

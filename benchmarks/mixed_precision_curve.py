@@ -55,7 +55,7 @@ def train(policy, steps, batch_size, length, learning_rate):
     keras.utils.set_random_seed(0)
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=length)
     batches = kgpt2.data.poetry(
-        kgpt2.demo.sample_poems_path(), to_simplified=True, batch_size=batch_size, pack=True,
+        kgpt2.data.sample_poems_path(), to_simplified=True, batch_size=batch_size, pack=True,
         sequence_length=length, tokenizer=lm.preprocessor.tokenizer).repeat()
     kgpt2.compile(lm, steps=steps, learning_rate=learning_rate, warmup_steps=10,
                   mixed_precision=policy)
@@ -100,8 +100,9 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
-    import kgpt2  # noqa: F401  (first: it picks the Keras backend, JAX unless KERAS_BACKEND says)
     import keras
+
+    import kgpt2  # noqa: F401  (first: it picks the Keras backend, JAX unless KERAS_BACKEND says)
 
     curves, speeds = {}, {}
     for policy in ("float32", "mixed_bfloat16"):

@@ -90,7 +90,6 @@ def _build(config):
     import numpy as np
 
     from kgpt2.presets.catalog import backbone_config
-
     from kgpt2.presets.gpt2_layout import get_distribution
 
     if config.get("mixed_precision"):
@@ -152,7 +151,6 @@ def child_measure(config, cache_dir, process_id=0, coordinator=None):
     import time
 
     _join(config, process_id, coordinator)
-    import jax
     import jax.numpy as jnp
     import keras  # noqa: F401
     import keras_hub  # noqa: F401

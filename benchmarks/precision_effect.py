@@ -31,8 +31,8 @@ def held_out_tokens(lm, count, length, skip):
     """`count` rows of `length` token ids from the shipped poems after the first `skip`."""
     import numpy as np
 
+    from kgpt2.data import sample_poems_path
     from kgpt2.data.poetry import read_poems
-    from kgpt2.demo import sample_poems_path
 
     tokenizer = lm.preprocessor.tokenizer
     ids = []
@@ -105,7 +105,7 @@ def main(argv=None):
     skip = 300
     if args.train_steps:
         train = kgpt2.data.poetry(
-            kgpt2.demo.sample_poems_path(), to_simplified=True, batch_size=8, pack=True,
+            kgpt2.data.sample_poems_path(), to_simplified=True, batch_size=8, pack=True,
             sequence_length=args.length, tokenizer=lm.preprocessor.tokenizer, limit=skip)
         with tempfile.TemporaryDirectory() as checkpoints:
             kgpt2.finetune(lm, train.repeat(), steps=args.train_steps, learning_rate=2e-3,

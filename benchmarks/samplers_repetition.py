@@ -44,10 +44,10 @@ def main(argv=None):
                         help="only time the repetition math, not lm.generate")
     args = parser.parse_args(argv)
 
-    import kgpt2  # first: it picks the Keras backend (JAX unless set)
-
     import keras
     import keras_hub
+
+    import kgpt2  # first: it picks the Keras backend (JAX unless set)
 
     base = kgpt2.load(args.preset)
     prompt_tokens = 1 + len(base.preprocessor.tokenizer(PROMPT))

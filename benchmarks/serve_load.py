@@ -23,7 +23,6 @@ import collections
 import http.client
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading

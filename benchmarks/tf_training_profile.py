@@ -38,14 +38,14 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import kgpt2  # noqa: E402
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from kgpt2.bench.training import training_batch  # noqa: E402
-from kgpt2.training.compiling import build_train_step, compile as compile_lm  # noqa: E402
-from kgpt2.training.preprocessing import detached_preprocessor  # noqa: E402
+import kgpt2
+from kgpt2.bench.training import training_batch
+from kgpt2.training.compiling import build_train_step
+from kgpt2.training.compiling import compile as compile_lm
+from kgpt2.training.preprocessing import detached_preprocessor
 
 
 def op_seconds(trace_dir):

@@ -33,12 +33,11 @@ Run (from the repository root; JAX is the default backend):
 import argparse
 import time
 
-import kgpt2
-
 import jax
 import jax.numpy as jnp
 import keras
 
+import kgpt2
 from kgpt2.bench.peak import matmul_peak
 from kgpt2.bench.peak import training_shapes
 from kgpt2.bench.training import training_batch

@@ -20,15 +20,15 @@ print(kgpt2.generate(lm, "The quick brown fox", max_length=16))
 
 import os
 
+# None of these imports Keras or TensorFlow.
+from kgpt2.errors import Error
 from kgpt2.keras_backend import set_default_backend
+from kgpt2.lazy import lazy_exports
 
 # Must run before the first `import keras` anywhere in the process.
 set_default_backend()
 # TensorFlow is only our data engine here: keep its C++ start-up chatter quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from kgpt2.errors import Error  # noqa: E402
-from kgpt2.lazy import lazy_exports  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -23,8 +23,8 @@ import pathlib
 import shutil
 import tempfile
 
-from kgpt2.errors import WriteError
 from kgpt2.errors import InputError
+from kgpt2.errors import WriteError
 
 
 def _umask():

@@ -12,10 +12,54 @@ check_number("TopKSampler", "k", 5, minimum=1, integer=True)  # passes
 ```
 """
 
+import contextlib
+import contextvars
 import math
 import numbers
 
 from kgpt2.errors import InputError
+
+# Argument name -> what the caller typed for it (e.g. a command-line flag).
+_SHOWN_NAMES = contextvars.ContextVar("kgpt2_shown_names", default={})
+
+
+@contextlib.contextmanager
+def shown_names(names):
+    """Within the block, messages name arguments as `names` maps them.
+
+    The command line maps each API argument to the flag that sets it, so
+    `kgpt2 generate --max-length 0` is told about `--max-length`, not about
+    the `sequence_length` that the flag becomes.
+
+    Example:
+    ```python
+    from kgpt2.checks import check_integer, shown_names
+
+    with shown_names({"sequence_length": "--max-length"}):
+        try:
+            check_integer(None, "sequence_length", 0, minimum=2)
+        except ValueError as error:
+            print(error)  # --max-length must be an integer >= 2, got 0.
+    ```
+    """
+    token = _SHOWN_NAMES.set({**_SHOWN_NAMES.get(), **names})
+    try:
+        yield
+    finally:
+        _SHOWN_NAMES.reset(token)
+
+
+def shown_name(name):
+    """How messages name argument `name`: its flag inside `shown_names`, else itself.
+
+    Example:
+    ```python
+    from kgpt2.checks import shown_name
+
+    print(shown_name("sequence_length"))  # sequence_length
+    ```
+    """
+    return _SHOWN_NAMES.get().get(name, name)
 
 
 def check_number(
@@ -56,7 +100,7 @@ def check_number(
         what = "an integer" if integer else "a number"
         prefix = f"{owner}: " if owner else ""
         raise InputError(
-            f"{prefix}{name} must be {what} {' and '.join(bounds)}".rstrip()
+            f"{prefix}{shown_name(name)} must be {what} {' and '.join(bounds)}".rstrip()
             + f", got {value!r}."
         )
     return value
@@ -104,7 +148,7 @@ def check_choice(owner, name, value, choices):
     if not isinstance(value, str) or value not in choices:
         prefix = f"{owner}: " if owner else ""
         allowed = ", ".join(repr(choice) for choice in choices)
-        raise InputError(f"{prefix}{name} must be one of {allowed}, got {value!r}.")
+        raise InputError(f"{prefix}{shown_name(name)} must be one of {allowed}, got {value!r}.")
     return value
 
 
@@ -133,7 +177,7 @@ def check_token_ids(owner, name, token_ids, vocabulary_size):
         integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         if not integral or not 0 <= value < vocabulary_size:
             raise InputError(
-                f"{prefix}{name} must be token ids from 0 to {vocabulary_size - 1} "
+                f"{prefix}{shown_name(name)} must be token ids from 0 to {vocabulary_size - 1} "
                 f"(the model's vocabulary), got {value!r}."
             )
     return tuple(int(value) for value in values)

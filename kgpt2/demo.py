@@ -15,9 +15,9 @@ import pathlib
 import re
 import shutil
 import time
-from importlib import resources
 
 import kgpt2
+from kgpt2.data.tang_sample import sample_poems_path
 from kgpt2.errors import InputError
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.training.recipe import default_learning_rate
@@ -32,22 +32,6 @@ DEMO_MARKER = ".kgpt2-demo"
 # at 2e-3 (the from-scratch default) and 83 at 1e-2 (`benchmarks/demo_form.py`);
 # the demo's 80 steps reach 73 at 5e-3, in about 8 s less.
 DEMO_FROM_SCRATCH_LEARNING_RATE = 5e-3
-
-
-def sample_poems_path():
-    """Return the path of the Tang poem sample shipped with kgpt2.
-
-    400 short poems from the chinese-poetry repository (MIT license, kept
-    beside the file with its SOURCE.md).
-
-    Example:
-    ```python
-    from kgpt2.demo import sample_poems_path
-
-    print(sample_poems_path().name)  # poet.tang.sample.json
-    ```
-    """
-    return resources.files("kgpt2") / "assets" / "tang_sample" / "poet.tang.sample.json"
 
 
 def is_cjk(char):
@@ -217,10 +201,10 @@ def held_out_perplexity(lm, dataset, loss_function=None):
     Example:
     ```python
     import kgpt2
-    from kgpt2.demo import held_out_perplexity, sample_poems_path
+    from kgpt2.demo import held_out_perplexity
 
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
-    data = kgpt2.data.poetry(sample_poems_path(), batch_size=8, take=2, pack=True,
+    data = kgpt2.data.poetry(kgpt2.data.sample_poems_path(), batch_size=8, take=2, pack=True,
                              sequence_length=32, tokenizer=lm.preprocessor.tokenizer)
     # Random weights: close to the vocabulary size.
     print(held_out_perplexity(lm, data) > 1000)  # True

@@ -6,6 +6,15 @@ import pathlib
 import shutil
 import tempfile
 
+import pytest
+
+from kgpt2.keras_backend import set_default_backend
+
+# Fix Keras's backend as `import kgpt2` does (JAX unless KERAS_BACKEND says
+# otherwise) before any test module imports Keras: test files then import in
+# the usual order, Keras before or after kgpt2.
+set_default_backend()
+
 # Route every HTTP(S) request to a closed local port: a download attempt
 # fails at once with a connection error instead of hanging, on any machine.
 for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
@@ -30,8 +39,6 @@ else:
 os.environ["KGPT2_COMPILATION_CACHE"] = _COMPILATION_CACHE
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _COMPILATION_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-
-import pytest  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

@@ -117,7 +117,8 @@ def test_training_flops_and_mfu_follow_tokens_per_second_and_parameters(cli_run,
 
 
 def test_matmul_peak_times_each_shape_with_either_library():
-    from kgpt2.bench.peak import matmul_peak, training_shapes
+    from kgpt2.bench.peak import matmul_peak
+    from kgpt2.bench.peak import training_shapes
 
     shapes = training_shapes(tokens=8, hidden=4, intermediate=16, vocabulary=32)
     # Forward, then each one's input- and weight-gradient products, once each.
@@ -192,7 +193,8 @@ def test_rounds_pool_steady_calls_and_keep_later_first_calls():
 
 
 def test_batch_one_ceiling_is_bandwidth_over_weight_bytes():
-    from kgpt2.bench.report import BenchReport, batch_one_ceiling
+    from kgpt2.bench.report import BenchReport
+    from kgpt2.bench.report import batch_one_ceiling
 
     def report(bandwidths, weight_bytes):
         return BenchReport(
@@ -246,7 +248,9 @@ def test_both_impls_generate_the_same_greedy_tokens(tiny_lm):
     # The benchmark compares their speed: they must do the same work.
     import numpy as np
 
-    from kgpt2.bench.generation import generation_call, make_sampler, prompt_token_ids
+    from kgpt2.bench.generation import generation_call
+    from kgpt2.bench.generation import make_sampler
+    from kgpt2.bench.generation import prompt_token_ids
 
     prompt = np.array([prompt_token_ids(4)] * 2)
     outputs = [
@@ -290,11 +294,11 @@ def test_malformed_options_are_usage_errors(options, message, capsys):
         (["--samplers", "beam"], "Unknown sampler 'beam'; choose from greedy, top_k, top_p"),
         (["--impl", "torch"], "Unknown impl 'torch'; choose from kgpt2, keras_hub"),
         (["--backends", "numpy"], "Unknown backend 'numpy'; choose from jax, tensorflow"),
-        (["--new-tokens", "0"], "new_tokens must be an integer >= 1, got 0"),
-        (["--calls", "1"], "calls must be an integer >= 2, got 1"),
+        (["--new-tokens", "0"], "--new-tokens must be an integer >= 1, got 0"),
+        (["--calls", "1"], "--calls must be an integer >= 2, got 1"),
         (["--prompt-length", "1000", "--new-tokens", "100"], "= 1100 exceeds GPT-2's 1024"),
         (["--train", "2,2000"], "train sequence length 2000 exceeds GPT-2's 1024"),
-        (["--train", "2,8", "--train-steps", "2"], "train_steps must be an integer >= 3, got 2"),
+        (["--train", "2,8", "--train-steps", "2"], "--train-steps must be an integer >= 3, got 2"),
         (["--json", "/nonexistent/dir/r.json"], "its folder '/nonexistent/dir' does not exist"),
         (["--compare-hf", "/nonexistent/python", "hf.py"], "'/nonexistent/python' is not an executable"),
         (["--preset", "gpt3_huge"], "Unknown preset 'gpt3_huge'"),

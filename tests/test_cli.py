@@ -62,7 +62,8 @@ def test_demo_leaves_a_folder_it_did_not_write_alone(tmp_path):
 
 
 def test_poem_form_share_counts_complete_lines_of_five_or_seven():
-    from kgpt2.demo import line_lengths, poem_form_share
+    from kgpt2.demo import line_lengths
+    from kgpt2.demo import poem_form_share
 
     quatrain = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。"
     assert line_lengths(quatrain) == [5, 5, 5, 5]

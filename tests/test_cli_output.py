@@ -92,7 +92,7 @@ def test_an_unexpected_error_shows_a_traceback_and_asks_for_a_report(capsys, mon
 
 @pytest.mark.slow
 def test_finetune_prints_no_library_lines(tmp_path):
-    from kgpt2.demo import sample_poems_path
+    from kgpt2.data import sample_poems_path
     from kgpt2.keras_backend import has_accelerator
 
     # No KERAS_BACKEND: the command chooses, says so, and trains on it.

@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from reddit_tifu_cache import prepare_download_cache
 
 import kgpt2
-from reddit_tifu_cache import prepare_download_cache
 
 
 @pytest.fixture(scope="module")

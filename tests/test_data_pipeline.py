@@ -22,7 +22,9 @@ def tokenizer():
 def reference_ids():
     """GPT-2's encoding by an independent implementation (HF tokenizers with
     GPT-2's byte-level pre-tokenizer), to check the ids kgpt2 packs."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers import Tokenizer
+    from tokenizers import models
+    from tokenizers import pre_tokenizers
 
     from kgpt2.presets.tokenizer import tokenizer_asset_dir
 

@@ -25,7 +25,9 @@ def test_tang_folder_gives_every_poem_simplified(fixtures_dir, tang_records):
     with_text = [r for r in tang_records if "".join(r["paragraphs"]).strip()]
     assert len(poems) == len(with_text) == 60
     # 帝京篇十首 一, converted from Traditional (壯, 綺, 離, 飛) to Simplified.
-    assert poems[0] == "秦川雄帝宅，函谷壮皇居。绮殿千寻起，离宫百雉余。连甍遥接汉，飞观迥凌虚。云日隐层阙，风烟出绮疎。"
+    assert poems[0] == (
+        "秦川雄帝宅，函谷壮皇居。绮殿千寻起，离宫百雉余。连甍遥接汉，飞观迥凌虚。云日隐层阙，风烟出绮疎。"
+    )
 
 
 def test_options_title_join_traditional_limit(fixtures_dir, tang_records):
@@ -102,7 +104,8 @@ def test_record_without_paragraphs_is_named(tmp_path):
         {"author": "a", "paragraphs": ["一。"], "rhythmic": "b"},
         {"author": "a", "content": "一。", "rhythmic": "b"},
     ]), "utf-8")
-    with pytest.raises(DataError, match="ci.song.0.json: record 1 has no 'paragraphs' \\(its keys: author, content, rhythmic\\)"):
+    no_paragraphs = "ci.song.0.json: record 1 has no 'paragraphs' \\(its keys: author, content, rhythmic\\)"
+    with pytest.raises(DataError, match=no_paragraphs):
         kgpt2.data.poetry(bad)
     bad.write_text(json.dumps([{"author": "a", "paragraphs": "一。"}]), "utf-8")
     with pytest.raises(DataError, match="record 0: 'paragraphs' must be a list of strings"):

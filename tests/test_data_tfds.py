@@ -2,10 +2,10 @@
 records (offline, see reddit_tifu_cache.py) and `tfds.testing.mock_data`."""
 
 import pytest
+from reddit_tifu_cache import prepare_download_cache
 
 import kgpt2
 from kgpt2.data import DataError
-from reddit_tifu_cache import prepare_download_cache
 
 
 @pytest.fixture(scope="module")
@@ -93,5 +93,7 @@ def test_failed_download_is_explained(tmp_path, monkeypatch):
     with socket.create_server(("127.0.0.1", 0)) as proxy:
         for variable in ("HTTPS_PROXY", "https_proxy"):
             monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.getsockname()[1]}")
-        with pytest.raises(DataError, match="reddit_tifu/short/1.1.2' could not be downloaded .*ConnectionError: no network.*data_dir="):
+        with pytest.raises(DataError, match=(
+            "reddit_tifu/short/1.1.2' could not be downloaded .*ConnectionError: no network.*data_dir="
+        )):
             kgpt2.data.reddit_tifu(data_dir=str(tmp_path))

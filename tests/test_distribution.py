@@ -25,7 +25,7 @@ def report():
     # One process for all three modes: JAX fixes the device count at start.
     result = _run([str(WORKER)], {"KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr[-3000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    line = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
 
 
@@ -101,7 +101,7 @@ def test_prepare_keeps_lora_and_dropout_seed_state(fresh_tiny_lm):
 @pytest.mark.slow
 def test_data_parallel_replicates_weights_on_both_devices(report):
     layouts = report["data_parallel"]["layouts"].values()
-    assert all(l["devices"] == 2 and l["replicated"] for l in layouts)
+    assert all(layout["devices"] == 2 and layout["replicated"] for layout in layouts)
 
 
 @pytest.mark.slow

@@ -7,16 +7,14 @@ beside each cover the same calls), are listed in NOT_RUN with the reason, and
 carry no output claims.
 """
 
-import kgpt2  # noqa: F401  (first: it picks the Keras backend)
+import tempfile
 
-import tempfile  # noqa: E402
-
-import pytest  # noqa: E402
-from docstring_examples import Example  # noqa: E402
-from docstring_examples import claims  # noqa: E402
-from docstring_examples import find_examples  # noqa: E402
-from docstring_examples import run_example  # noqa: E402
-from docstring_examples import run_example_in_a_new_process  # noqa: E402
+import pytest
+from docstring_examples import Example
+from docstring_examples import claims
+from docstring_examples import find_examples
+from docstring_examples import run_example
+from docstring_examples import run_example_in_a_new_process
 
 NOT_RUN = {
     "kgpt2/bench/backends.py::measure_in_subprocess":
@@ -58,8 +56,9 @@ NOT_RUN = {
 IN_A_NEW_PROCESS = {"kgpt2/lazy.py::<module>"}
 # Building a model, training, or packing text into token windows (which
 # traces TensorFlow graphs around the tokenizer) takes seconds.
-SLOW_MARKS = ("kgpt2.load(", "initialize_laid_out(", "kgpt2.bench(", "bench.run(", "sample_rows(", "measure_backend(", "finetune(", ".fit(", "run(steps=",
-              "training_tokens_per_second(", "measure_in_subprocess(", "pack")
+SLOW_MARKS = ("kgpt2.load(", "initialize_laid_out(", "kgpt2.bench(", "bench.run(", "sample_rows(",
+              "measure_backend(", "finetune(", ".fit(", "run(steps=", "training_tokens_per_second(",
+              "measure_in_subprocess(", "pack")
 
 EXAMPLES = find_examples()
 

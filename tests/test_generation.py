@@ -1,23 +1,17 @@
 """The fast generation path: same tokens as KerasHub, fewer compiles."""
 
-import os
-import tempfile
-
 # Keep compiled programs of the test session out of ~/.cache (set before any
 # test generates; conftest-free so the module stays self-contained).
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
 
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
+import keras_hub
+import numpy as np
+import pytest
 
-import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from kgpt2.generation import generate_token_ids  # noqa: E402
-from kgpt2.generation.buckets import bucket_length  # noqa: E402
-from kgpt2.generation.layout import layout_prompts  # noqa: E402
-from kgpt2.generation.sampler_lookup import reseed  # noqa: E402
+import kgpt2
+from kgpt2.generation import generate_token_ids
+from kgpt2.generation.buckets import bucket_length
+from kgpt2.generation.layout import layout_prompts
+from kgpt2.generation.sampler_lookup import reseed
 
 FOX = [464, 2068, 7586, 21831]  # "The quick brown fox"
 

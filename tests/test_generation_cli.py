@@ -1,19 +1,12 @@
 """`kgpt2 generate` on a preset folder written by `kgpt2.save`."""
 
 import logging
-import os
-import tempfile
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
+import pytest
 
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
-
-import pytest  # noqa: E402
-
-from kgpt2.cli import main  # noqa: E402
-from kgpt2.generation import SAMPLE_DELIMITER  # noqa: E402
+import kgpt2
+from kgpt2.cli import main
+from kgpt2.generation import SAMPLE_DELIMITER
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +80,7 @@ def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
         (["--sampler", "greedy", "--top-p", "0.5"], "--top-p does not apply to --sampler greedy"),
         (["--sampler", "nucleus"], "Unknown sampler 'nucleus'"),
         (["--max-length", "2000"], "1024 positions"),
-        (["--nsamples", "0"], "nsamples must be an integer >= 1"),
+        (["--nsamples", "0"], "--nsamples must be an integer >= 1"),
     ],
 )
 def test_bad_flags_are_clear_errors(preset_folder, capsys, extra, message):

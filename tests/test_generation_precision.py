@@ -1,17 +1,16 @@
 """Generation follows the model's dtype policy when it changes in place."""
 
-import kgpt2  # first: it picks the JAX backend before Keras loads
+import keras_hub
+import numpy as np
+import pytest
+from test_generation import FOX
+from test_generation import keras_hub_generate
 
-import keras_hub  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from kgpt2.generation import generate_token_ids  # noqa: E402
-from kgpt2.generation.compiled import compiled_generate_function  # noqa: E402
-from kgpt2.generation.sampler_lookup import reseed  # noqa: E402
-from kgpt2.training.compiling import set_precision  # noqa: E402
-
-from test_generation import FOX  # noqa: E402
-from test_generation import keras_hub_generate  # noqa: E402
+import kgpt2
+from kgpt2.generation import generate_token_ids
+from kgpt2.generation.compiled import compiled_generate_function
+from kgpt2.generation.sampler_lookup import reseed
+from kgpt2.training.compiling import set_precision
 
 
 @pytest.fixture

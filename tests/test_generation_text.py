@@ -1,19 +1,12 @@
 """`kgpt2.generate`: gpt-2-simple's options on the fast path."""
 
 import logging
-import os
-import tempfile
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
+import pytest
 
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
-
-import pytest  # noqa: E402
-
-from kgpt2.generation import SAMPLE_DELIMITER  # noqa: E402
-from kgpt2.generation.text import _progress  # noqa: E402
+import kgpt2
+from kgpt2.generation import SAMPLE_DELIMITER
+from kgpt2.generation.text import _progress
 
 PROMPT = "The quick brown fox"  # 4 tokens, 5 with the start token
 

@@ -7,8 +7,8 @@ its message names what was wrong, and, on the command line, the exit status
 is 1 with one message and no traceback. Files the user had stay intact.
 """
 
-import json
 import errno
+import json
 import os
 import pathlib
 import re

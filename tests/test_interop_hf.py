@@ -5,22 +5,22 @@ The fixture `fixtures/hf_gpt2_tiny/model` was written by transformers itself
 in `expected.json`: kgpt2 must reproduce them without torch installed.
 """
 
-import kgpt2  # first: it picks the Keras backend
+import json
+import pathlib
+import shutil
+import sys
 
-import json  # noqa: E402
-import pathlib  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file
+from safetensors.numpy import save_file
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from safetensors.numpy import load_file, save_file  # noqa: E402
-
-from kgpt2.errors import MissingFileError  # noqa: E402
-from kgpt2.presets import PresetError  # noqa: E402
-from kgpt2.presets.exporting import ExportError  # noqa: E402
-from kgpt2.presets.exporting import RECORD_FILE  # noqa: E402
+import kgpt2
+from kgpt2.errors import MissingFileError
+from kgpt2.presets import PresetError
+from kgpt2.presets.exporting import RECORD_FILE
+from kgpt2.presets.exporting import ExportError
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "hf_gpt2_tiny"
 MODEL = FIXTURE / "model"
@@ -179,7 +179,11 @@ def test_a_transformers_export_has_what_transformers_wrote_and_loads_back_equal(
     loaded = kgpt2.load(out)
     ids = EXPECTED["prompts"][2]["token_ids"]
     np.testing.assert_array_equal(logits(loaded, ids), logits(hf_lm, ids))
-    assert np.asarray(loaded.preprocessor.tokenizer("床前")).tolist() == np.asarray(hf_lm.preprocessor.tokenizer("床前")).tolist()
+
+    def tokens(lm):
+        return np.asarray(lm.preprocessor.tokenizer("床前")).tolist()
+
+    assert tokens(loaded) == tokens(hf_lm)
     # The tokenizer.json alone gives the same tokenizer.
     (out / "vocab.json").unlink()
     assert np.asarray(kgpt2.load(out).preprocessor.tokenizer(" 疑是地上霜")).tolist() == \

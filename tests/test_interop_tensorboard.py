@@ -1,23 +1,22 @@
 """`finetune(tensorboard=True)`: event files read back with TensorBoard's own reader."""
 
-import kgpt2  # first: it picks the Keras backend
+import math
+import os
+import signal
 
-import math  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
+import keras
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tensor_util
+from training_helpers import SEQUENCE_LENGTH
+from training_helpers import enable_jax_compilation_cache
+from training_helpers import tokenize_to_file
+from training_helpers import tokenized_dataset
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
-from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-from training_helpers import tokenize_to_file  # noqa: E402
-from training_helpers import tokenized_dataset  # noqa: E402
-
-from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
-from kgpt2.training.callbacks.tensorboard import truncate_events  # noqa: E402
+import kgpt2
+from kgpt2.training.callbacks.metrics_csv import read_metrics
+from kgpt2.training.callbacks.tensorboard import truncate_events
 
 
 @pytest.fixture(scope="module", autouse=True)

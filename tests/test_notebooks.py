@@ -13,7 +13,6 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 # Offline parameters: tiny preset, fixtures, a handful of steps. The
 # notebooks' own defaults are the real thing (gpt2_base_en, tfds.load, ...).
 def offline_parameters(name, work_dir):
-    from kgpt2.demo import sample_poems_path
     from reddit_tifu_cache import prepare_download_cache
 
     return {

@@ -59,7 +59,8 @@ def test_load_overrides_sequence_length_of_saved_preset(tiny_lm, tmp_path):
 
 
 def test_base_random_has_gpt2_base_shape():
-    from kgpt2.presets.catalog import backbone_config, count_parameters
+    from kgpt2.presets.catalog import backbone_config
+    from kgpt2.presets.catalog import count_parameters
 
     config = backbone_config("gpt2_base_random")
     assert (config["num_layers"], config["num_heads"], config["hidden_dim"]) == (12, 12, 768)
@@ -68,7 +69,8 @@ def test_base_random_has_gpt2_base_shape():
 
 
 def test_parameter_count_matches_a_built_model(tiny_lm):
-    from kgpt2.presets.catalog import backbone_config, count_parameters
+    from kgpt2.presets.catalog import backbone_config
+    from kgpt2.presets.catalog import count_parameters
 
     assert count_parameters(backbone_config("gpt2_tiny_random")) == tiny_lm.backbone.count_params()
 

@@ -1,10 +1,10 @@
 """Variables drawn block by block hold the values Keras draws whole."""
 
+import keras
 import numpy as np
 import pytest
 
-from kgpt2.presets import sharded_variables  # noqa: I001 (kgpt2 picks Keras's JAX backend)
-import keras
+from kgpt2.presets import sharded_variables
 
 
 def _block(initializer, dtype, shape, indices, monkeypatch, chunk_bytes):

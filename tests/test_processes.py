@@ -16,12 +16,11 @@ import time
 
 import numpy as np
 import pytest
-
-from processes_worker import batches  # noqa: E402
-from processes_worker import SEQUENCE_LENGTH  # noqa: E402
-from processes_worker import STEPS  # noqa: E402
-from processes_worker import STOP_AT  # noqa: E402
-from processes_worker import options  # noqa: E402
+from processes_worker import SEQUENCE_LENGTH
+from processes_worker import STEPS
+from processes_worker import STOP_AT
+from processes_worker import batches
+from processes_worker import options
 
 from kgpt2.training.callbacks.metrics_csv import read_metrics
 

@@ -8,7 +8,6 @@ from kgpt2.generation.row_sampling import SamplingOptions
 from kgpt2.generation.row_sampling import needed_features
 from kgpt2.generation.row_sampling import sample_rows
 
-
 # Compiled as the batching engine compiles it (op by op it is slow).
 _sample_rows = jax.jit(sample_rows, static_argnums=5)
 

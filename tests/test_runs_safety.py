@@ -7,29 +7,28 @@ opens, with a compiled tiny model and no training; the few that need a real
 training loop share one JAX compilation cache.
 """
 
-import kgpt2  # first: it picks the Keras backend
+import json
+import os
+import pathlib
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 
-import json  # noqa: E402
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import pytest
+from training_helpers import SEQUENCE_LENGTH
+from training_helpers import TANG
+from training_helpers import enable_jax_compilation_cache
+from training_helpers import text_dataset
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import TANG  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-from training_helpers import text_dataset  # noqa: E402
-
-from kgpt2 import runs  # noqa: E402
-from kgpt2.training.callbacks.metrics_csv import truncate_metrics  # noqa: E402
-from kgpt2.training.checkpoints import RunDirectory  # noqa: E402
+import kgpt2
+from kgpt2 import runs
+from kgpt2.training.callbacks.metrics_csv import truncate_metrics
+from kgpt2.training.checkpoints import RunDirectory
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -231,7 +230,6 @@ while not (run.parent / "stop").exists() and time.monotonic() < deadline:
     progress.write_text(str(loads))
 print("DONE", loads, failures, flush=True)
 """
-
 
 @pytest.mark.slow
 def test_a_reader_always_gets_a_whole_checkpoint_while_a_trainer_saves_every_step(checkpoints, compiled_lm):

@@ -7,7 +7,6 @@ KERAS_BACKEND=tensorflow (XLA-compiled generate)."""
 import json
 import os
 
-import kgpt2  # noqa: I001 (before keras: importing kgpt2 picks the backend)
 import keras
 import keras_hub
 import numpy as np
@@ -19,6 +18,7 @@ from samplers_reference import next_token_logits
 from samplers_reference import repeated_ngrams
 from samplers_reference import repetition_penalty
 
+import kgpt2
 from kgpt2.samplers import logits_processing
 
 NAMES = ["greedy", "random", "top_k", "top_p", "beam", "contrastive"]

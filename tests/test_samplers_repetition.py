@@ -1,19 +1,21 @@
 """Repetition control on a model that really loops.
 
 Reproduces the reference article's greedy loop ("i was in the process of
-getting my license..." repeated until max_length): a gpt2_tiny_random fine-tuned for 60 steps with plain `lm.fit` on that
-sentence repeated loops under plain greedy search, and the repetition
-options break the loop. Training costs about 10-15 s on 2 CPU cores, mostly
-the first compile of the train step; the model is shared by this module.
+getting my license..." repeated until max_length): a gpt2_tiny_random
+fine-tuned for 60 steps with plain `lm.fit` on that sentence repeated loops
+under plain greedy search, and the repetition options break the loop.
+Training costs about 10-15 s on 2 CPU cores, mostly the first compile of
+the train step; the model is shared by this module.
 """
 
-import kgpt2  # noqa: I001 (before keras: importing kgpt2 picks the backend)
 import keras
 import keras_hub
 import pytest
 from samplers_reference import assert_each_token_is_argmax
 from samplers_reference import generate_ids
 from samplers_reference import repeated_ngrams
+
+import kgpt2
 
 SENTENCE = "i was in the process of getting my license."
 PROMPT = "i was in the process"

@@ -8,10 +8,10 @@ fail), with it there is none, through `kgpt2.generate`'s fast path.
 
 import codecs
 
-import kgpt2  # noqa: I001 (before keras: importing kgpt2 picks the backend)
 import numpy as np
 import pytest
 
+import kgpt2
 from kgpt2.errors import InputError
 from kgpt2.presets.tokenizer import token_bytes
 from kgpt2.samplers.utf8_continuation import allowed_token_mask

@@ -1,17 +1,8 @@
 """The serving app in-process (FastAPI's TestClient): errors, limits, stop sequences."""
 
-import os
-import tempfile
+import json
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
-
-import kgpt2  # noqa: E402,F401  (first: it picks the JAX backend before Keras loads)
-
-import json  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 MODEL = "tiny"
 

@@ -1,25 +1,17 @@
 """The continuous-batching engine, the incremental decoder and `stream_text`."""
 
-import os
-import tempfile
 import time
 
-os.environ.setdefault(
-    "KGPT2_COMPILATION_CACHE", tempfile.mkdtemp(prefix="kgpt2-test-jax-cache-")
-)
+import pytest
 
-import kgpt2  # noqa: E402  (first: it picks the JAX backend before Keras loads)
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from kgpt2.generation import stream_text  # noqa: E402
-from kgpt2.generation.batching_engine import BatchingEngine  # noqa: E402
-from kgpt2.generation.batching_engine import QueueFullError  # noqa: E402
-from kgpt2.generation.detokenize import IncrementalDecoder  # noqa: E402
-from kgpt2.generation.row_sampling import SamplingOptions  # noqa: E402
-from kgpt2.generation.stop_text import StopText  # noqa: E402
-from kgpt2.generation.text import _tokenize  # noqa: E402
+import kgpt2
+from kgpt2.generation import stream_text
+from kgpt2.generation.batching_engine import BatchingEngine
+from kgpt2.generation.batching_engine import QueueFullError
+from kgpt2.generation.detokenize import IncrementalDecoder
+from kgpt2.generation.prompts import tokenize_prompts
+from kgpt2.generation.row_sampling import SamplingOptions
+from kgpt2.generation.stop_text import StopText
 
 PROMPTS = ["The quick brown fox", "Hello", "你好, this prompt is a little longer than the rest"]
 GREEDY = SamplingOptions(temperature=0.0)
@@ -34,7 +26,7 @@ def engine(tiny_lm):
 
 
 def _ids(lm, prompt):
-    return _tokenize(lm, [prompt], 64)[0]
+    return tokenize_prompts(lm, [prompt], 64)[0]
 
 
 @pytest.mark.slow

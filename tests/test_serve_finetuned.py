@@ -1,7 +1,6 @@
 """`kgpt2 serve` on a `kgpt2 finetune` run folder, through the official `openai` client."""
 
 import pytest
-
 from serve_helpers import ServerProcess
 from training_helpers import text_dataset
 

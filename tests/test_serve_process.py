@@ -11,7 +11,6 @@ import shutil
 import time
 
 import pytest
-
 from serve_helpers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -40,7 +39,7 @@ def client(server):
 def _greedy(tiny_lm, prompt, new_tokens):
     import kgpt2
 
-    ids = kgpt2.generation.text._tokenize(tiny_lm, [prompt], 64)[0]
+    ids = kgpt2.generation.prompts.tokenize_prompts(tiny_lm, [prompt], 64)[0]
     return kgpt2.generate(tiny_lm, prompt, sampler="greedy", include_prefix=False,
                           max_length=len(ids) + new_tokens)[0]
 

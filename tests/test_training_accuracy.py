@@ -1,11 +1,10 @@
 """`NextTokenAccuracy` reports what Keras's accuracy reports, without an argmax."""
 
-import kgpt2  # noqa: F401  (first: it picks the Keras backend)
+import keras
+import numpy as np
+import pytest
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from kgpt2.training.accuracy import NextTokenAccuracy  # noqa: E402
+from kgpt2.training.accuracy import NextTokenAccuracy
 
 
 @pytest.mark.parametrize("seed", [0, 1])

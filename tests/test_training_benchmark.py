@@ -1,9 +1,8 @@
 """Training throughput of the 124M shape (run with `pytest -m benchmark`)."""
 
-import kgpt2
-
 import pytest
 
+import kgpt2
 from kgpt2.bench.training import bench_training
 
 

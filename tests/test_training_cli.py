@@ -1,17 +1,16 @@
 """`kgpt2 finetune` end to end, and its errors."""
 
-import kgpt2  # first: it picks the Keras backend
+import logging
+import math
 
-import logging  # noqa: E402
-import math  # noqa: E402
+import numpy as np
+import pytest
+from training_helpers import TANG
+from training_helpers import enable_jax_compilation_cache
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from training_helpers import TANG  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-
-from kgpt2.cli import main  # noqa: E402
-from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
+import kgpt2
+from kgpt2.cli import main
+from kgpt2.training.callbacks.metrics_csv import read_metrics
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -101,12 +100,13 @@ def test_finetune_cli_loss_falls_schedule_ends_and_the_run_loads(tmp_path, capsy
         (["--run-name", "../outside"], "run_name '../outside' is a path"),
         (["--data", "ftp:somewhere"], "Unknown data spec scheme 'ftp'"),
         (["--data", "poetry:/no/such/file.json"], "/no/such/file.json"),
-        (["--lora-rank", "0"], "lora_rank must be an integer >= 1"),
+        (["--lora-rank", "0"], "--lora-rank must be an integer >= 1"),
     ],
 )
 def test_finetune_cli_errors_name_the_cause(tmp_path, capsys, options, message):
+    data = [] if "--data" in options else ["--data", f"poetry:{TANG}"]  # --data is given once
     arguments = [
-        "finetune", "--preset", "gpt2_tiny_random", "--data", f"poetry:{TANG}", "--steps", "2",
+        "finetune", "--preset", "gpt2_tiny_random", *data, "--steps", "2",
         "--sequence-length", "32", "--checkpoint-dir", str(tmp_path), *options,
     ]
     assert main(arguments) == 1

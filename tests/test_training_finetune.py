@@ -4,24 +4,23 @@ The end-to-end run on text (loss, schedule, run directory) is in
 test_training_cli.py; the crash tests in test_training_crash.py.
 """
 
-import kgpt2  # first: it picks the Keras backend
+import logging
+import math
 
-import logging  # noqa: E402
-import math  # noqa: E402
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from training_helpers import SEQUENCE_LENGTH
+from training_helpers import SETTINGS
+from training_helpers import enable_jax_compilation_cache
+from training_helpers import text_dataset
+from training_helpers import tokenize_to_file
+from training_helpers import tokenized_dataset
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import SETTINGS  # noqa: E402
-from training_helpers import enable_jax_compilation_cache  # noqa: E402
-from training_helpers import text_dataset  # noqa: E402
-from training_helpers import tokenize_to_file  # noqa: E402
-from training_helpers import tokenized_dataset  # noqa: E402
-
-from kgpt2.training.callbacks.metrics_csv import read_metrics  # noqa: E402
-from kgpt2.training.checkpoints import RunDirectory  # noqa: E402
+import kgpt2
+from kgpt2.training.callbacks.metrics_csv import read_metrics
+from kgpt2.training.checkpoints import RunDirectory
 
 
 @pytest.fixture(scope="module", autouse=True)

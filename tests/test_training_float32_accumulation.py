@@ -6,18 +6,16 @@ changes, that values and structure stay those of the original function,
 and that `kgpt2.compile` puts it into a mixed-precision training step.
 """
 
-import kgpt2  # noqa: F401  (first: it picks the Keras backend)
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-
-from kgpt2.keras_backend import cpu_bfloat16_instructions  # noqa: E402
-from kgpt2.training.compiling import accumulates_in_float32  # noqa: E402
-from kgpt2.training.float32_accumulation import accumulate_in_float32  # noqa: E402
+import kgpt2
+from kgpt2.keras_backend import cpu_bfloat16_instructions
+from kgpt2.training.compiling import accumulates_in_float32
+from kgpt2.training.float32_accumulation import accumulate_in_float32
 
 pytestmark = pytest.mark.skipif(keras.config.backend() != "jax", reason="a JAX transformation")
 

@@ -1,13 +1,13 @@
 """The schedule, step planning, run names, the Recipe and compile's validation (no training)."""
 
-import kgpt2  # first: it picks the Keras backend
+import dataclasses
+import json
 
-import dataclasses  # noqa: E402
-import json  # noqa: E402
+import keras
+import pytest
+import tensorflow as tf
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import kgpt2
 from kgpt2.training import WarmupPolynomialDecay
 from kgpt2.training import validate_run_name
 from kgpt2.training.steps import count_steps
@@ -149,7 +149,9 @@ def test_run_names_accepted(name):
     assert validate_run_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "..", "../escape", "a/b", "/tmp/run", "a\\b", ".hidden", "x" * 200, "tab\tname", None])
+@pytest.mark.parametrize(
+    "name", ["", "..", "../escape", "a/b", "/tmp/run", "a\\b", ".hidden", "x" * 200, "tab\tname", None]
+)
 def test_run_names_that_could_escape_are_rejected(name):
     with pytest.raises(ValueError, match="run_name"):
         validate_run_name(name)

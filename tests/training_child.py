@@ -12,11 +12,11 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-import keras  # noqa: E402
+import keras
+from training_helpers import SEQUENCE_LENGTH
+from training_helpers import tokenized_dataset
 
-import kgpt2  # noqa: E402
-from training_helpers import SEQUENCE_LENGTH  # noqa: E402
-from training_helpers import tokenized_dataset  # noqa: E402
+import kgpt2
 
 mode, config_path = sys.argv[1], sys.argv[2]
 config = json.loads(pathlib.Path(config_path).read_text("utf-8"))

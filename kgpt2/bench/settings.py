@@ -11,7 +11,7 @@ stop, the samplers' options in `SAMPLER_OPTIONS`.
 
 from kgpt2.checks import check_integer
 from kgpt2.errors import InputError
-from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
+from kgpt2.presets.sequence_length import MAX_SEQUENCE_LENGTH
 
 SUPPORTED_BACKENDS = ("jax", "tensorflow")
 # "kgpt2": kgpt2.generation.generate_token_ids. "keras_hub": plain

@@ -10,8 +10,10 @@ raises on purpose is one line (`--debug` or KGPT2_DEBUG=1 adds the traceback).
 
 import argparse
 import os
+import signal
 import sys
 
+from kgpt2.checks import shown_names
 from kgpt2.cli import bench
 from kgpt2.cli import demo
 from kgpt2.cli import export
@@ -21,6 +23,7 @@ from kgpt2.cli import plan
 from kgpt2.cli import presets
 from kgpt2.cli import serve
 from kgpt2.cli.output import command_output
+from kgpt2.cli.output import discard_stdout
 from kgpt2.cli.output import package_version
 from kgpt2.errors import Error
 from kgpt2.training.processes import disconnect_processes
@@ -71,7 +74,21 @@ def build_parser():
         command.register(subparsers)
     for command_parser in subparsers.choices.values():
         _add_output_flags(command_parser, suppress=True)
+        command_parser.set_defaults(shown_names=_flag_names(command_parser))
     return parser
+
+
+def _flag_names(command_parser):
+    """Argument name -> flag, for messages: each `--some-name` flag's `some_name`,
+    then what the command maps itself (`flag_names` in its defaults, e.g.
+    `sequence_length` -> `--max-length`)."""
+    names = {
+        action.dest: flag
+        for action in command_parser._actions  # argparse lists them nowhere public
+        for flag in action.option_strings
+        if flag == "--" + action.dest.replace("_", "-")
+    }
+    return {**names, **(command_parser.get_default("flag_names") or {})}
 
 
 def _debug(args):
@@ -110,10 +127,17 @@ def main(argv=None):
         return 2
     with command_output(verbose=args.verbose, quiet=args.quiet):
         try:
-            return args.handler(args) or 0
+            # Errors name the flag the user typed, not the API argument it sets.
+            with shown_names(args.shown_names):
+                return args.handler(args) or 0
         except KeyboardInterrupt:
             print(f"kgpt2 {args.command}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # The reader of our output left (`kgpt2 ... | head -1`): end
+            # quietly, with the status of a command killed by SIGPIPE.
+            discard_stdout()
+            return 128 + signal.SIGPIPE
         except Exception as error:  # noqa: BLE001 - the CLI's last word on any failure
             if _ours(error) and not _debug(args):
                 # Our errors name their cause; a traceback would only bury it.

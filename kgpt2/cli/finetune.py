@@ -7,6 +7,7 @@ generated from the fields of `kgpt2.Recipe` and `kgpt2.RunOptions`.
 import logging
 
 import kgpt2
+from kgpt2.cli.option_flags import GivenOnce
 from kgpt2.cli.option_flags import add_option_flags
 from kgpt2.cli.option_flags import given_options
 from kgpt2.keras_backend import use_training_backend
@@ -31,8 +32,13 @@ def register(subparsers):
     data = parser.add_argument_group("model and data")
     data.add_argument("--preset", default="gpt2_base_en",
                       help="preset name or folder (default: gpt2_base_en; offline: gpt2_tiny_random)")
-    data.add_argument("--data", required=True, metavar="SPEC",
-                      help="tfds:NAME[/CONFIG], poetry:PATH, text:PATH, csv:PATH or jsonl:PATH#field")
+    data.add_argument("--data", required=True, metavar="SPEC", action=GivenOnce,
+                      help="tfds:NAME[/CONFIG], poetry:PATH, text:PATH, csv:PATH or jsonl:PATH#field; "
+                      "given once (to train on several text files, join them into one file, or "
+                      "put poems in one poetry: folder)")
+    data.add_argument("--encoding", default=None,
+                      help="the text encoding of a text:, csv: or jsonl: file, e.g. latin-1 "
+                      "(default: utf-8, with or without a byte-order mark)")
     data.add_argument("--text-key", default=None,
                       help="the text feature of a tfds: or jsonl: spec (default: none)")
     data.add_argument("--validation-split", type=float, default=None,
@@ -58,6 +64,8 @@ def _load_data(args, lm):
         sequence_length=args.sequence_length if args.pack else None,
         tokenizer=lm.preprocessor.tokenizer if args.pack else None,
     )
+    if args.encoding is not None:  # an option of the text: adapters only
+        options["encoding"] = args.encoding
     if args.validation_split is None:
         return kgpt2.data.from_spec(args.data, **options), None
     train_ds = kgpt2.data.from_spec(args.data, subset="training", **options)
@@ -69,7 +77,7 @@ def run(args):
     # Options are checked before a (possibly large) model is loaded.
     recipe = kgpt2.Recipe.for_preset(args.preset, **given_options(args, kgpt2.Recipe))
     run_options = kgpt2.RunOptions(**given_options(args, kgpt2.RunOptions))
-    kgpt2.data.check_spec(args.data, text_key=args.text_key)
+    kgpt2.data.check_spec(args.data, text_key=args.text_key, encoding=args.encoding)
     processes = process_options(run_options.num_processes, run_options.process_id, run_options.coordinator)
     backend, reason = use_training_backend(
         distributed=recipe.distribution is not None or processes != (1, 0, None),

@@ -63,7 +63,7 @@ def register(subparsers):
     parser.add_argument("--stream", action="store_true",
                         help="print one sample's text as it is generated (greedy, "
                         "random, top_k or top_p)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, flag_names={"sequence_length": "--max-length"})
 
 
 def _flag(name):
@@ -100,8 +100,12 @@ def _stream(args, options):
     for piece in stream:
         sys.stdout.write(piece)
         sys.stdout.flush()
-    print(f"\n{stream.new_tokens} new tokens in {stream.seconds:.2f} s: "
-          f"{stream.tokens_per_second:.1f} tokens/s")
+    print()
+    # The text alone on stdout, as without --stream; the speed line on stderr.
+    logging.getLogger("kgpt2").info(
+        "%d new tokens in %.2f s: %.1f tokens/s",
+        stream.new_tokens, stream.seconds, stream.tokens_per_second,
+    )
 
 
 def run(args):
@@ -117,7 +121,7 @@ def run(args):
     }
     _check_sampler_flags(args)
     # Fail before loading the model, not after generating.
-    check_seed("kgpt2 generate --seed", args.seed)
+    check_seed(None, args.seed)
     if args.stream:
         return _stream(args, options)
     sampler = kgpt2.samplers.get(args.sampler, **options)

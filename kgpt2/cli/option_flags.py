@@ -74,3 +74,30 @@ def given_options(args, options_class):
         for name in options_class.field_names()
         if hasattr(args, name)
     }
+
+
+class GivenOnce(argparse.Action):
+    """An option that may be given once: a second value is refused, not
+    silently used instead of the first.
+
+    Example:
+    ```python
+    import argparse
+    from kgpt2.cli.option_flags import GivenOnce
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", action=GivenOnce)
+    print(parser.parse_args(["--data", "text:a.txt"]).data)  # text:a.txt
+    # parser.parse_args(["--data", "text:a.txt", "--data", "text:b.txt"])
+    # exits: argument --data: given twice ('text:a.txt' and 'text:b.txt')
+    ```
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None and earlier is not self.default:
+            parser.error(
+                f"argument {option_string}: given twice ({earlier!r} and {values!r}); "
+                f"give {option_string} once."
+            )
+        setattr(namespace, self.dest, values)

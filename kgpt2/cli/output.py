@@ -163,3 +163,26 @@ def _quiet_python_loggers():
     """Python-side loggers of the libraries: errors only."""
     for name in ("tensorflow", "absl", "jax", "jax._src.xla_bridge", "keras", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def discard_stdout():
+    """Send what is left for stdout to /dev/null, after its reader has gone.
+
+    Without it, flushing stdout at exit raises `BrokenPipeError` once more.
+
+    Example:
+    ```python
+    import contextlib, io
+    from kgpt2.cli.output import discard_stdout
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        discard_stdout()  # a stdout in memory has no descriptor: left as is
+    ```
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured): nothing will be flushed to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)

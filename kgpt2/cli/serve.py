@@ -25,7 +25,7 @@ def register(subparsers):
                         "$KGPT2_API_KEY, if set)")
     parser.add_argument("--context-length", type=int, default=None,
                         help="tokens per request, prompt included (default: 1024)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, flag_names={"sequence_length": "--context-length"})
 
 
 def run(args):

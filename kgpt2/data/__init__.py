@@ -12,12 +12,12 @@ Packed pipelines yield token ids: fit them with the preprocessor detached
 Example:
 ```python
 import kgpt2
-from kgpt2.demo import sample_poems_path
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
 options = dict(batch_size=8, take=10, validation_split=0.1)
-train = kgpt2.data.poetry(sample_poems_path(), subset="training", **options)
-validation = kgpt2.data.poetry(sample_poems_path(), subset="validation", **options)
+poems = kgpt2.data.sample_poems_path()  # 400 Tang poems shipped with kgpt2
+train = kgpt2.data.poetry(poems, subset="training", **options)
+validation = kgpt2.data.poetry(poems, subset="validation", **options)
 lm.fit(train, validation_data=validation, epochs=1, verbose=0)
 ```
 """
@@ -31,6 +31,7 @@ from kgpt2.data.poetry import read_poems
 from kgpt2.data.spec import check_spec
 from kgpt2.data.spec import from_spec
 from kgpt2.data.stats import token_stats
+from kgpt2.data.tang_sample import sample_poems_path
 from kgpt2.data.text_files import text
 from kgpt2.data.tfds_source import reddit_tifu
 from kgpt2.data.tfds_source import tfds_text
@@ -45,6 +46,7 @@ __all__ = [
     "poetry",
     "read_poems",
     "reddit_tifu",
+    "sample_poems_path",
     "tfds_text",
     "text",
     "token_stats",

@@ -1,10 +1,12 @@
-"""Finding input files and reading JSON with errors that say where."""
+"""Finding input files and reading text and JSON with errors that say where."""
 
+import codecs
 import fnmatch
 import json
 import pathlib
 import re
 
+from kgpt2.checks import shown_name
 from kgpt2.data.errors import DataError
 from kgpt2.errors import MissingFileError
 
@@ -52,10 +54,61 @@ def json_error(path, error, line_offset=0):
     )
 
 
-def read_json(path):
-    """Parse the JSON file at `path`; a syntax error names file and position."""
+def check_encoding(encoding):
+    """Return the codec name of `encoding`, or raise `DataError` naming it.
+
+    Example:
+    ```python
+    from kgpt2.data.files import check_encoding
+
+    print(check_encoding("latin-1"))  # iso8859-1
+    ```
+    """
     try:
-        return json.loads(pathlib.Path(path).read_text("utf-8"))
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise DataError(
+            f"{shown_name('encoding')} {encoding!r} is not a text encoding Python knows; "
+            "use e.g. utf-8, latin-1 or cp1252."
+        ) from None
+
+
+def read_text_file(path, encoding="utf-8"):
+    """The text of the file at `path`, in `encoding`.
+
+    A UTF-8 byte-order mark (which some editors write first) is dropped, as
+    `utf-8-sig` does, so it never becomes part of the data. A file that is
+    not in `encoding` is a `DataError` naming the file, the byte, and how to
+    give the right encoding.
+
+    Example:
+    ```python
+    import codecs, pathlib, tempfile
+    from kgpt2.data.files import read_text_file
+
+    path = pathlib.Path(tempfile.mkdtemp()) / "bom.txt"
+    path.write_bytes(codecs.BOM_UTF8 + b"hello")
+    print(read_text_file(path))  # hello
+    ```
+    """
+    name = check_encoding(encoding)
+    try:
+        return pathlib.Path(path).read_text("utf-8-sig" if name == "utf-8" else encoding)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not {encoding} text ({error.reason} at byte {error.start}); give its "
+            "encoding: --encoding on the command line, encoding= in Python."
+        ) from None
+
+
+def read_json(path):
+    """Parse the UTF-8 JSON file at `path`; a syntax error names file and position.
+
+    A byte-order mark first is dropped: JSON is UTF-8, and some editors
+    still write one.
+    """
+    try:
+        return json.loads(pathlib.Path(path).read_text("utf-8-sig"))
     except json.JSONDecodeError as error:
         raise json_error(path, error) from None
     except UnicodeDecodeError as error:

@@ -61,8 +61,8 @@ def read_poems(
 
     Example:
     ```python
-    from kgpt2.demo import sample_poems_path
     from kgpt2.data.poetry import read_poems
+    from kgpt2.data.tang_sample import sample_poems_path
 
     print(read_poems(sample_poems_path(), limit=1))
     ```
@@ -144,9 +144,8 @@ def poetry(
     Example:
     ```python
     import kgpt2
-    from kgpt2.demo import sample_poems_path
 
-    data = kgpt2.data.poetry(sample_poems_path(), limit=100, batch_size=8)
+    data = kgpt2.data.poetry(kgpt2.data.sample_poems_path(), limit=100, batch_size=8)
     print(next(iter(data))[0].numpy().decode())
     ```
     """

@@ -3,12 +3,14 @@
 import inspect
 import pathlib
 
+from kgpt2.checks import shown_name
 from kgpt2.data.errors import DataError
+from kgpt2.data.files import check_encoding
 from kgpt2.data.pipeline import check_options
-from kgpt2.errors import MissingFileError
 from kgpt2.data.poetry import poetry
 from kgpt2.data.text_files import text
 from kgpt2.data.tfds_source import tfds_text
+from kgpt2.errors import MissingFileError
 
 SCHEMES = {
     "tfds": "tfds:NAME[/CONFIG]",
@@ -32,7 +34,7 @@ def _allowed():
     return ", ".join(SCHEMES.values())
 
 
-def check_spec(spec, text_key=None):
+def check_spec(spec, text_key=None, encoding=None):
     """Check a `--data` spec without reading any data or loading a model.
 
     The scheme must be known, the spec must name something, and the file or
@@ -42,6 +44,8 @@ def check_spec(spec, text_key=None):
     Args:
         spec: the spec string.
         text_key: the CLI's `--text-key`, if given.
+        encoding: the CLI's `--encoding`, if given: a known encoding, for
+            a `text:`, `csv:` or `jsonl:` spec.
 
     Returns:
         `(scheme, rest, field)`: the scheme, what follows it (for `jsonl:`,
@@ -49,16 +53,16 @@ def check_spec(spec, text_key=None):
 
     Raises:
         DataError: no scheme, an unknown scheme (the allowed ones are
-            listed), nothing named, a `jsonl:` spec without a field, or a
-            `text_key` for a scheme that has no keys.
+            listed), nothing named, a `jsonl:` spec without a field, a
+            `text_key` for a scheme that has no keys, or an unknown
+            `encoding` or one for a scheme that reads no text files.
         MissingFileError: the named file or folder does not exist.
 
     Example:
     ```python
     import kgpt2
-    from kgpt2.demo import sample_poems_path
 
-    print(kgpt2.data.check_spec(f"poetry:{sample_poems_path()}")[0])  # poetry
+    print(kgpt2.data.check_spec(f"poetry:{kgpt2.data.sample_poems_path()}")[0])  # poetry
     ```
     """
     if not isinstance(spec, str) or ":" not in spec:
@@ -83,6 +87,13 @@ def check_spec(spec, text_key=None):
         raise DataError(
             f"text_key applies to tfds: and jsonl: specs only, not to {scheme}: ({spec!r})."
         )
+    if encoding is not None:
+        if scheme in ("tfds", "poetry"):
+            raise DataError(
+                f"{shown_name('encoding')} applies to text:, csv: and jsonl: specs only, "
+                f"not to {scheme}: ({spec!r})."
+            )
+        check_encoding(encoding)
     if scheme != "tfds" and not pathlib.Path(rest).expanduser().exists():
         raise MissingFileError(
             f"Data spec {spec!r}: '{rest}' does not exist. Check the path "
@@ -113,9 +124,8 @@ def from_spec(spec, text_key=None, **pipeline):
     Example:
     ```python
     import kgpt2
-    from kgpt2.demo import sample_poems_path
 
-    data = kgpt2.data.from_spec(f"poetry:{sample_poems_path()}", batch_size=8)
+    data = kgpt2.data.from_spec(f"poetry:{kgpt2.data.sample_poems_path()}", batch_size=8)
     ```
     """
     scheme, rest, field = check_spec(spec, text_key)

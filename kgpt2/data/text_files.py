@@ -7,6 +7,7 @@ import re
 from kgpt2.data.errors import DataError
 from kgpt2.data.files import existing_path
 from kgpt2.data.files import json_error
+from kgpt2.data.files import read_text_file
 from kgpt2.data.pipeline import build_pipeline
 
 FORMATS = ("txt", "csv", "jsonl")
@@ -97,13 +98,7 @@ def read_texts(path, unit="line", field=None, start=None, end=None, format=None,
     kind = _format_of(file, format)
     if unit not in UNITS:
         raise DataError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}.")
-    try:
-        content = file.read_text(encoding)
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{file}: not {encoding} text ({error.reason} at byte {error.start}); "
-            "pass encoding=."
-        ) from None
+    content = read_text_file(file, encoding)
     if kind == "txt":
         texts = _read_txt(content, unit)
     elif kind == "csv":
@@ -132,7 +127,8 @@ def text(path, unit="line", field=None, start=None, end=None, format=None, heade
             generation can later stop at `end`.
         format: `"txt"`, `"csv"` or `"jsonl"`, to override the suffix.
         header: whether a CSV's first row is a header (skipped).
-        encoding: the file's text encoding.
+        encoding: the file's text encoding; with `"utf-8"` a leading
+            byte-order mark is dropped, as `"utf-8-sig"` does.
         **pipeline: the shared options of `kgpt2.data.pipeline`.
 
     Returns:

@@ -289,6 +289,7 @@ class BatchingEngine:
         self._waiting = collections.deque()
         self._condition = threading.Condition()
         self._closing = False
+        self._cutting = False
         self._thread = None
         self._cache = None
         self._token_ids = np.zeros(self.max_batch_size, "int32")
@@ -364,7 +365,12 @@ class BatchingEngine:
 
     def close(self, drain_seconds=0.0):
         """Take no new requests; let busy rows finish for up to `drain_seconds`,
-        then cancel what is left and stop the thread."""
+        then cut what is left short and stop the thread.
+
+        A cut choice ends like one that reached its token limit: its text so
+        far, then an event with `finish_reason="length"`, so a stream always
+        gets its last event. Calling `close` again is harmless.
+        """
         with self._condition:
             self._closing = True
             waiting, self._waiting = list(self._waiting), collections.deque()
@@ -374,10 +380,8 @@ class BatchingEngine:
         deadline = time.monotonic() + drain_seconds
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.02)
-        for row in self._rows:
-            if row is not None:
-                row.job.cancel()
         with self._condition:
+            self._cutting = True
             self._condition.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -408,6 +412,8 @@ class BatchingEngine:
                 admitted = self._take_admissible()
             try:
                 self._release_cancelled()
+                if self._cutting:
+                    self._cut_rows()
                 for job in admitted:
                     self._admit(job)
                 if self._busy():
@@ -445,6 +451,14 @@ class BatchingEngine:
                 self._rows[slot] = None
                 row.job.emit(StreamEvent(row.index, finish_reason="error",
                                          error="cancelled"))
+
+    def _cut_rows(self):
+        """End every busy row now, as if it had reached its token limit."""
+        for slot, row in enumerate(self._rows):
+            if row is not None:
+                self._rows[slot] = None
+                text = row.stop_text.feed(row.decoder.flush())[0] + row.stop_text.flush()
+                row.job.emit(StreamEvent(row.index, text, (), "length"))
 
     def _needed_length(self, extra_jobs=()):
         lengths = [len(job.prompt_ids) + job.max_new_tokens for job in extra_jobs]

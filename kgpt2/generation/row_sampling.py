@@ -38,8 +38,8 @@ from kgpt2.checks import check_number
 from kgpt2.errors import InputError
 from kgpt2.samplers import SAMPLERS
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
-from kgpt2.samplers.logits_processing import _tokens_to_vocab_mask
 from kgpt2.samplers.logits_processing import present_token_mask
+from kgpt2.samplers.logits_processing import tokens_to_vocab_mask
 from kgpt2.samplers.nucleus import draw_at
 from kgpt2.samplers.nucleus import nucleus_threshold
 
@@ -203,7 +203,7 @@ def _banned_ngrams(history, index, ngram_size, vocab_size):
             matches = ops.logical_and(
                 matches, ops.equal(window, prefix[:, offset : offset + 1])
             )
-    return _tokens_to_vocab_mask(history[:, ngram_size - 1 :], matches, vocab_size)
+    return tokens_to_vocab_mask(history[:, ngram_size - 1 :], matches, vocab_size)
 
 
 def _repetition_rules(logits, history, index, options, penalty, ngram_sizes):

@@ -19,11 +19,11 @@ import time
 from kgpt2.errors import Error
 from kgpt2.errors import InputError
 from kgpt2.generation.batching_engine import BatchingEngine
+from kgpt2.generation.prompts import prompt_list
+from kgpt2.generation.prompts import resolve_max_length
+from kgpt2.generation.prompts import resolve_stop_token_ids
+from kgpt2.generation.prompts import tokenize_prompts
 from kgpt2.generation.row_sampling import SamplingOptions
-from kgpt2.generation.text import _max_length
-from kgpt2.generation.text import _prompt_list
-from kgpt2.generation.text import _stop_ids
-from kgpt2.generation.text import _tokenize
 
 
 class TextStream:
@@ -106,9 +106,9 @@ def stream_text(lm, prompt=None, sampler="top_k", max_length=None, seed=None,
             f"prompt must be a string or None, got {type(prompt).__name__}: {prompt!r}."
         )
     sampling = SamplingOptions.from_sampler(sampler, seed=seed, **options)
-    max_length = _max_length(lm, max_length)
-    ids = _tokenize(lm, _prompt_list(prompt), max_length)[0]
-    stops = _stop_ids(lm, stop_token_ids) or ()
+    max_length = resolve_max_length(lm, max_length)
+    ids = tokenize_prompts(lm, prompt_list(prompt), max_length)[0]
+    stops = resolve_stop_token_ids(lm, stop_token_ids) or ()
     engine = BatchingEngine(lm, max_batch_size=1, max_queue=0, context_length=max_length)
     job = engine.submit(ids, max_length - len(ids), sampling, stop_token_ids=stops)
     return TextStream(engine, job)

@@ -21,119 +21,23 @@ from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
 from rich.progress import TimeRemainingColumn
 
-from kgpt2.generation.detokenize import decode_tokens
+from kgpt2.checks import check_integer
 from kgpt2.checks import check_seed
-from kgpt2.checks import check_token_ids
 from kgpt2.errors import InputError
 from kgpt2.errors import WriteError
+from kgpt2.generation.detokenize import decode_tokens
+from kgpt2.generation.prompts import prompt_list
+from kgpt2.generation.prompts import resolve_max_length
+from kgpt2.generation.prompts import resolve_stop_token_ids
+from kgpt2.generation.prompts import tokenize_prompts
 from kgpt2.generation.sampler_lookup import reseed
 from kgpt2.generation.sampler_lookup import resolve_sampler
 from kgpt2.generation.samples_file import SamplesNotWrittenError
 from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
 from kgpt2.generation.token_ids import generate_token_ids
-from kgpt2.generation.token_ids import model_max_length
 
 logger = logging.getLogger("kgpt2")
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
-
-
-def _check_text(position, prompt):
-    """Refuse a prompt the tokenizer cannot encode, naming the bad character."""
-    try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise InputError(
-            f"prompt {position} is not valid text: character {error.start} is "
-            f"{prompt[error.start]!r}, a lone surrogate (what bytes that are not "
-            "UTF-8 become, e.g. in a command-line argument or a file read with "
-            "errors='surrogateescape'). Decode the text with its real encoding, "
-            "or with errors='replace'."
-        ) from None
-
-
-def _prompt_list(prompt_or_prompts):
-    if prompt_or_prompts is None:
-        return [""]
-    if isinstance(prompt_or_prompts, str):
-        prompts = [prompt_or_prompts]
-    elif isinstance(prompt_or_prompts, (list, tuple)):
-        prompts = list(prompt_or_prompts)
-    else:
-        hint = " (decode bytes to str first)" if isinstance(
-            prompt_or_prompts, (bytes, bytearray)) else ""
-        raise InputError(
-            "prompt_or_prompts must be a string, a list of strings or None, got "
-            f"{type(prompt_or_prompts).__name__}: {prompt_or_prompts!r}{hint}."
-        )
-    if not prompts:
-        raise InputError(
-            "prompt_or_prompts is an empty list: give at least one prompt, or "
-            "None for unconditional generation."
-        )
-    for position, prompt in enumerate(prompts):
-        if not isinstance(prompt, str):
-            raise InputError(
-                f"prompt {position} is a {type(prompt).__name__}, not a string: "
-                f"{prompt!r}."
-            )
-        _check_text(position, prompt)
-    return prompts
-
-
-def _max_length(lm, max_length):
-    preprocessor_length = lm.preprocessor.sequence_length
-    limit = min(preprocessor_length, model_max_length(lm))
-    if max_length is None:
-        return limit
-    _check_count("max_length", max_length)
-    if max_length > model_max_length(lm):
-        raise InputError(
-            f"max_length={max_length} is more than the model's "
-            f"{model_max_length(lm)} positions."
-        )
-    if max_length > preprocessor_length:
-        raise InputError(
-            f"max_length={max_length} is more than the preprocessor's "
-            f"sequence_length={preprocessor_length}. Load the model with a "
-            f"longer one, e.g. kgpt2.load(preset, sequence_length={max_length})."
-        )
-    return int(max_length)
-
-
-def _tokenize(lm, prompts, max_length):
-    """Token ids per prompt, with the start token KerasHub's generate adds."""
-    preprocessor = lm.preprocessor
-    start = [preprocessor.tokenizer.start_token_id]
-    rows = []
-    for prompt in prompts:
-        ids = list(preprocessor.tokenizer(prompt)) if prompt else []
-        ids = (start if preprocessor.add_start_token or not ids else []) + ids
-        if len(ids) >= max_length:
-            raise InputError(
-                f"Prompt {prompt[:40]!r}{'...' if len(prompt) > 40 else ''} has "
-                f"{len(ids)} tokens (start token included), which leaves no "
-                f"room to generate within max_length={max_length}."
-            )
-        rows.append(ids)
-    return rows
-
-
-def _stop_ids(lm, stop_token_ids):
-    if stop_token_ids is None:
-        return None
-    if isinstance(stop_token_ids, str):
-        if stop_token_ids != "auto":
-            raise InputError(
-                f"stop_token_ids must be 'auto', None or token ids, got {stop_token_ids!r}."
-            )
-        return (lm.preprocessor.tokenizer.end_token_id,)
-    return check_token_ids("kgpt2.generate", "stop_token_ids", stop_token_ids,
-                           lm.backbone.vocabulary_size)
 
 
 def _new_tokens(token_ids, prompt_length, stop_ids):
@@ -235,9 +139,9 @@ def generate(
             that shows only after generating, a `SamplesNotWrittenError`
             whose `texts` holds the samples.
     """
-    prompts = _prompt_list(prompt_or_prompts)
-    _check_count("nsamples", nsamples)
-    _check_count("batch_size", batch_size)
+    prompts = prompt_list(prompt_or_prompts)
+    check_integer(None, "nsamples", nsamples, minimum=1)
+    check_integer(None, "batch_size", batch_size, minimum=1)
     check_seed("kgpt2.generate", seed)
     if destination_path is not None:
         # Before generating: a bad destination should cost no work.
@@ -247,12 +151,12 @@ def generate(
             "kgpt2.generate needs the model's preprocessor (for the tokenizer); "
             "use kgpt2.generation.generate_token_ids with token ids instead."
         )
-    max_length = _max_length(lm, max_length)
+    max_length = resolve_max_length(lm, max_length)
     sampler = resolve_sampler(lm, sampler)
     if seed is not None:
         reseed(sampler, seed)
-    stop_ids = _stop_ids(lm, stop_token_ids)
-    token_rows = _tokenize(lm, prompts, max_length)
+    stop_ids = resolve_stop_token_ids(lm, stop_token_ids)
+    token_rows = tokenize_prompts(lm, prompts, max_length)
 
     # One row per (prompt, sample), generated batch_size rows at a time.
     jobs = [p for p in range(len(prompts)) for _ in range(nsamples)]

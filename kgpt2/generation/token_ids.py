@@ -17,6 +17,7 @@ print(ids.shape)  # (2, 12)
 import numpy as np
 
 from kgpt2.checks import check_token_ids
+from kgpt2.checks import shown_name
 from kgpt2.errors import InputError
 from kgpt2.generation.compiled import compiled_generate_function
 from kgpt2.generation.layout import layout_prompts
@@ -51,13 +52,11 @@ def _check_prompts(token_ids, prompt_lengths, max_length, limit):
             f"prompt_lengths must be between 1 and {token_ids.shape[1]} (the "
             f"array's width), got {lengths.tolist()}."
         )
+    name = shown_name("max_length")  # the flag, on the command line
     if not isinstance(max_length, (int, np.integer)) or isinstance(max_length, bool):
-        raise InputError(f"max_length must be an integer, got {max_length!r}.")
+        raise InputError(f"{name} must be an integer, got {max_length!r}.")
     if max_length > limit:
-        raise InputError(
-            f"max_length={max_length} is more than the model's {limit} "
-            "positions."
-        )
+        raise InputError(f"{name}={max_length} is more than the model's {limit} positions.")
     if max_length < lengths.max():
         raise InputError(
             f"max_length={max_length} is shorter than the longest prompt "

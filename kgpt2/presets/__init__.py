@@ -17,11 +17,11 @@ from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import PresetInfo
 from kgpt2.presets.catalog import info
 from kgpt2.presets.catalog import names
-from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
-from kgpt2.presets.loading import PresetError
+from kgpt2.presets.errors import PresetError
 from kgpt2.presets.loading import load
 from kgpt2.presets.loading import save
 from kgpt2.presets.loading import with_dtype
+from kgpt2.presets.sequence_length import MAX_SEQUENCE_LENGTH
 from kgpt2.presets.tokenizer import gpt2_tokenizer
 
 __all__ = [

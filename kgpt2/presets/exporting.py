@@ -21,8 +21,8 @@ import contextlib
 import json
 import pathlib
 
-from kgpt2.atomic import writing_folder
 from kgpt2.atomic import write_atomically
+from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
 from kgpt2.errors import InputError
 from kgpt2.presets.hf_folder import TensorFiles

@@ -1,4 +1,4 @@
-"""Load a GPT-2 checkpoint folder written by Hugging Face transformers.
+"""Read a GPT-2 checkpoint folder written by Hugging Face transformers.
 
 `GPT2LMHeadModel.save_pretrained` writes `config.json` and `model.safetensors`
 (older versions `pytorch_model.bin`; large models shard either with an
@@ -7,7 +7,8 @@
 transformers converter maps the config and tensors onto `GPT2Backbone`; this
 module reads the files from a local folder, in any of those layouts, checks
 that they describe a GPT-2 KerasHub computes the same way, and says by name
-what is missing or different when they don't.
+what is missing or different when they don't. It only reads: building the
+model from what it read is `kgpt2.presets.loading.load_transformers_folder`.
 
 Example:
 ```python
@@ -22,9 +23,7 @@ import json
 import pathlib
 
 from kgpt2.errors import MissingFileError
-from kgpt2.presets.loading import MAX_SEQUENCE_LENGTH
-from kgpt2.presets.loading import PresetError
-from kgpt2.presets.loading import _check_sequence_length
+from kgpt2.presets.errors import PresetError
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -290,73 +289,3 @@ def read_gpt2_tokenizer_files(folder):
     if not isinstance(vocabulary, dict) or "<|endoftext|>" not in vocabulary:
         raise PresetError(f"{source}: the vocabulary lacks GPT-2's <|endoftext|> token.")
     return vocabulary, merges
-
-
-def load_transformers_folder(folder, sequence_length=None, dtype=None, **unsupported):
-    """Load a transformers GPT-2 folder as a `keras_hub.models.GPT2CausalLM`.
-
-    Weights load in float32 (half-precision checkpoints are upcast exactly)
-    unless `dtype` is given; the preprocessor's sequence length defaults to
-    the model's `n_positions` (at most 1024).
-
-    Raises:
-        PresetError, MissingFileError: see `read_gpt2_config`, `TensorFiles`
-            and `read_gpt2_tokenizer_files`.
-
-    Example:
-    ```python
-    import kgpt2
-
-    # kgpt2.load(folder) calls this for a transformers folder:
-    # lm = kgpt2.load("path/to/hf/gpt2", sequence_length=128)
-    ```
-    """
-    import keras_hub
-    from keras_hub.src.utils.transformers import convert_gpt2
-
-    if unsupported:
-        raise PresetError(
-            f"A transformers folder loads with `dtype` only besides "
-            f"sequence_length; got {', '.join(sorted(unsupported))}."
-        )
-    folder = pathlib.Path(folder)
-    config = read_gpt2_config(folder)
-    positions = config["n_positions"]
-    _check_sequence_length(sequence_length, positions, str(folder))
-    vocabulary, merges = read_gpt2_tokenizer_files(folder)
-    tensors = TensorFiles(folder)
-    if len(vocabulary) > config["vocab_size"]:
-        raise PresetError(
-            f"'{folder}': the tokenizer has {len(vocabulary)} tokens, the "
-            f"model's embedding only {config['vocab_size']}."
-        )
-
-    backbone_config = convert_gpt2.convert_backbone_config(config)
-    # KerasHub's converter assumes n_inner = 4 * n_embd; transformers
-    # writes null for that default.
-    backbone_config["intermediate_dim"] = config.get("n_inner") or 4 * config["n_embd"]
-    backbone = keras_hub.models.GPT2Backbone(**backbone_config, dtype=dtype)
-    convert_gpt2.convert_weights(backbone, tensors, config)
-    if config.get("tie_word_embeddings") is False:
-        _check_tied_head(tensors, folder)
-
-    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
-    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
-        tokenizer=tokenizer,
-        sequence_length=sequence_length or min(positions, MAX_SEQUENCE_LENGTH),
-    )
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
-
-
-def _check_tied_head(tensors, folder):
-    import numpy as np
-
-    try:
-        head = tensors.get_tensor("lm_head.weight")
-    except PresetError:
-        return  # no separate head saved: transformers ties it anyway
-    if not np.array_equal(head, tensors.get_tensor("wte.weight")):
-        raise PresetError(
-            f"'{folder}' has an lm_head different from its token embedding "
-            "(tie_word_embeddings=false); KerasHub's GPT-2 ties the two."
-        )

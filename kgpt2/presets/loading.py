@@ -10,18 +10,23 @@ from kgpt2.atomic import check_writable
 from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
 from kgpt2.compilation_cache import enable_compilation_cache
-from kgpt2.errors import InputError
 from kgpt2.network import OfflineError
 from kgpt2.network import require_network
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
+from kgpt2.presets.errors import PresetError
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_layout import get_distribution
+from kgpt2.presets.hf_folder import TensorFiles
+from kgpt2.presets.hf_folder import looks_like_transformers_folder
+from kgpt2.presets.hf_folder import read_gpt2_config
+from kgpt2.presets.hf_folder import read_gpt2_tokenizer_files
+from kgpt2.presets.sequence_length import MAX_SEQUENCE_LENGTH
+from kgpt2.presets.sequence_length import check_sequence_length
 from kgpt2.presets.sharded_variables import initialize_laid_out
 from kgpt2.presets.tokenizer import gpt2_tokenizer
 
-MAX_SEQUENCE_LENGTH = 1024
 DEFAULT_SEQUENCE_LENGTH = 1024
 REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
 # `kgpt2.save` puts this file in every preset it writes: the only folders it
@@ -34,10 +39,6 @@ _REPAIR_HINT = (
 )
 
 
-class PresetError(InputError):
-    """A preset could not be resolved or loaded; the message says why."""
-
-
 def _offline_alternatives():
     names = ", ".join(RANDOM_PRESETS)
     return (
@@ -45,21 +46,6 @@ def _offline_alternatives():
         "weights, real GPT-2 tokenizer), or a local preset directory written "
         "by `kgpt2.save` or `kgpt2 finetune`. Run `kgpt2 presets` to list them."
     )
-
-
-def _check_sequence_length(sequence_length, model_max, preset):
-    if sequence_length is None:
-        return
-    if not isinstance(sequence_length, int) or sequence_length < 2:
-        raise PresetError(
-            f"sequence_length must be an integer >= 2, got {sequence_length!r}."
-        )
-    if sequence_length > model_max:
-        raise PresetError(
-            f"sequence_length={sequence_length} is longer than preset "
-            f"'{preset}' supports: its position embedding has "
-            f"{model_max} positions. Use sequence_length <= {model_max}."
-        )
 
 
 def _local_max_length(path):
@@ -244,13 +230,81 @@ def _layout_scope(distribution, config, name):
 
 def _folder_config(folder):
     """The backbone config a local preset folder (KerasHub's or transformers') holds."""
-    from kgpt2.presets import hf_folder
-
-    if hf_folder.looks_like_transformers_folder(folder):
+    if looks_like_transformers_folder(folder):
         from keras_hub.src.utils.transformers import convert_gpt2
 
-        return convert_gpt2.convert_backbone_config(hf_folder.read_gpt2_config(folder))
+        return convert_gpt2.convert_backbone_config(read_gpt2_config(folder))
     return json.loads((pathlib.Path(folder) / "config.json").read_text("utf-8"))["config"]
+
+
+def load_transformers_folder(folder, sequence_length=None, dtype=None, **unsupported):
+    """Load a transformers GPT-2 folder as a `keras_hub.models.GPT2CausalLM`.
+
+    Weights load in float32 (half-precision checkpoints are upcast exactly)
+    unless `dtype` is given; the preprocessor's sequence length defaults to
+    the model's `n_positions` (at most 1024).
+
+    Raises:
+        PresetError, MissingFileError: see `read_gpt2_config`, `TensorFiles`
+            and `read_gpt2_tokenizer_files`.
+
+    Example:
+    ```python
+    import kgpt2
+
+    # kgpt2.load(folder) calls this for a transformers folder:
+    # lm = kgpt2.load("path/to/hf/gpt2", sequence_length=128)
+    ```
+    """
+    import keras_hub
+    from keras_hub.src.utils.transformers import convert_gpt2
+
+    if unsupported:
+        raise PresetError(
+            f"A transformers folder loads with `dtype` only besides "
+            f"sequence_length; got {', '.join(sorted(unsupported))}."
+        )
+    folder = pathlib.Path(folder)
+    config = read_gpt2_config(folder)
+    positions = config["n_positions"]
+    check_sequence_length(sequence_length, positions, str(folder))
+    vocabulary, merges = read_gpt2_tokenizer_files(folder)
+    tensors = TensorFiles(folder)
+    if len(vocabulary) > config["vocab_size"]:
+        raise PresetError(
+            f"'{folder}': the tokenizer has {len(vocabulary)} tokens, the "
+            f"model's embedding only {config['vocab_size']}."
+        )
+
+    keras_config = convert_gpt2.convert_backbone_config(config)
+    # KerasHub's converter assumes n_inner = 4 * n_embd; transformers
+    # writes null for that default.
+    keras_config["intermediate_dim"] = config.get("n_inner") or 4 * config["n_embd"]
+    backbone = keras_hub.models.GPT2Backbone(**keras_config, dtype=dtype)
+    convert_gpt2.convert_weights(backbone, tensors, config)
+    if config.get("tie_word_embeddings") is False:
+        _check_tied_head(tensors, folder)
+
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer=tokenizer,
+        sequence_length=sequence_length or min(positions, MAX_SEQUENCE_LENGTH),
+    )
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
+
+
+def _check_tied_head(tensors, folder):
+    import numpy as np
+
+    try:
+        head = tensors.get_tensor("lm_head.weight")
+    except PresetError:
+        return  # no separate head saved: transformers ties it anyway
+    if not np.array_equal(head, tensors.get_tensor("wte.weight")):
+        raise PresetError(
+            f"'{folder}' has an lm_head different from its token embedding "
+            "(tie_word_embeddings=false); KerasHub's GPT-2 ties the two."
+        )
 
 
 def with_dtype(lm, dtype):
@@ -377,12 +431,12 @@ def load(preset, sequence_length=None, seed=0, distribution=None, **kwargs):
     # Building any model draws its weights with compiled programs.
     enable_compilation_cache()
     if name in RANDOM_PRESETS:
-        _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
+        check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
         with _layout_scope(distribution, backbone_config(name), name):
             return _build_random(name, sequence_length, seed, laid_out=distribution is not None, **kwargs)
 
     if name in OFFICIAL_PRESETS or name.startswith(REMOTE_SCHEMES):
-        _check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
+        check_sequence_length(sequence_length, MAX_SEQUENCE_LENGTH, name)
         config = backbone_config(name) if name in OFFICIAL_PRESETS else None
         with _layout_scope(distribution, config, name):
             lm = _from_preset(name, name, **kwargs)
@@ -394,15 +448,12 @@ def load(preset, sequence_length=None, seed=0, distribution=None, **kwargs):
                 f"Unknown preset '{name}'. Known names: {known}; or give a "
                 "local preset directory, an hf:// or a kaggle:// handle."
             )
-        # Local: hf_folder imports this module at its top.
-        from kgpt2.presets import hf_folder
-
-        if hf_folder.looks_like_transformers_folder(local):
+        if looks_like_transformers_folder(local):
             config = _folder_config(local) if distribution == "model_parallel" else None
             with _layout_scope(distribution, config, name):
-                return hf_folder.load_transformers_folder(local, sequence_length, **kwargs)
+                return load_transformers_folder(local, sequence_length, **kwargs)
         with _local_preset(local) as folder:
-            _check_sequence_length(sequence_length, _local_max_length(folder), name)
+            check_sequence_length(sequence_length, _local_max_length(folder), name)
             _check_weights_file(folder)
             config = _folder_config(folder) if distribution == "model_parallel" else None
             with _layout_scope(distribution, config, name):

@@ -144,7 +144,6 @@ def _constant_block(initializer, dtype, shape, indices, device):
 def _laid_out_value(variable, sharding):
     """The variable's value drawn block by block under `sharding`, or None for Keras's path."""
     import jax
-
     import jax.numpy as jnp
 
     initializer, shape, dtype = variable._initializer, tuple(variable.shape), variable._dtype

@@ -29,11 +29,20 @@ from keras import ops
 BANNED_LOGIT = -1e9
 
 
-def _tokens_to_vocab_mask(tokens, selected, vocab_size):
+def tokens_to_vocab_mask(tokens, selected, vocab_size):
     """Scatter `tokens[b, i]` where `selected[b, i]` into a (batch, vocab) mask.
 
     A scatter-add of `batch * length` ones: memory stays `batch * vocab`
     instead of the `batch * length * vocab` a one-hot would need.
+
+    Example:
+    ```python
+    import numpy as np
+    from kgpt2.samplers.logits_processing import tokens_to_vocab_mask
+
+    mask = tokens_to_vocab_mask(np.array([[1, 3]]), np.array([[True, False]]), vocab_size=4)
+    print(np.asarray(mask).tolist())  # [[False, True, False, False]]
+    ```
     """
     tokens = ops.cast(tokens, "int32")
     shape = ops.shape(tokens)
@@ -64,7 +73,7 @@ def present_token_mask(token_ids, index, vocab_size):
     """
     length = ops.shape(token_ids)[1]
     written = ops.arange(length, dtype="int32")[None, :] < index
-    return _tokens_to_vocab_mask(token_ids, written, vocab_size)
+    return tokens_to_vocab_mask(token_ids, written, vocab_size)
 
 
 def apply_repetition_penalty(logits, token_ids, index, penalty):
@@ -128,7 +137,7 @@ def banned_ngram_mask(token_ids, index, ngram_size, vocab_size):
             matches = ops.logical_and(
                 matches, ops.equal(window, prefix[:, offset : offset + 1])
             )
-    return _tokens_to_vocab_mask(token_ids[:, ngram_size - 1 :], matches, vocab_size)
+    return tokens_to_vocab_mask(token_ids[:, ngram_size - 1 :], matches, vocab_size)
 
 
 def apply_no_repeat_ngram(logits, token_ids, index, ngram_size):

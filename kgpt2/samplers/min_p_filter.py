@@ -7,8 +7,8 @@ that draw at random (random, top-k, top-p): greedy, beam and contrastive
 search never pick the tail anyway.
 """
 
-from kgpt2.samplers.logits_processing import apply_min_p
 from kgpt2.checks import check_number
+from kgpt2.samplers.logits_processing import apply_min_p
 
 
 class MinPFilter:

@@ -3,8 +3,8 @@
 import keras
 import keras_hub
 
-from kgpt2.samplers.min_p_filter import MinPFilter
 from kgpt2.checks import check_seed
+from kgpt2.samplers.min_p_filter import MinPFilter
 from kgpt2.samplers.repetition_control import RepetitionControl
 
 

@@ -17,14 +17,14 @@ next tokens by looking at the tokens written so far.
 
 from keras import ops
 
+from kgpt2.checks import check_number
+from kgpt2.errors import InputError
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
-from kgpt2.checks import check_number
 from kgpt2.samplers.utf8_continuation import allowed_token_mask
 from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
-from kgpt2.errors import InputError
 
 
 class RepetitionControl:

@@ -1,7 +1,9 @@
 """An ASGI middleware that refuses request bodies over a size limit (HTTP 413).
 
-It counts the bytes as they arrive, so a body without `Content-Length`
-(chunked) is cut off too, and the app never holds more than the limit.
+It reads the body before the app does, counting the bytes as they arrive,
+so a body without `Content-Length` (chunked) is refused too, with a 413 and
+not with the app's "error parsing the body", and the app never holds more
+than the limit.
 
 Example:
 ```python
@@ -14,10 +16,6 @@ app.add_middleware(BodyLimit, max_bytes=1 << 20)
 """
 
 from kgpt2.serving.api_errors import ApiError
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodyLimit:
@@ -40,25 +38,28 @@ class BodyLimit:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await self._error()(scope, receive, send)
-        received = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal received
+        # Read the whole body here: an error raised inside the app's own
+        # reading would reach the client as the app's 400, not as a 413.
+        chunks, received = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":  # the client left
+                return
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            if received > self.max_bytes:
+                return await self._error()(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        async def tracking_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay():
+            # The body once, then the server's own messages (a disconnect).
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._error()(scope, receive, send)
+        await self.app(scope, replay, send)

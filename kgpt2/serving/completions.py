@@ -30,9 +30,9 @@ import uuid
 from kgpt2.errors import Error
 from kgpt2.generation.batching_engine import EngineClosedError
 from kgpt2.generation.batching_engine import QueueFullError
+from kgpt2.generation.prompts import tokenize_prompts
 from kgpt2.generation.row_sampling import ROW_SAMPLERS
 from kgpt2.generation.row_sampling import SamplingOptions
-from kgpt2.generation.text import _tokenize
 from kgpt2.serving.api_errors import ApiError
 from kgpt2.serving.schemas import Completion
 from kgpt2.serving.schemas import CompletionChoice
@@ -110,7 +110,7 @@ class CompletionService:
 
     def _prompt_ids(self, prompt):
         # A huge max_length: the context check below names the field instead.
-        return _tokenize(self.engine.lm, [prompt], max_length=2**31)[0]
+        return tokenize_prompts(self.engine.lm, [prompt], max_length=2**31)[0]
 
     def check(self, request):
         """Return each prompt's token ids, or raise `ApiError` (400)."""
@@ -123,6 +123,14 @@ class CompletionService:
         if not request.prompts:
             raise ApiError(400, "Invalid 'prompt': give a string or a non-empty list "
                            "of strings.", param="prompt")
+        most = self.engine.max_queue + self.engine.max_batch_size
+        if len(request.prompts) > most:
+            # Even an idle server would refuse the rest: a 429 would invite
+            # retries that can never succeed.
+            raise ApiError(400, f"Invalid 'prompt': at most {most} prompts per request "
+                           f"(the server's --max-queue {self.engine.max_queue} waiting plus "
+                           f"--max-batch-size {self.engine.max_batch_size} decoding), got "
+                           f"{len(request.prompts)}.", param="prompt")
         limit = self.engine.max_batch_size
         if request.n > limit:
             raise ApiError(400, f"Invalid 'n': at most {limit} (the server's "

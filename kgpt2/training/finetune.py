@@ -25,6 +25,7 @@ from kgpt2.training.callbacks.compile_progress import CompileProgress
 from kgpt2.training.callbacks.metrics_csv import truncate_metrics
 from kgpt2.training.callbacks.tensorboard import TENSORBOARD_DIR
 from kgpt2.training.callbacks.tensorboard import TensorBoardLogger
+from kgpt2.training.callbacks.tensorboard import check_log_dir
 from kgpt2.training.checkpoints import RunDirectory
 from kgpt2.training.compiling import as_recipe
 from kgpt2.training.compiling import check_causal_lm
@@ -445,6 +446,8 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
         compile_lm(lm, plan.recipe, sampler=sampler, dataset=train_ds)
         options = plan.run
         with RunDirectory.open(options.checkpoint_dir, options.run_name, options.keep_checkpoints) as folder:
+            if options.tensorboard and folder.writer:  # checked as the run folder is
+                check_log_dir(folder.path / TENSORBOARD_DIR)
             start_step = _open_run(folder, lm, plan)
             # The other processes go on once the writer has cleaned the run up.
             barrier("run opened")

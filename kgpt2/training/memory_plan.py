@@ -36,11 +36,11 @@ its place on the device.
 import dataclasses
 
 from kgpt2.errors import InputError
+from kgpt2.presets import gpt2_layout
 from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
-from kgpt2.presets.loading import PresetError
-from kgpt2.presets import gpt2_layout
+from kgpt2.presets.errors import PresetError
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_weights import count_parameters
 from kgpt2.presets.gpt2_weights import gpt2_weights

@@ -7,6 +7,9 @@ import time
 import tensorflow as tf
 
 from kgpt2.atomic import atomic_writer
+from kgpt2.atomic import check_writable
+from kgpt2.checks import shown_name
+from kgpt2.errors import WriteError
 from kgpt2.training.callbacks.metric_state import StepMetricReader
 from kgpt2.training.callbacks.step import StepCallback
 
@@ -18,6 +21,30 @@ EVENT_FILE_PATTERN = "events.out.tfevents.*"
 
 def _event_files(log_dir):
     return sorted(pathlib.Path(log_dir).glob(EVENT_FILE_PATTERN))
+
+
+def check_log_dir(log_dir):
+    """Raise `WriteError` now unless event files can be written in `log_dir`.
+
+    Called before training, as the run folder is checked, so that a
+    read-only folder is one line, not TensorFlow's error at the first step.
+
+    Example:
+    ```python
+    import tempfile
+    from kgpt2.training.callbacks.tensorboard import check_log_dir
+
+    check_log_dir(tempfile.mkdtemp() + "/tensorboard")  # passes
+    ```
+    """
+    try:
+        check_writable(pathlib.Path(log_dir) / "events.out.tfevents")
+    except WriteError as error:
+        cause = getattr(error.__cause__, "strerror", None) or "a file is in the way"
+        raise WriteError(
+            f"{shown_name('tensorboard')}: can't write event files in '{log_dir}' ({cause}). "
+            f"Make that folder writable, or train without {shown_name('tensorboard')}."
+        ) from None
 
 
 def truncate_events(log_dir, last_step):
@@ -115,6 +142,7 @@ class TensorBoardLogger(StepCallback):
         # writer, one event file, per callback.
         if self._writer is not None:
             return
+        check_log_dir(self.log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         truncate_events(self.log_dir, self.step)
         _wait_for_a_newer_name(self.log_dir)
