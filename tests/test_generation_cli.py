@@ -48,6 +48,14 @@ def test_generate_greedy_to_file(preset_folder, tmp_path, capsys, caplog):
 
 
 @pytest.mark.slow
+def test_generate_with_its_defaults_prints_one_sample(preset_folder, capsys):
+    # No prompt, top_k, 128 tokens: longer than the saved preset's 32.
+    assert main(["generate", "--preset", preset_folder]) == 0
+    texts, _ = samples(capsys.readouterr().out)
+    assert len(texts) == 1
+
+
+@pytest.mark.slow
 def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
     argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
             "--sampler", "top_k", "--top-k", "20", "--temperature", "0.8",
@@ -85,3 +93,19 @@ def test_help_lists_generate(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "generate" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_openai_penalties_and_the_bos_convention_reach_generate(preset_folder, capsys):
+    argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
+            "--sampler", "greedy", "--max-length", "20", "--no-include-prefix",
+            "--frequency-penalty", "1.5", "--presence-penalty", "0.5", "--no-prepend-bos"]
+    assert main(argv) == 0
+    texts, _ = samples(capsys.readouterr().out)
+    lm = kgpt2.load(preset_folder, sequence_length=20)
+    sampler = kgpt2.samplers.get("greedy", frequency_penalty=1.5, presence_penalty=0.5)
+    expected = kgpt2.generate(lm, "Hello there", sampler=sampler, max_length=20,
+                              include_prefix=False, prepend_bos=False)
+    with_bos = kgpt2.generate(lm, "Hello there", sampler=sampler, max_length=20,
+                              include_prefix=False)
+    assert texts == expected and expected != with_bos

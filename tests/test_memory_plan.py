@@ -8,11 +8,11 @@ from kgpt2.presets import OFFICIAL_PRESETS
 from kgpt2.presets import PresetError
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.gpt2_weights import gpt2_weights
+from kgpt2.presets.memory import format_bytes
 from kgpt2.training.memory_plan import ACCUMULATION_UPDATE_COPIES
 from kgpt2.training.memory_plan import FRAMEWORK_BYTES
 from kgpt2.training.memory_plan import PROCESS_GROUP_BYTES
 from kgpt2.training.memory_plan import PROGRAM_BYTES
-from kgpt2.training.memory_plan import format_bytes
 
 ALL_PRESETS = [*OFFICIAL_PRESETS, "gpt2_tiny_random", "gpt2_base_random"]
 
@@ -248,6 +248,16 @@ def test_cli_prints_the_table(capsys):
     expected = kgpt2.plan("gpt2_large_en", 8, 512, lora_rank=8,
                           mixed_precision=True, devices=2)
     assert format_bytes(expected.total_bytes) in out
+
+
+def test_cli_with_only_the_required_flags_plans_full_fine_tuning_on_one_device(capsys):
+    from kgpt2.cli import main
+
+    assert main(["plan", "--preset", "gpt2_base_en", "--batch-size", "8", "--sequence-length", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 8 x 512 tokens per update; 1 device." in out
+    assert "* full fine-tuning" in out
+    assert format_bytes(kgpt2.plan("gpt2_base_en", 8, 512).total_bytes) in out
 
 
 def test_cli_prints_the_per_process_column(capsys):

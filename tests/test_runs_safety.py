@@ -88,7 +88,7 @@ def checkpoint_steps(run):
 def test_save_replaces_only_its_own_presets(tmp_path, tiny_lm, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = user_folder(tmp_path / "mine")
-    with pytest.raises(kgpt2.PresetError, match="not a preset that kgpt2.save wrote"):
+    with pytest.raises(kgpt2.PresetError, match="has no .kgpt2-manifest.json, so kgpt2 did not write it"):
         kgpt2.save(tiny_lm, tmp_path / "mine")
     assert snapshot(tmp_path / "mine") == before
 

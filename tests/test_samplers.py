@@ -86,7 +86,8 @@ def test_unknown_option_lists_allowed_options():
     assert "temperature, repetition_penalty, no_repeat_ngram_size" in message
     assert kgpt2.samplers.options("beam") == (
         "num_beams", "return_all_beams", "temperature", "repetition_penalty",
-        "no_repeat_ngram_size", "valid_utf8",
+        "no_repeat_ngram_size", "valid_utf8", "presence_penalty", "frequency_penalty",
+        "logit_bias",
     )
 
 

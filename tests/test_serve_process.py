@@ -1,7 +1,7 @@
 """`kgpt2 serve` as a real process, driven by the official `openai` client and Chromium.
 
-One server per module (the tiny preset), shared by every test; the SIGTERM
-test runs last and ends it.
+One server per module (the tiny preset, with a chat template file), shared
+by every test; the SIGTERM test runs last and ends it.
 """
 
 import http.client
@@ -17,12 +17,20 @@ pytestmark = pytest.mark.slow
 
 MODEL = "gpt2_tiny_random"
 KEY = "test-key-123"
+# A tiny chat template in transformers' Jinja format.
+TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | upper }}: {{ message['content'] }}\n"
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
+    template = tmp_path_factory.mktemp("chat") / "template.jinja"
+    template.write_text(TEMPLATE, encoding="utf-8")
     process = ServerProcess("--preset", MODEL, "--max-batch-size", "2", "--max-queue", "1",
-                            "--context-length", "512", "--api-key", KEY)
+                            "--context-length", "512", "--api-key", KEY,
+                            "--chat-template", str(template))
     yield process
     process.stop()
 
@@ -93,6 +101,127 @@ def test_bad_requests_are_400_naming_the_field(client, field, value):
     assert caught.value.status_code == 400
     assert caught.value.body["param"] == field
     assert field in caught.value.body["message"]
+
+
+def _log_likelihoods(lm, ids):
+    """Each token's log-probability given the ones before it (a plain forward pass)."""
+    import numpy as np
+    from keras import ops
+
+    token_ids = np.array([ids], "int32")
+    hidden = lm.backbone({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids)})
+    logits = np.asarray(ops.convert_to_numpy(
+        lm.backbone.token_embedding(hidden, reverse=True)), "float64")[0]
+    logits -= logits.max(axis=-1, keepdims=True)
+    logprobs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+    return [float(logprobs[i - 1, ids[i]]) for i in range(1, len(ids))]
+
+
+def _token_ids(lm, text):
+    return [int(i) for i in lm.preprocessor.tokenizer(text)]
+
+
+def test_logprobs_sum_to_the_models_likelihood_and_stream_alike(client, tiny_lm):
+    prompt = "The quick brown fox"
+    answer = client.completions.create(model=MODEL, prompt=prompt, max_tokens=8,
+                                       temperature=0, logprobs=3)
+    choice = answer.choices[0]
+    logprobs = choice.logprobs
+    assert len(logprobs.tokens) == answer.usage.completion_tokens == 8
+    assert "".join(logprobs.tokens) == choice.text
+    assert logprobs.text_offset[0] == 0 and logprobs.text_offset == sorted(logprobs.text_offset)
+    # Greedy: each chosen token is its step's most likely one.
+    for token, value, top in zip(logprobs.tokens, logprobs.token_logprobs,
+                                 logprobs.top_logprobs):
+        assert len(top) == 3 and max(top.values()) == pytest.approx(value, abs=1e-5)
+        assert top[token] == pytest.approx(value, abs=1e-5)
+    ids = [tiny_lm.preprocessor.tokenizer.end_token_id, *_token_ids(tiny_lm, prompt)]
+    expected = _log_likelihoods(tiny_lm, ids + _token_ids(tiny_lm, choice.text))[len(ids) - 1:]
+    assert sum(logprobs.token_logprobs) == pytest.approx(sum(expected), abs=1e-3)
+    chunks = list(client.completions.create(model=MODEL, prompt=prompt, max_tokens=8,
+                                            temperature=0, logprobs=3, stream=True))
+    streamed = [v for c in chunks if c.choices and c.choices[0].logprobs
+                for v in c.choices[0].logprobs.token_logprobs]
+    assert streamed == pytest.approx(logprobs.token_logprobs, abs=1e-6)
+
+
+def test_echo_puts_the_prompt_and_its_logprobs_first(client, tiny_lm):
+    prompt = "Hello there"
+    answer = client.completions.create(model=MODEL, prompt=prompt, max_tokens=4,
+                                       temperature=0, echo=True, logprobs=1)
+    plain = client.completions.create(model=MODEL, prompt=prompt, max_tokens=4, temperature=0)
+    choice = answer.choices[0]
+    assert choice.text == prompt + plain.choices[0].text
+    own = _token_ids(tiny_lm, prompt)
+    tokens = choice.logprobs.tokens
+    assert "".join(tokens) == choice.text and len(tokens) == len(own) + 4
+    # The server prepends <|endoftext|>, so even the first prompt token has
+    # a log-probability: the one the model gives it after <|endoftext|>.
+    end = tiny_lm.preprocessor.tokenizer.end_token_id
+    expected = _log_likelihoods(tiny_lm, [end, *own])
+    assert choice.logprobs.token_logprobs[:len(own)] == pytest.approx(expected, abs=1e-4)
+
+
+def test_logit_bias_minus_100_bans_the_greedy_token(client, tiny_lm):
+    prompt = "The quick brown fox"
+    plain = client.completions.create(model=MODEL, prompt=prompt, max_tokens=6, temperature=0)
+    banned = _token_ids(tiny_lm, plain.choices[0].text)[0]
+    biased = client.completions.create(model=MODEL, prompt=prompt, max_tokens=6,
+                                       temperature=0, logit_bias={str(banned): -100})
+    text = biased.choices[0].text
+    assert text != plain.choices[0].text and banned not in _token_ids(tiny_lm, text)
+
+
+def test_penalties_follow_openai_and_match_generate(client, tiny_lm):
+    import kgpt2
+
+    prompt = "The quick brown fox"
+    plain = client.completions.create(model=MODEL, prompt=prompt, max_tokens=10,
+                                      temperature=0).choices[0].text
+    penalized = client.completions.create(
+        model=MODEL, prompt=prompt, max_tokens=10, temperature=0, frequency_penalty=2.0,
+        presence_penalty=0.5).choices[0].text
+    assert penalized != plain
+    sampler = kgpt2.samplers.get("greedy", frequency_penalty=2.0, presence_penalty=0.5)
+    ids = kgpt2.generation.prompts.tokenize_prompt(tiny_lm, prompt)
+    expected = kgpt2.generate(tiny_lm, prompt, sampler=sampler, include_prefix=False,
+                              max_length=len(ids) + 10)[0]
+    assert penalized == expected
+
+
+@pytest.mark.parametrize("field, value", [("suffix", "and the end."), ("frobnicate", 1)])
+def test_suffix_and_unknown_fields_are_400_naming_them(client, field, value):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model=MODEL, prompt="Hi", max_tokens=4,
+                                  extra_body={field: value})
+    assert caught.value.body["param"] == field and field in caught.value.body["message"]
+
+
+def test_chat_renders_the_template_plain_and_streamed(client, tiny_lm):
+    import kgpt2
+
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hello"}]
+    answer = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8,
+                                            temperature=0, logprobs=True, top_logprobs=2)
+    choice = answer.choices[0]
+    assert answer.object == "chat.completion" and choice.message.role == "assistant"
+    rendered = "SYSTEM: Be brief.\nUSER: Hello\nASSISTANT:"
+    ids = kgpt2.generation.prompts.tokenize_prompt(tiny_lm, rendered, prepend_bos=False)
+    expected = kgpt2.generate(tiny_lm, rendered, sampler="greedy", include_prefix=False,
+                              max_length=len(ids) + 8, prepend_bos=False)[0]
+    assert choice.message.content == expected
+    assert answer.usage.prompt_tokens == len(ids)
+    assert len(choice.logprobs.content) == answer.usage.completion_tokens
+    assert all(len(entry.top_logprobs) == 2 for entry in choice.logprobs.content)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=messages,
+                                                 max_tokens=8, temperature=0, stream=True))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
 
 
 def _open_stream(server, max_tokens):

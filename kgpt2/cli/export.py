@@ -25,6 +25,10 @@ def register(subparsers):
 
 
 def run(args):
+    from kgpt2.presets.exporting import check_destination
+
+    # Before loading: a refused destination should cost no work.
+    check_destination(args.out_dir, args.force)
     lm = kgpt2.load(args.source)
     folder = kgpt2.export(lm, args.out_dir, format=args.format, force=args.force)
     print(f"Exported {args.source} ({args.format}) to {folder}")

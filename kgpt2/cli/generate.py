@@ -1,5 +1,6 @@
 """`kgpt2 generate`: samples from a preset or a fine-tuned checkpoint."""
 
+import argparse
 import logging
 
 import kgpt2
@@ -14,6 +15,8 @@ SAMPLER_FLAGS = {
     "top_p": "p",
     "repetition_penalty": "repetition_penalty",
     "no_repeat_ngram": "no_repeat_ngram_size",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
     "num_beams": "num_beams",
     "valid_utf8": "valid_utf8",
 }
@@ -42,6 +45,17 @@ def register(subparsers):
                         help="CTRL/HF penalty on tokens already present, e.g. 1.2")
     parser.add_argument("--no-repeat-ngram", type=int,
                         help="never repeat an n-gram of this size")
+    parser.add_argument("--presence-penalty", type=float,
+                        help="OpenAI's: subtracted from every token already generated "
+                        "(-2 to 2)")
+    parser.add_argument("--frequency-penalty", type=float,
+                        help="OpenAI's: subtracted per occurrence in the generated "
+                        "text (-2 to 2)")
+    parser.add_argument("--prepend-bos", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="start the prompt with <|endoftext|> (default: the "
+                        "preprocessor's add_start_token, true for kgpt2 models); "
+                        "--no-prepend-bos continues it as Hugging Face does")
     parser.add_argument("--valid-utf8", action="store_true", default=None,
                         help="only pick tokens that keep the text valid UTF-8 (no "
                         "U+FFFD from byte tokens that cannot form a character)")
@@ -93,7 +107,7 @@ def _stream(args, options):
     lm = kgpt2.load(args.preset, sequence_length=args.max_length)
     stream = kgpt2.generation.stream_text(
         lm, args.prompt, sampler=args.sampler, max_length=args.max_length,
-        seed=args.seed, **options,
+        seed=args.seed, prepend_bos=args.prepend_bos, **options,
     )
     if args.include_prefix and args.prompt:
         sys.stdout.write(args.prompt)
@@ -143,6 +157,7 @@ def run(args):
             seed=args.seed,
             destination_path=args.output,
             overwrite=args.overwrite,
+            prepend_bos=args.prepend_bos,
         )
     except SamplesNotWrittenError as error:
         # The work is done: show it rather than lose it.

@@ -4,7 +4,7 @@ import kgpt2
 from kgpt2.cli.tables import print_lines
 from kgpt2.cli.tables import print_table
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
-from kgpt2.training.memory_plan import format_bytes
+from kgpt2.presets.memory import format_bytes
 
 
 def register(subparsers):

@@ -1,14 +1,22 @@
 """`kgpt2 serve`: an OpenAI-compatible API and a playground page for a model."""
 
+import argparse
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
         "serve",
         help="serve a model over an OpenAI-compatible HTTP API",
-        description="Serve a preset or a fine-tuned run folder: POST "
-        "/v1/completions (streaming with stream=true), GET /v1/models, GET "
-        "/health, and a playground page at /. Concurrent requests share one "
-        "decode loop (continuous batching). Stop with Ctrl+C or SIGTERM.",
+        description="Serve a preset, a fine-tuned run folder or a Hugging Face "
+        "folder: POST /v1/completions and /v1/chat/completions (streaming with "
+        "stream=true), GET /v1/models, GET /health, and a playground page at /. "
+        "Concurrent requests share one decode loop (continuous batching). Every "
+        "request field is honoured or refused with a 400 naming it. Token "
+        "convention: by default each completion prompt starts with "
+        "<|endoftext|> (as kgpt2 fine-tunes and GPT-2 saw documents), counted in "
+        "usage.prompt_tokens once per prompt; --no-prepend-bos sends the prompt "
+        "alone, as transformers serve and OpenAI do. Chat prompts are the chat "
+        "template's text as is. Stop with Ctrl+C or SIGTERM.",
     )
     parser.add_argument("--preset", required=True,
                         help="preset name, preset folder, or finetune run folder")
@@ -25,6 +33,16 @@ def register(subparsers):
                         "$KGPT2_API_KEY, if set)")
     parser.add_argument("--context-length", type=int, default=None,
                         help="tokens per request, prompt included (default: 1024)")
+    parser.add_argument("--prepend-bos", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="start each completion prompt with <|endoftext|> "
+                        "(default: the model preprocessor's add_start_token, true for "
+                        "kgpt2 presets and fine-tunes); --no-prepend-bos continues "
+                        "prompts as Hugging Face does")
+    parser.add_argument("--chat-template", default=None, metavar="FILE",
+                        help="Jinja chat template for /v1/chat/completions, in "
+                        "transformers' format (default: the chat_template of a Hugging "
+                        "Face folder given as --preset, if any)")
     parser.set_defaults(handler=run, flag_names={"sequence_length": "--context-length"})
 
 
@@ -40,4 +58,5 @@ def run(args):
         args.preset, host=args.host, port=args.port,
         max_batch_size=args.max_batch_size, max_queue=args.max_queue,
         api_key=args.api_key, context_length=args.context_length, ready=ready,
+        prepend_bos=args.prepend_bos, chat_template=args.chat_template,
     )

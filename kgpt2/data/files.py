@@ -5,6 +5,7 @@ import fnmatch
 import json
 import pathlib
 import re
+import stat
 
 from kgpt2.checks import shown_name
 from kgpt2.data.errors import DataError
@@ -12,10 +13,37 @@ from kgpt2.errors import MissingFileError
 
 
 def existing_path(path, what):
-    """Return `path` as a `pathlib.Path`, or raise `FileNotFoundError`."""
+    """Return `path` as a `pathlib.Path` if it is a regular file or a folder.
+
+    Anything else is refused before it is opened: a named pipe or a device
+    would block `open` or never end.
+
+    Raises:
+        MissingFileError: `path` does not exist.
+        DataError: `path` is a named pipe, socket or device.
+
+    Example:
+    ```python
+    import tempfile
+    from kgpt2.data.files import existing_path
+
+    print(existing_path(tempfile.gettempdir(), "text()").is_dir())  # True
+    ```
+    """
     resolved = pathlib.Path(path).expanduser()
-    if not resolved.exists():
-        raise MissingFileError(f"{what}: '{path}' does not exist.")
+    try:
+        mode = resolved.stat().st_mode
+    except FileNotFoundError:
+        raise MissingFileError(f"{what}: '{path}' does not exist.") from None
+    except OSError as error:
+        raise DataError(f"{what}: cannot read '{path}': {error.strerror or error}.") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+        raise DataError(
+            f"{what}: '{path}' is {kind}, not a regular file or folder; kgpt2 reads "
+            "training data from files. Save the data to a file and give its path."
+        )
     return resolved
 
 

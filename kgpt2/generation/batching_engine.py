@@ -49,8 +49,10 @@ from kgpt2.generation.cached_forward import forward_rows
 from kgpt2.generation.cached_forward import forward_with_cache
 from kgpt2.generation.detokenize import IncrementalDecoder
 from kgpt2.generation.row_sampling import SamplingOptions
+from kgpt2.generation.row_sampling import draw_rows
 from kgpt2.generation.row_sampling import needed_features
-from kgpt2.generation.row_sampling import sample_rows
+from kgpt2.generation.row_sampling import process_rows
+from kgpt2.generation.row_sampling import token_logprobs
 from kgpt2.generation.stop_text import StopText
 from kgpt2.generation.token_ids import model_max_length
 
@@ -65,6 +67,19 @@ def cache_length(needed, context_length):
     while length < needed:
         length *= 2
     return min(length, max(bucket_length(context_length), needed))
+
+
+def _row_logprobs(outputs, slot, row):
+    """A row's `StreamEvent.logprobs` from a step's logprob outputs."""
+    asked = row.job.options.logprobs
+    if asked is None or not outputs:
+        return ()
+    chosen, top_ids, top_values = outputs
+    alternatives = tuple(
+        (int(token), float(value))
+        for token, value in zip(top_ids[slot, :asked], top_values[slot, :asked])
+    )
+    return ((float(chosen[slot]), alternatives),)
 
 
 class QueueFullError(Error, RuntimeError):
@@ -86,6 +101,10 @@ class StreamEvent:
         finish_reason: None while generating, then `"stop"` or `"length"`;
             `"error"` when the job failed or was cancelled (see `error`).
         error: the message of a failure, else None.
+        logprobs: with `SamplingOptions.logprobs` set, one
+            `(logprob, ((token id, logprob), ...))` per token of
+            `token_ids`: its log-probability and the most likely
+            alternatives (see `row_sampling` for which distribution).
     """
 
     index: int
@@ -93,6 +112,7 @@ class StreamEvent:
     token_ids: tuple = ()
     finish_reason: str = None
     error: str = None
+    logprobs: tuple = ()
 
 
 class Job:
@@ -245,13 +265,30 @@ class _Programs:
         def step(cache, token_ids, positions, history, options, uniforms, features):
             hidden, cache = forward_rows(backbone, token_ids, cache, positions)
             logits = backbone.token_embedding(hidden, reverse=True)
-            tokens = sample_rows(logits, history, positions + 1, options, uniforms, features)
-            return tokens, cache
+            logits = process_rows(logits, history, positions + 1, options,
+                                  options["start"], features)
+            tokens = draw_rows(logits, options, uniforms, features)
+            if features.logprobs is None:
+                return (tokens,), cache
+            return (tokens, *token_logprobs(logits, tokens, features.logprobs)), cache
+
+        def score(token_ids, top):
+            """Log-probabilities of a prompt's tokens given the ones before them."""
+            hidden = backbone({
+                "token_ids": token_ids,
+                "padding_mask": ops.ones_like(token_ids, dtype="bool"),
+            })
+            logits = ops.cast(backbone.token_embedding(hidden, reverse=True), "float32")
+            logprobs = ops.log_softmax(logits[0, :-1], axis=-1)
+            chosen = ops.take_along_axis(logprobs, token_ids[0, 1:, None], axis=1)[:, 0]
+            top_values, top_ids = ops.top_k(logprobs, max(top, 1))
+            return chosen, top_ids[:, :top], top_values[:, :top]
 
         # The cache is donated: XLA updates it in place instead of copying it.
         self.admit = compile_function(admit, donate_argnums=(0,))
         self.copy_row = compile_function(copy_row, donate_argnums=(0,))
         self.step = compile_function(step, static_argnums=(6,), donate_argnums=(0,))
+        self.score = compile_function(score, static_argnums=(1,))
 
 
 def programs_for(lm):
@@ -295,6 +332,7 @@ class BatchingEngine:
         self._token_ids = np.zeros(self.max_batch_size, "int32")
         self._positions = np.zeros(self.max_batch_size, "int32")
         self._history = np.zeros((self.max_batch_size, 0), "int32")
+        self._starts = np.zeros(self.max_batch_size, "int32")
         self._rows_per_step = collections.Counter()
         self._steps = 0
         self._tokens = 0
@@ -348,6 +386,28 @@ class BatchingEngine:
             self._condition.notify_all()
         self._start()
         return job
+
+    def prompt_logprobs(self, prompt_ids, top=0):
+        """Each prompt token's log-probability given the tokens before it.
+
+        Returns one `(logprob, ((token id, logprob), ...))` per token of
+        `prompt_ids[1:]`, with the `top` most likely alternatives, from the
+        model's plain log-softmax (the logits rules concern generated
+        tokens). Safe to call from any thread; it does not take a row.
+        """
+        check_integer("prompt_logprobs", "top", top, minimum=0)
+        if len(prompt_ids) < 2:
+            return []
+        width = bucket_length(len(prompt_ids))
+        token_ids = np.zeros((1, width), "int32")
+        token_ids[0, : len(prompt_ids)] = prompt_ids
+        chosen, top_ids, top_values = (
+            np.asarray(output) for output in self._programs.score(token_ids, int(top))
+        )
+        return [
+            (float(chosen[i]), tuple(zip(top_ids[i].tolist(), top_values[i].tolist())))
+            for i in range(len(prompt_ids) - 1)
+        ]
 
     def stats(self):
         """Counters: steps, tokens, busy rows, rows per step (a histogram)."""
@@ -513,6 +573,7 @@ class BatchingEngine:
             self._positions[slot] = len(prompt) - 1
             self._history[slot, :] = 0
             self._history[slot, : len(prompt)] = prompt
+            self._starts[slot] = len(prompt)
 
     def _step(self):
         self._fit_cache()
@@ -522,25 +583,29 @@ class BatchingEngine:
             [row.random.random() if row else 0.0 for row in self._rows], "float32"
         )
         positions = np.where([row is not None for row in self._rows], self._positions, 0)
-        tokens, self._cache = self._programs.step(
+        stacked = SamplingOptions.stack(options)
+        stacked["start"] = self._starts
+        stop_ids = sorted({i for row in self._rows if row for i in row.job.stop_token_ids})
+        outputs, self._cache = self._programs.step(
             self._cache,
             self._token_ids,
             positions.astype("int32"),
             self._history,
-            SamplingOptions.stack(options),
+            stacked,
             uniforms,
-            needed_features(options),
+            needed_features(options, stop_ids),
         )
-        tokens = np.asarray(tokens)
+        tokens, *logprobs = (np.asarray(output) for output in outputs)
         with self._condition:
             self._steps += 1
             self._tokens += len(busy)
             self._rows_per_step[len(busy)] += 1
             self._recent_rows.append(len(busy))
         for slot in busy:
-            self._advance(slot, int(tokens[slot]))
+            self._advance(slot, int(tokens[slot]), _row_logprobs(logprobs, slot,
+                                                                 self._rows[slot]))
 
-    def _advance(self, slot, token):
+    def _advance(self, slot, token, logprobs=()):
         """Record `token` for the row in `slot`; emit its text; free it when done."""
         row = self._rows[slot]
         job = row.job
@@ -559,7 +624,7 @@ class BatchingEngine:
             finish = "length"
         if finish is not None and not stopped:
             text += row.stop_text.feed(row.decoder.flush())[0] + row.stop_text.flush()
-        job.emit(StreamEvent(row.index, text, (token,), finish))
+        job.emit(StreamEvent(row.index, text, (token,), finish, logprobs=logprobs))
         if finish is not None:
             self._rows[slot] = None
             return

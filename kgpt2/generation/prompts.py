@@ -114,8 +114,55 @@ def resolve_max_length(lm, max_length):
     return int(max_length)
 
 
-def tokenize_prompts(lm, prompts, max_length):
-    """Token ids per prompt, with the start token KerasHub's generate adds.
+def prepends_bos(lm, prepend_bos=None):
+    """Whether prompts for `lm` start with `<|endoftext|>`: `prepend_bos`, or
+    by default the preprocessor's `add_start_token` (how KerasHub trains and
+    generates, and so how kgpt2 fine-tunes).
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.generation.prompts import prepends_bos
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    print(prepends_bos(lm), prepends_bos(lm, False))  # True False
+    ```
+    """
+    if prepend_bos is None:
+        return bool(lm.preprocessor.add_start_token)
+    if not isinstance(prepend_bos, bool):
+        raise InputError(f"prepend_bos must be True, False or None, got {prepend_bos!r}.")
+    return prepend_bos
+
+
+def tokenize_prompt(lm, prompt, prepend_bos=None):
+    """A prompt's token ids as the model sees them.
+
+    With `prepend_bos` (see `prepends_bos`) they start with `<|endoftext|>`,
+    the separator GPT-2 saw between its training documents; without it the
+    prompt's own tokens come alone, as in Hugging Face's `generate` and
+    OpenAI's completions. An empty prompt is always `<|endoftext|>`: the
+    model needs one token to start from. The literal text `<|endoftext|>`
+    in a prompt is the special token.
+
+    Example:
+    ```python
+    import kgpt2
+    from kgpt2.generation.prompts import tokenize_prompt
+
+    lm = kgpt2.load("gpt2_tiny_random", sequence_length=64)
+    print(tokenize_prompt(lm, "Hello"), tokenize_prompt(lm, "Hello", prepend_bos=False))
+    # [50256, 15496] [15496]
+    ```
+    """
+    tokenizer = lm.preprocessor.tokenizer
+    ids = [int(i) for i in tokenizer(prompt)] if prompt else []
+    start = [tokenizer.start_token_id]
+    return (start if prepends_bos(lm, prepend_bos) or not ids else []) + ids
+
+
+def tokenize_prompts(lm, prompts, max_length, prepend_bos=None):
+    """Token ids per prompt (see `tokenize_prompt`), checked against `max_length`.
 
     Raises:
         InputError: a prompt leaves no room to generate within `max_length`.
@@ -130,12 +177,9 @@ def tokenize_prompts(lm, prompts, max_length):
     print([[int(token) for token in row] for row in rows])  # [[50256, 464, 2068], [50256]]
     ```
     """
-    preprocessor = lm.preprocessor
-    start = [preprocessor.tokenizer.start_token_id]
     rows = []
     for prompt in prompts:
-        ids = list(preprocessor.tokenizer(prompt)) if prompt else []
-        ids = (start if preprocessor.add_start_token or not ids else []) + ids
+        ids = tokenize_prompt(lm, prompt, prepend_bos)
         if len(ids) >= max_length:
             raise InputError(
                 f"Prompt {prompt[:40]!r}{'...' if len(prompt) > 40 else ''} has "

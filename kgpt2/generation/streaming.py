@@ -83,7 +83,7 @@ class TextStream:
 
 
 def stream_text(lm, prompt=None, sampler="top_k", max_length=None, seed=None,
-                stop_token_ids="auto", **options):
+                stop_token_ids="auto", prepend_bos=None, **options):
     """Generate one continuation of `prompt`, yielding text as it comes.
 
     Args:
@@ -95,8 +95,11 @@ def stream_text(lm, prompt=None, sampler="top_k", max_length=None, seed=None,
             default the preprocessor's `sequence_length`.
         seed: seed of the row's random draws.
         stop_token_ids: `"auto"` (stop at `<|endoftext|>`), None, or ids.
+        prepend_bos: start the prompt with `<|endoftext|>`, as
+            `kgpt2.generate`'s option (None: the preprocessor's convention).
         **options: the sampler's options (`k`, `p`, `temperature`, `min_p`,
-            `repetition_penalty`, `no_repeat_ngram_size`).
+            `repetition_penalty`, `no_repeat_ngram_size`, `presence_penalty`,
+            `frequency_penalty`, `logit_bias`).
 
     Returns:
         A `TextStream` (iterate it for the text pieces).
@@ -107,7 +110,7 @@ def stream_text(lm, prompt=None, sampler="top_k", max_length=None, seed=None,
         )
     sampling = SamplingOptions.from_sampler(sampler, seed=seed, **options)
     max_length = resolve_max_length(lm, max_length)
-    ids = tokenize_prompts(lm, prompt_list(prompt), max_length)[0]
+    ids = tokenize_prompts(lm, prompt_list(prompt), max_length, prepend_bos)[0]
     stops = resolve_stop_token_ids(lm, stop_token_ids) or ()
     engine = BatchingEngine(lm, max_batch_size=1, max_queue=0, context_length=max_length)
     job = engine.submit(ids, max_length - len(ids), sampling, stop_token_ids=stops)

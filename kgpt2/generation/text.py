@@ -36,8 +36,29 @@ from kgpt2.generation.samples_file import SamplesNotWrittenError
 from kgpt2.generation.samples_file import check_destination
 from kgpt2.generation.samples_file import write_samples
 from kgpt2.generation.token_ids import generate_token_ids
+from kgpt2.presets.memory import FLOAT32_BYTES
+from kgpt2.presets.memory import check_fits
+from kgpt2.presets.memory import generation_bytes_per_row
+from kgpt2.presets.memory import machine_memory_bytes
 
 logger = logging.getLogger("kgpt2")
+
+
+def _check_memory(lm, batch_size, rows, max_length):
+    """Refuse up front a batch that cannot fit in this machine's memory."""
+    config = lm.backbone.get_config()
+    per_row = generation_bytes_per_row(config, max_length)
+    weights = FLOAT32_BYTES * lm.count_params()
+    # Every sample's token ids and text are kept until the end.
+    outputs = rows * max_length * 2 * FLOAT32_BYTES
+    available = machine_memory_bytes() or 0
+    fitting = max(0, (available - weights - outputs) // per_row)
+    check_fits(
+        weights + outputs + batch_size * per_row,
+        f"Generating batch_size={batch_size} rows at once of max_length={max_length} "
+        f"tokens ({rows} samples in all)",
+        f"Use a batch_size of at most {fitting}." if fitting else "Generate fewer samples.",
+    )
 
 
 def _new_tokens(token_ids, prompt_length, stop_ids):
@@ -86,6 +107,7 @@ def generate(
     stop_token_ids="auto",
     destination_path=None,
     overwrite=False,
+    prepend_bos=None,
 ):
     """Generate `nsamples` texts per prompt, `batch_size` rows at a time.
 
@@ -123,6 +145,12 @@ def generate(
             before generating; an existing file is refused unless
             `overwrite=True`.
         overwrite: replace an existing `destination_path`.
+        prepend_bos: start each prompt with `<|endoftext|>`. None (default)
+            follows the preprocessor's `add_start_token` (True for kgpt2's
+            presets and fine-tunes, which train that way); False conditions
+            on the prompt alone, as Hugging Face's `generate` does, so an
+            imported Hugging Face checkpoint continues a prompt as it does
+            there. An empty prompt always starts from `<|endoftext|>`.
 
     Returns:
         A `list[str]`: for each prompt in order, its `nsamples` samples. How
@@ -132,6 +160,7 @@ def generate(
     Raises:
         InputError (a ValueError): a prompt that is not a string or not valid
             text, an empty prompt list, `nsamples` or `batch_size` below 1,
+            a batch (or all the samples) too big for this machine's memory,
             `max_length` over the limits or too short for a prompt, a negative
             `seed`, stop ids outside the vocabulary, an unknown sampler name or
             option, or an existing `destination_path` without `overwrite`.
@@ -156,7 +185,8 @@ def generate(
     if seed is not None:
         reseed(sampler, seed)
     stop_ids = resolve_stop_token_ids(lm, stop_token_ids)
-    token_rows = tokenize_prompts(lm, prompts, max_length)
+    _check_memory(lm, batch_size, len(prompts) * nsamples, max_length)
+    token_rows = tokenize_prompts(lm, prompts, max_length, prepend_bos)
 
     # One row per (prompt, sample), generated batch_size rows at a time.
     jobs = [p for p in range(len(prompts)) for _ in range(nsamples)]

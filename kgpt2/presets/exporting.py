@@ -4,8 +4,10 @@ Both formats hold plain float32 weights: LoRA factors are merged into the
 kernels (`kernel + A @ B`, as Keras computes them) and half-precision or
 mixed-precision models are upcast. The folder is assembled beside its
 destination and renamed into place, so an interrupted export leaves nothing
-half-written, and it records what it wrote in `kgpt2_export.json`: a later
-export with `force=True` replaces a folder only when it holds nothing else.
+half-written. It lists every file it wrote in the folder's manifest
+(`kgpt2.atomic.MANIFEST_FILE`; `kgpt2_export.json` records the format): a
+later export with `force=True` replaces a folder only when it holds nothing
+else, at any depth.
 
 Example:
 ```python
@@ -13,7 +15,8 @@ import tempfile, kgpt2
 
 lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
 folder = kgpt2.export(lm, tempfile.mkdtemp() + "/for_hf", format="transformers")
-print(sorted(p.name for p in folder.iterdir())[:3])  # ['config.json', 'generation_config.json', 'kgpt2_export.json']
+shown = sorted(p.name for p in folder.iterdir() if p.name[0] != ".")
+print(shown[:3])  # ['config.json', 'generation_config.json', 'kgpt2_export.json']
 ```
 """
 
@@ -21,6 +24,7 @@ import contextlib
 import json
 import pathlib
 
+from kgpt2.atomic import check_replaceable
 from kgpt2.atomic import write_atomically
 from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
@@ -196,8 +200,21 @@ def float32_copy(lm):
     return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=lm.preprocessor)
 
 
-def _check_destination(out_dir, force):
-    """Raise unless `out_dir` is missing, empty, or (with force) a previous export."""
+def check_destination(out_dir, force=False):
+    """Raise `ExportError` unless `export` may write `out_dir` (checked before loading a model).
+
+    `out_dir` must be missing or empty, or with `force` a previous kgpt2
+    export holding nothing else.
+
+    Example:
+    ```python
+    import tempfile
+    from kgpt2.presets.exporting import check_destination
+
+    check_destination(tempfile.mkdtemp() + "/new")
+    ```
+    """
+    out_dir = pathlib.Path(out_dir).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"'{out_dir}' is a file; export writes a folder. Give a folder path.")
     if not out_dir.exists() or not any(out_dir.iterdir()):
@@ -207,22 +224,7 @@ def _check_destination(out_dir, force):
             f"'{out_dir}' is not empty. Choose a new or empty folder, or pass "
             "force=True (--force) to replace a previous kgpt2 export there."
         )
-    record = out_dir / RECORD_FILE
-    try:
-        written = set(json.loads(record.read_text("utf-8"))["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ExportError(
-            f"'{out_dir}' is not empty and was not written by kgpt2 export (no "
-            f"readable {RECORD_FILE}); kgpt2 never deletes files it did not "
-            "write. Choose a new or empty folder."
-        ) from None
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in written | {RECORD_FILE})
-    if foreign:
-        raise ExportError(
-            f"'{out_dir}' holds a previous kgpt2 export plus {', '.join(foreign[:5])}"
-            f"{' ...' if len(foreign) > 5 else ''}, which kgpt2 did not write; "
-            "kgpt2 won't delete them. Move them away or choose another folder."
-        )
+    check_replaceable(out_dir, legacy_marker=RECORD_FILE, error=ExportError)
 
 
 def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the CLI's --format
@@ -239,15 +241,15 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
             the Hub, vLLM and TGI load. `"keras"`: a KerasHub preset folder,
             as `kgpt2.save` writes.
         force: replace a previous kgpt2 export in `out_dir`. Even then,
-            files kgpt2 did not write are never deleted: a folder holding any
-            is refused.
+            files kgpt2 did not write are never deleted: a folder holding any,
+            at any depth, is refused.
 
     Returns:
         The folder, as a `pathlib.Path`.
 
     Raises:
-        ExportError: `out_dir` is a file, not empty, or holds files kgpt2
-            did not write.
+        ExportError: `out_dir` is a file, not empty without `force`, or
+            holds files kgpt2 did not write (the message lists them).
         WriteError: writing failed; `out_dir` is as it was.
 
     Example:
@@ -267,8 +269,9 @@ def export(lm, out_dir, format="transformers", force=False):  # noqa: A002 - the
     if lm.preprocessor is None:
         raise ExportError("lm has no preprocessor: an export includes the tokenizer. Reattach it first.")
     out_dir = pathlib.Path(out_dir).expanduser()
-    _check_destination(out_dir, force)
-    with writing_folder(out_dir) as staging:
+    check_destination(out_dir, force)
+    # Exports from before folder manifests carry only RECORD_FILE.
+    with writing_folder(out_dir, legacy_marker=RECORD_FILE, error=ExportError) as staging:
         if format == "transformers":
             for name, content in _transformers_files(lm).items():
                 write_atomically(staging / name, content)

@@ -100,4 +100,8 @@ def count_parameters(config, lora_rank=None):
     print(count_parameters(backbone_config("gpt2_base_en")))  # 124439808
     ```
     """
-    return sum(weight.size for weight in gpt2_weights(config, lora_rank))
+    # Every layer has the same weights: list one, not `num_layers` (which a
+    # hostile config sets to millions).
+    outside = sum(weight.size for weight in gpt2_weights(dict(config, num_layers=0), lora_rank))
+    one_layer = sum(weight.size for weight in gpt2_weights(dict(config, num_layers=1), lora_rank))
+    return outside + config["num_layers"] * (one_layer - outside)

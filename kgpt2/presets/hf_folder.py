@@ -24,6 +24,9 @@ import pathlib
 
 from kgpt2.errors import MissingFileError
 from kgpt2.presets.errors import PresetError
+from kgpt2.presets.folder_checks import check_merges
+from kgpt2.presets.folder_checks import check_vocabulary
+from kgpt2.presets.folder_checks import read_merges
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -172,6 +175,28 @@ class TensorFiles:
             f"(or {SAFETENSORS_INDEX} and its shards), or {PYTORCH_FILE}."
         )
 
+    def shapes(self):
+        """`{name: shape}` of every tensor, read from the safetensors headers only.
+
+        None for PyTorch files, whose shapes only unpickling tells.
+        """
+        from safetensors import safe_open
+
+        files = sorted(set(self.shards.values()))
+        if not all(name.endswith(".safetensors") for name in files):
+            return None
+        shapes = {}
+        for name in files:
+            try:
+                with safe_open(str(self.folder / name), framework="numpy") as file:
+                    for key in file.keys():  # noqa: SIM118 - safe_open is not iterable
+                        shapes[_short(key)] = tuple(file.get_slice(key).get_shape())
+            except Exception as error:  # safetensors raises its own error types.
+                raise PresetError(
+                    f"Cannot read '{self.folder / name}': {type(error).__name__}: {error}"
+                ) from error
+        return shapes
+
     def _file(self, name):
         if name not in self._opened:
             path = self.folder / name
@@ -205,6 +230,38 @@ class TensorFiles:
 
 def _short(name):
     return name.removeprefix("transformer.")
+
+
+# KerasHub's GPT2Backbone sizes under the names a transformers config.json gives them.
+HF_NAMES = {
+    "vocabulary_size": "vocab_size", "num_layers": "n_layer", "num_heads": "n_head",
+    "hidden_dim": "n_embd", "intermediate_dim": "n_inner", "max_sequence_length": "n_positions",
+    "dropout": "resid_pdrop",
+}
+
+
+def weight_sizes(shapes):
+    """The GPT-2 sizes that tensor `shapes` (`{name: shape}`) hold, in KerasHub's names.
+
+    Example:
+    ```python
+    from kgpt2.presets.hf_folder import weight_sizes
+
+    shapes = {"wte.weight": (50257, 64), "wpe.weight": (1024, 64),
+              "h.0.mlp.c_fc.weight": (64, 256), "h.1.mlp.c_fc.weight": (64, 256)}
+    print(weight_sizes(shapes)["num_layers"])  # 2
+    ```
+    """
+    sizes = {}
+    if len(shapes.get("wte.weight", ())) == 2:
+        sizes["vocabulary_size"], sizes["hidden_dim"] = shapes["wte.weight"]
+    if len(shapes.get("wpe.weight", ())) == 2:
+        sizes["max_sequence_length"] = shapes["wpe.weight"][0]
+    layers = {name.split(".")[1] for name in shapes if name.startswith("h.") and name.count(".") > 1}
+    sizes["num_layers"] = len(layers)
+    if len(shapes.get("h.0.mlp.c_fc.weight", ())) == 2:
+        sizes["intermediate_dim"] = shapes["h.0.mlp.c_fc.weight"][1]
+    return sizes
 
 
 def _read_safetensors(path):
@@ -265,9 +322,9 @@ def read_gpt2_tokenizer_files(folder):
     tokenizer_file = folder / TOKENIZER_JSON
     if vocabulary_file.is_file() and merges_file.is_file():
         vocabulary = _read_json(vocabulary_file)
-        lines = merges_file.read_text("utf-8").splitlines()
-        merges = [line for line in lines if line and not line.startswith("#version")]
-        source = f"{vocabulary_file} and {merges_file}"
+        merges = read_merges(merges_file)
+        check_merges(merges_file, merges)
+        source = str(vocabulary_file)
     elif tokenizer_file.is_file():
         content = _read_json(tokenizer_file)
         model = content.get("model") if isinstance(content, dict) else None
@@ -276,8 +333,9 @@ def read_gpt2_tokenizer_files(folder):
             raise PresetError(f"{tokenizer_file} holds a {kind} model, not GPT-2's byte-level BPE.")
         vocabulary = model.get("vocab")
         # tokenizers writes merges as "a b" strings (older) or [a, b] pairs.
-        merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
+        merges = [m if isinstance(m, str) else " ".join(map(str, m)) for m in model.get("merges") or []]
         source = str(tokenizer_file)
+        check_merges(f"{tokenizer_file} (model.merges)", merges)
     else:
         present = [f.name for f in (vocabulary_file, merges_file) if f.is_file()]
         half = f" (it has only {present[0]})" if present else ""
@@ -286,6 +344,5 @@ def read_gpt2_tokenizer_files(folder):
             f"and {MERGES_FILE}, or {TOKENIZER_JSON}. Save the tokenizer into "
             "the folder with `tokenizer.save_pretrained(folder)`."
         )
-    if not isinstance(vocabulary, dict) or "<|endoftext|>" not in vocabulary:
-        raise PresetError(f"{source}: the vocabulary lacks GPT-2's <|endoftext|> token.")
+    check_vocabulary(source, vocabulary)
     return vocabulary, merges

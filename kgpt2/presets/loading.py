@@ -6,6 +6,7 @@ import os
 import pathlib
 
 from kgpt2 import runs
+from kgpt2.atomic import check_replaceable
 from kgpt2.atomic import check_writable
 from kgpt2.atomic import writing_folder
 from kgpt2.checks import check_choice
@@ -16,12 +17,18 @@ from kgpt2.presets.catalog import OFFICIAL_PRESETS
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.presets.catalog import backbone_config
 from kgpt2.presets.errors import PresetError
+from kgpt2.presets.folder_checks import check_against_weights
+from kgpt2.presets.folder_checks import check_backbone_config
+from kgpt2.presets.folder_checks import check_keras_preset_folder
 from kgpt2.presets.gpt2_layout import DISTRIBUTIONS
 from kgpt2.presets.gpt2_layout import get_distribution
+from kgpt2.presets.hf_folder import CONFIG_FILE
+from kgpt2.presets.hf_folder import HF_NAMES
 from kgpt2.presets.hf_folder import TensorFiles
 from kgpt2.presets.hf_folder import looks_like_transformers_folder
 from kgpt2.presets.hf_folder import read_gpt2_config
 from kgpt2.presets.hf_folder import read_gpt2_tokenizer_files
+from kgpt2.presets.hf_folder import weight_sizes
 from kgpt2.presets.sequence_length import MAX_SEQUENCE_LENGTH
 from kgpt2.presets.sequence_length import check_sequence_length
 from kgpt2.presets.sharded_variables import initialize_laid_out
@@ -29,8 +36,8 @@ from kgpt2.presets.tokenizer import gpt2_tokenizer
 
 DEFAULT_SEQUENCE_LENGTH = 1024
 REMOTE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
-# `kgpt2.save` puts this file in every preset it writes: the only folders it
-# will replace are ones that hold it.
+# `kgpt2.save` puts this file in every preset it writes. Saves from before
+# folder manifests (`kgpt2.atomic.MANIFEST_FILE`) are recognised by it.
 PRESET_MARKER = ".kgpt2-preset"
 # KerasHub writes one model.weights.h5, or an index of shards for big models.
 _WEIGHTS_FILES = ("model.weights.h5", "model.weights.json")
@@ -268,18 +275,25 @@ def load_transformers_folder(folder, sequence_length=None, dtype=None, **unsuppo
     config = read_gpt2_config(folder)
     positions = config["n_positions"]
     check_sequence_length(sequence_length, positions, str(folder))
-    vocabulary, merges = read_gpt2_tokenizer_files(folder)
+    keras_config = convert_gpt2.convert_backbone_config(config)
+    # KerasHub's converter assumes n_inner = 4 * n_embd; transformers
+    # writes null for that default.
+    keras_config["intermediate_dim"] = config.get("n_inner") or 4 * config["n_embd"]
+    # Before building anything: sizes, memory, and what the weights hold.
+    config_file = str(folder / CONFIG_FILE)
+    check_backbone_config(keras_config, config_file, HF_NAMES)
     tensors = TensorFiles(folder)
+    shapes = tensors.shapes()
+    if shapes is not None:
+        check_against_weights(keras_config, weight_sizes(shapes), config_file,
+                              ", ".join(sorted(set(tensors.shards.values()))), HF_NAMES)
+    vocabulary, merges = read_gpt2_tokenizer_files(folder)
     if len(vocabulary) > config["vocab_size"]:
         raise PresetError(
             f"'{folder}': the tokenizer has {len(vocabulary)} tokens, the "
             f"model's embedding only {config['vocab_size']}."
         )
 
-    keras_config = convert_gpt2.convert_backbone_config(config)
-    # KerasHub's converter assumes n_inner = 4 * n_embd; transformers
-    # writes null for that default.
-    keras_config["intermediate_dim"] = config.get("n_inner") or 4 * config["n_embd"]
     backbone = keras_hub.models.GPT2Backbone(**keras_config, dtype=dtype)
     convert_gpt2.convert_weights(backbone, tensors, config)
     if config.get("tie_word_embeddings") is False:
@@ -455,6 +469,7 @@ def load(preset, sequence_length=None, seed=0, distribution=None, **kwargs):
         with _local_preset(local) as folder:
             check_sequence_length(sequence_length, _local_max_length(folder), name)
             _check_weights_file(folder)
+            check_keras_preset_folder(folder)
             config = _folder_config(folder) if distribution == "model_parallel" else None
             with _layout_scope(distribution, config, name):
                 lm = _from_preset(name, str(folder), **kwargs)
@@ -486,12 +501,7 @@ def _check_destination(path, given, overwrite):
         raise PresetError(f"'{given}' is a file; a preset is a directory. Give a new folder name.")
     if not overwrite:
         raise PresetError(f"'{given}' exists; pass overwrite=True to replace it.")
-    if any(path.iterdir()) and not (path / PRESET_MARKER).is_file():
-        raise PresetError(
-            f"'{given}' exists and is not a preset that kgpt2.save wrote, so "
-            "kgpt2 won't replace it (it replaces only its own saves). Give a "
-            "new folder name, or move that folder away yourself."
-        )
+    check_replaceable(path, legacy_marker=PRESET_MARKER, error=PresetError)
 
 
 def save(lm, path, overwrite=True):
@@ -503,13 +513,16 @@ def save(lm, path, overwrite=True):
     both load it back with identical weights and tokenizer.
 
     `path` may be new, an empty folder, or (with `overwrite=True`) a preset
-    an earlier `kgpt2.save` wrote (marked by a `.kgpt2-preset` file in it).
-    Anything else is refused: another folder of files, the working folder or
-    one above it, a training run or a folder inside one. `~` is expanded, as
-    `kgpt2.load` does. Returns the folder as a `pathlib.Path`.
+    an earlier `kgpt2.save` wrote, holding nothing but the files listed in
+    its manifest (`.kgpt2-manifest.json`). Anything else is refused: a
+    folder with any file kgpt2 did not write (a note you added, at any
+    depth), the working folder or one above it, a training run or a folder
+    inside one. `~` is expanded, as `kgpt2.load` does. Returns the folder
+    as a `pathlib.Path`.
 
     Raises:
-        PresetError: the destination is refused (the message says why).
+        PresetError: the destination is refused (the message says why;
+            for a folder holding files kgpt2 did not write, it lists them).
         WriteError: the preset could not be written; nothing was replaced.
 
     Example:
@@ -528,8 +541,8 @@ def save(lm, path, overwrite=True):
     path = pathlib.Path(os.path.expanduser(str(path)))
     _check_destination(path, given, overwrite)
     check_writable(path)
-    # Replacing is safe: the destination was checked above (new, empty, or our own save).
-    with writing_folder(path) as staging:
+    # Saves from before manifests existed carry only PRESET_MARKER.
+    with writing_folder(path, legacy_marker=PRESET_MARKER, error=PresetError) as staging:
         lm.save_to_preset(str(staging))
         (staging / PRESET_MARKER).write_text("Written by kgpt2.save.\n", "utf-8")
     return path

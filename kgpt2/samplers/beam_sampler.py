@@ -23,6 +23,8 @@ class BeamSampler(TokenRules, keras_hub.samplers.BeamSampler):
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        presence_penalty, frequency_penalty, logit_bias: OpenAI's, see
+            `TokenRules`.
 
     Example:
     ```python
@@ -43,6 +45,9 @@ class BeamSampler(TokenRules, keras_hub.samplers.BeamSampler):
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        logit_bias=None,
     ):
         check_number(type(self).__name__, "num_beams", num_beams, minimum=1,
                      integer=True)
@@ -53,4 +58,7 @@ class BeamSampler(TokenRules, keras_hub.samplers.BeamSampler):
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            logit_bias=logit_bias,
         )

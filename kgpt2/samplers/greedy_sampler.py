@@ -21,6 +21,8 @@ class GreedySampler(TokenRules, keras_hub.samplers.GreedySampler):
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        presence_penalty, frequency_penalty, logit_bias: OpenAI's, see
+            `TokenRules`.
 
     Example:
     ```python
@@ -33,10 +35,14 @@ class GreedySampler(TokenRules, keras_hub.samplers.GreedySampler):
     """
 
     def __init__(self, temperature=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
-                 valid_utf8=False):
+                 valid_utf8=False, presence_penalty=0.0,
+                 frequency_penalty=0.0, logit_bias=None):
         super().__init__(
             temperature=temperature,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            logit_bias=logit_bias,
         )

@@ -41,7 +41,8 @@ def options(name):
 
     print(kgpt2.samplers.options("top_k"))
     # ('k', 'seed', 'temperature', 'min_p', 'repetition_penalty',
-    #  'no_repeat_ngram_size', 'valid_utf8')
+    #  'no_repeat_ngram_size', 'valid_utf8', 'presence_penalty',
+    #  'frequency_penalty', 'logit_bias')
     ```
     """
     _, cls = _sampler_class(name)
@@ -56,7 +57,8 @@ def get(sampler, **options_):
             `contrastive`; `-` works for `_`, case is ignored), or a
             `keras_hub.samplers.Sampler` object, returned unchanged.
         **options_: the sampler's options, see `kgpt2.samplers.options(name)`:
-            `temperature`, `repetition_penalty`, `no_repeat_ngram_size` for
+            `temperature`, `repetition_penalty`, `no_repeat_ngram_size`,
+            `presence_penalty`, `frequency_penalty`, `logit_bias` for
             all; `seed` and `min_p` for random/top_k/top_p; `k` for
             top_k/top_p/contrastive; `p` for top_p; `num_beams` for beam;
             `alpha` for contrastive. An option set to `None` keeps its

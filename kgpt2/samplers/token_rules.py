@@ -2,9 +2,10 @@
 
 KerasHub's samplers only ever see the model's logits, so they cannot avoid
 what they already wrote. This mixin adds rules that look at the tokens
-written so far (`repetition_penalty`, `no_repeat_ngram_size` and
-`valid_utf8`) to any `keras_hub.samplers.Sampler` without touching
-its decode loop: it wraps the `next` function the loop calls, and rewrites
+written so far (`repetition_penalty`, `no_repeat_ngram_size`, OpenAI's
+`presence_penalty` and `frequency_penalty`, `logit_bias` and `valid_utf8`)
+to any `keras_hub.samplers.Sampler` without touching its decode loop: it
+wraps the `next` function the loop calls, and rewrites
 the logits `next` returns using the token buffer and index `next` receives.
 That works for the plain loop (greedy, random, top-k, top-p), for beam
 search (whose rows are reordered beams) and for contrastive search (which
@@ -18,8 +19,12 @@ from keras import ops
 from kgpt2.checks import check_number
 from kgpt2.errors import InputError
 from kgpt2.samplers.logits_processing import BANNED_LOGIT
+from kgpt2.samplers.logits_processing import apply_logit_bias
 from kgpt2.samplers.logits_processing import apply_no_repeat_ngram
+from kgpt2.samplers.logits_processing import apply_presence_frequency_penalty
 from kgpt2.samplers.logits_processing import apply_repetition_penalty
+from kgpt2.samplers.logits_processing import logit_bias_pairs
+from kgpt2.samplers.logits_processing import token_counts
 from kgpt2.samplers.utf8_continuation import allowed_token_mask
 from kgpt2.samplers.utf8_continuation import tokenizer_utf8_tables
 from kgpt2.samplers.vocabulary_fit import check_sampler_fits
@@ -45,6 +50,17 @@ class TokenRules:
             stray continuation byte), nor stops in the middle of a
             character. Needs the model's tokenizer. `False` (default)
             disables it.
+        presence_penalty: float in [-2, 2], OpenAI's: subtracted from the
+            logit of every token already generated (the prompt does not
+            count). `0.0` (default) disables it.
+        frequency_penalty: float in [-2, 2], OpenAI's: subtracted once per
+            occurrence of the token in the generated text. `0.0` disables it.
+        logit_bias: `{token id: bias}` with biases in [-100, 100], added to
+            those tokens' logits; -100 bans the token. `None` disables it.
+
+    The logits rules are applied in this order: repetition penalty,
+    n-gram ban, presence and frequency penalties, logit bias, UTF-8 ban;
+    the same functions as the batching engine's (`logits_processing`).
 
     Example:
     ```python
@@ -62,6 +78,9 @@ class TokenRules:
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        logit_bias=None,
         **kwargs,
     ):
         owner = type(self).__name__
@@ -79,6 +98,11 @@ class TokenRules:
                 f"{owner}: valid_utf8 must be True or False, got {valid_utf8!r}."
             )
         self.valid_utf8 = valid_utf8
+        check_number(owner, "presence_penalty", presence_penalty, minimum=-2, maximum=2)
+        check_number(owner, "frequency_penalty", frequency_penalty, minimum=-2, maximum=2)
+        self.presence_penalty = float(presence_penalty)
+        self.frequency_penalty = float(frequency_penalty)
+        self.logit_bias = dict(logit_bias_pairs(owner, logit_bias)) or None
         self._utf8_tables = None
 
     @property
@@ -88,7 +112,14 @@ class TokenRules:
             self.repetition_penalty != 1.0
             or self.no_repeat_ngram_size > 0
             or self.valid_utf8
+            or self.counts_generated
+            or bool(self.logit_bias)
         )
+
+    @property
+    def counts_generated(self):
+        """Whether the presence or frequency penalty is on."""
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
 
     def _load_utf8_tables(self, model):
         """The UTF-8 tables of `model`'s tokenizer, built once per sampler."""
@@ -102,12 +133,15 @@ class TokenRules:
             self._utf8_tables = (tokenizer, tokenizer_utf8_tables(tokenizer))
         return self._utf8_tables[1]
 
-    def process_logits(self, logits, token_ids, index):
+    def process_logits(self, logits, token_ids, index, generated=None):
         """Apply the active rules to next-token `logits`.
 
         Penalty first, then the n-gram ban, as Hugging Face orders them, then
-        the UTF-8 ban; the temperature and any top-k / top-p / min-p cut come
-        afterwards, in `compute_probabilities` and `get_next_token`.
+        the presence / frequency penalties over the positions `generated`
+        (bool `(batch, length)`: the tokens written by the sampler, not the
+        prompt), the logit bias and the UTF-8 ban; the temperature and any
+        top-k / top-p / min-p cut come afterwards, in
+        `compute_probabilities` and `get_next_token`.
         """
         if self.repetition_penalty != 1.0:
             logits = apply_repetition_penalty(
@@ -117,6 +151,13 @@ class TokenRules:
             logits = apply_no_repeat_ngram(
                 logits, token_ids, index, self.no_repeat_ngram_size
             )
+        if self.counts_generated:
+            counts = token_counts(token_ids, generated, ops.shape(logits)[-1])
+            logits = apply_presence_frequency_penalty(
+                logits, counts, self.presence_penalty, self.frequency_penalty)
+        if self.logit_bias:
+            logits = apply_logit_bias(logits, [list(self.logit_bias)],
+                                      [list(self.logit_bias.values())])
         if self.valid_utf8 and self._utf8_tables is not None:
             allowed = allowed_token_mask(self._utf8_tables[1], token_ids, index)
             vocab_size = ops.shape(logits)[-1]
@@ -144,12 +185,20 @@ class TokenRules:
             self._load_utf8_tables(model)
         if self.rewrites_logits:
             model_next = next
+            given = ops.zeros_like(prompt, dtype="bool") if mask is None else mask
 
             def next(token_ids, cache, index):
                 # `index` is the position `logits` predict: tokens before it
-                # are the prompt and output so far.
+                # are the prompt and output so far; the unmasked ones among
+                # them were generated. Beam search repeats the rows.
                 logits, hidden_states, cache = model_next(token_ids, cache, index)
-                logits = self.process_logits(logits, token_ids, index)
+                prompt_mask = ops.cast(given, "bool")
+                copies = ops.shape(token_ids)[0] // ops.shape(prompt_mask)[0]
+                if copies > 1:
+                    prompt_mask = ops.repeat(prompt_mask, copies, axis=0)
+                positions = ops.arange(ops.shape(token_ids)[1], dtype="int32")[None, :]
+                generated = ops.logical_and(ops.logical_not(prompt_mask), positions < index)
+                logits = self.process_logits(logits, token_ids, index, generated)
                 return logits, hidden_states, cache
 
         return super().__call__(
@@ -171,6 +220,11 @@ class TokenRules:
                 "repetition_penalty": self.repetition_penalty,
                 "no_repeat_ngram_size": self.no_repeat_ngram_size,
                 "valid_utf8": self.valid_utf8,
+                "presence_penalty": self.presence_penalty,
+                "frequency_penalty": self.frequency_penalty,
+                # JSON keys are strings; __init__ reads them back as ids.
+                "logit_bias": None if not self.logit_bias else {
+                    str(token): bias for token, bias in self.logit_bias.items()},
             }
         )
         return config

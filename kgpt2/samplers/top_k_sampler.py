@@ -25,6 +25,8 @@ class TopKSampler(TokenRules, MinPFilter, keras_hub.samplers.TopKSampler):
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        presence_penalty, frequency_penalty, logit_bias: OpenAI's, see
+            `TokenRules`.
 
     Example:
     ```python
@@ -45,6 +47,9 @@ class TopKSampler(TokenRules, MinPFilter, keras_hub.samplers.TopKSampler):
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        logit_bias=None,
     ):
         check_number(type(self).__name__, "k", k, minimum=1, integer=True)
         check_seed(type(self).__name__, seed)
@@ -56,4 +61,7 @@ class TopKSampler(TokenRules, MinPFilter, keras_hub.samplers.TopKSampler):
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            logit_bias=logit_bias,
         )

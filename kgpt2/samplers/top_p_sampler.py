@@ -32,6 +32,8 @@ class TopPSampler(TokenRules, MinPFilter, keras_hub.samplers.TopPSampler):
         repetition_penalty: float > 0, `1.0` disables it.
         no_repeat_ngram_size: int >= 0, `0` disables it.
         valid_utf8: bool, only tokens that keep the text valid UTF-8.
+        presence_penalty, frequency_penalty, logit_bias: OpenAI's, see
+            `TokenRules`.
 
     Example:
     ```python
@@ -53,6 +55,9 @@ class TopPSampler(TokenRules, MinPFilter, keras_hub.samplers.TopPSampler):
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         valid_utf8=False,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        logit_bias=None,
     ):
         owner = type(self).__name__
         check_number(owner, "p", p, minimum=0, maximum=1, exclusive_minimum=True)
@@ -68,6 +73,9 @@ class TopPSampler(TokenRules, MinPFilter, keras_hub.samplers.TopPSampler):
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
             valid_utf8=valid_utf8,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            logit_bias=logit_bias,
         )
 
     def get_next_token(self, probabilities):

@@ -66,6 +66,12 @@ def validation_error(errors):
     if not location:
         return ApiError(400, f"The request body must be a JSON object: {first.get('msg')}.")
     param = location[0]
+    if first.get("type") == "extra_forbidden":
+        return ApiError(
+            400, f"Unrecognized request argument supplied: {'.'.join(location)}. "
+            "kgpt2 serve does not implement it (no parameter is silently ignored); "
+            "remove it from the request.", param=param, code="unknown_parameter",
+        )
     problems = [
         error.get("msg", "") for error in errors
         if [str(p) for p in error.get("loc", ()) if p != "body"][:1] == [param]

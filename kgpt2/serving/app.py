@@ -1,7 +1,8 @@
 """`create_app`: the FastAPI app that serves a loaded model, OpenAI-style.
 
 Routes: `GET /` (the playground page), `GET /health`, `GET /v1/models`,
-`POST /v1/completions` (plain or streamed). With an API key, the `/v1/`
+`POST /v1/completions` and `POST /v1/chat/completions` (plain or streamed;
+chat needs a chat template). With an API key, the `/v1/`
 routes need `Authorization: Bearer <key>` (compared in constant time).
 Every error is OpenAI's JSON envelope naming the field at fault.
 
@@ -37,7 +38,10 @@ from kgpt2.generation.batching_engine import BatchingEngine
 from kgpt2.serving.api_errors import ApiError
 from kgpt2.serving.api_errors import validation_error
 from kgpt2.serving.body_limit import BodyLimit
+from kgpt2.serving.chat import ChatService
+from kgpt2.serving.chat_template import ChatTemplate
 from kgpt2.serving.completions import CompletionService
+from kgpt2.serving.schemas import ChatCompletionRequest
 from kgpt2.serving.schemas import CompletionRequest
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -69,6 +73,13 @@ def _api_key_check(api_key):
     return check
 
 
+def _event_stream(events):
+    return StreamingResponse(
+        events, media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 def _add_error_handlers(app):
     @app.exception_handler(ApiError)
     async def api_error(request, error):
@@ -85,7 +96,7 @@ def _add_error_handlers(app):
 
 def create_app(lm, model_name, max_batch_size=8, max_queue=64, api_key=None,
                max_body_bytes=DEFAULT_MAX_BODY_BYTES, context_length=None,
-               drain_seconds=5.0, engine=None):
+               drain_seconds=5.0, engine=None, prepend_bos=None, chat_template=None):
     """Return the ASGI app serving `lm` as `model_name`.
 
     Args:
@@ -100,12 +111,23 @@ def create_app(lm, model_name, max_batch_size=8, max_queue=64, api_key=None,
         drain_seconds: at shutdown, how long busy requests may finish
             before they are cancelled.
         engine: a `BatchingEngine` to use instead of making one.
+        prepend_bos: start every completion prompt with `<|endoftext|>`
+            (and count it in `usage.prompt_tokens`). None follows the
+            model's preprocessor: yes for kgpt2's presets and fine-tunes,
+            which train that way; False conditions on the prompt alone, as
+            Hugging Face and OpenAI do.
+        chat_template: the Jinja chat template (text or `ChatTemplate`) for
+            `/v1/chat/completions`; None answers it with a 400 that says
+            how to give one.
     """
     engine = engine or BatchingEngine(
         lm, max_batch_size=max_batch_size, max_queue=max_queue,
         context_length=context_length,
     )
-    service = CompletionService(engine, model_name)
+    service = CompletionService(engine, model_name, prepend_bos=prepend_bos)
+    if isinstance(chat_template, str):
+        chat_template = ChatTemplate(chat_template)
+    chat = ChatService(service, chat_template)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -136,10 +158,13 @@ def create_app(lm, model_name, max_batch_size=8, max_queue=64, api_key=None,
     @app.post("/v1/completions", dependencies=[authorized])
     async def completions(request: CompletionRequest):
         if request.stream:
-            return StreamingResponse(
-                service.stream(request), media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            return _event_stream(await service.stream(request))
         return (await service.complete(request)).model_dump(exclude_none=True)
+
+    @app.post("/v1/chat/completions", dependencies=[authorized])
+    async def chat_completions(request: ChatCompletionRequest):
+        if request.stream:
+            return _event_stream(chat.stream(request))
+        return (await chat.complete(request)).model_dump(exclude_none=True)
 
     return app

@@ -31,6 +31,9 @@ from kgpt2.errors import Error
 from kgpt2.errors import InputError
 from kgpt2.serving.app import DEFAULT_MAX_BODY_BYTES
 from kgpt2.serving.app import create_app
+from kgpt2.serving.chat_template import ChatTemplate
+from kgpt2.serving.chat_template import folder_chat_template
+from kgpt2.serving.chat_template import read_chat_template
 
 API_KEY_VARIABLE = "KGPT2_API_KEY"
 # After the drain, cut streams still need to send their last chunks.
@@ -86,7 +89,7 @@ def listening_socket(host, port):
 
 def serve(preset, host="127.0.0.1", port=8000, max_batch_size=8, max_queue=64,
           api_key=None, context_length=None, max_body_bytes=None, drain_seconds=5.0,
-          log_level="warning", ready=None):
+          log_level="warning", ready=None, prepend_bos=None, chat_template=None):
     """Load `preset` and serve it until SIGTERM / Ctrl+C.
 
     Args:
@@ -103,9 +106,28 @@ def serve(preset, host="127.0.0.1", port=8000, max_batch_size=8, max_queue=64,
         log_level: uvicorn's log level.
         ready: called with the port once the server listens (for tests and
             `--port 0`).
+        prepend_bos: the token convention of `/v1/completions`. True puts
+            `<|endoftext|>` before every prompt (GPT-2 saw it between its
+            training documents, and kgpt2 fine-tunes with it); False sends
+            the prompt's own tokens only, as Hugging Face's `transformers
+            serve` and OpenAI do. None (default) follows the model's
+            preprocessor: True for kgpt2 presets, fine-tunes and imported
+            folders alike. `usage.prompt_tokens` counts the tokens the
+            model saw, once per prompt whatever `n` is.
+        chat_template: a Jinja chat template file for
+            `/v1/chat/completions`; default the `chat_template` of a Hugging
+            Face folder given as `preset` (its `chat_template.jinja` or
+            `tokenizer_config.json`). Without either, chat requests get a
+            400 saying how to give one.
     """
     import uvicorn
 
+    # Before loading the model: a bad file should cost no wait.
+    if chat_template is not None:
+        template = ChatTemplate(read_chat_template(chat_template))
+    else:
+        source = folder_chat_template(preset)
+        template = ChatTemplate(source) if source else None
     api_key = api_key or os.environ.get(API_KEY_VARIABLE) or None
     # Before the model loads: a mistake here costs no wait.
     sock = listening_socket(host, port)
@@ -115,7 +137,7 @@ def serve(preset, host="127.0.0.1", port=8000, max_batch_size=8, max_queue=64,
             lm, model_name(preset), max_batch_size=max_batch_size, max_queue=max_queue,
             api_key=api_key, context_length=context_length or lm.backbone.max_sequence_length,
             max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-            drain_seconds=drain_seconds,
+            drain_seconds=drain_seconds, prepend_bos=prepend_bos, chat_template=template,
         )
         config = uvicorn.Config(
             app, host=host, port=port, log_level=log_level,

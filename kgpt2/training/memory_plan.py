@@ -28,7 +28,7 @@ besides those buffers, measured by `benchmarks/plan_memory.py` (JAX, CPU):
   (`PROCESS_GROUP_BYTES`, once per process).
 
 The total is then at or above the measured peak of a whole process (at
-most 20% above, on the README's configurations). On a GPU the framework
+most 20% above, on the configurations of docs/benchmarks.md). On a GPU the framework
 part is host memory, and the CUDA context and XLA's allocator reserve take
 its place on the device.
 """
@@ -271,7 +271,8 @@ def runtime_bytes(parameter_bytes, processes=1):
 
     Example:
     ```python
-    from kgpt2.training.memory_plan import format_bytes, runtime_bytes
+    from kgpt2.presets.memory import format_bytes
+    from kgpt2.training.memory_plan import runtime_bytes
 
     print(format_bytes(runtime_bytes(0)))  # 1.11 GiB
     ```
@@ -387,19 +388,3 @@ def plan(
         sequence_length=sequence_length, devices=devices,
         distribution=distribution, comparison=comparison,
     )
-
-
-def format_bytes(count):
-    """Format a byte count in binary units ("1.50 GiB").
-
-    Example:
-    ```python
-    from kgpt2.training.memory_plan import format_bytes
-
-    print(format_bytes(3 * 2**29))  # 1.50 GiB
-    ```
-    """
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if count >= size:
-            return f"{count / size:.2f} {unit}"
-    return f"{count} B"
