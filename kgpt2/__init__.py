@@ -1,8 +1,8 @@
 """kgpt2: fine-tune GPT-2 and generate text with it, Keras-natively.
 
 Importing kgpt2 picks the Keras backend when the user has not: JAX, because it
-measured fastest for GPT-2 generation on CPU (see the README's "Backend"
-section and `kgpt2.keras_backend`). Set `KERAS_BACKEND=tensorflow` before
+measured fastest for GPT-2 generation on CPU (see the "Backend" section of
+docs/fine-tuning.md, and `kgpt2.keras_backend`). Set `KERAS_BACKEND=tensorflow` before
 importing to use TensorFlow.
 
 `import kgpt2` itself loads nothing heavy: each public name and subpackage

@@ -239,6 +239,29 @@ def manifest_files(folder):
     return {*files, MANIFEST_FILE}
 
 
+def write_manifest(folder):
+    """List every file now in `folder` in its manifest (`MANIFEST_FILE`): kgpt2 wrote them.
+
+    Call it on a folder kgpt2 made empty and filled itself, so that a later
+    replacement (`check_replaceable`) deletes only these files.
+
+    Example:
+    ```python
+    import pathlib, tempfile
+    from kgpt2.atomic import manifest_files, write_manifest
+
+    folder = pathlib.Path(tempfile.mkdtemp())
+    (folder / "log.txt").write_text("written by us")
+    write_manifest(folder)
+    print(sorted(manifest_files(folder)))  # ['.kgpt2-manifest.json', 'log.txt']
+    ```
+    """
+    folder = pathlib.Path(folder)
+    files = [name for name in folder_files(folder) if name != MANIFEST_FILE]
+    manifest = {"written_by": "kgpt2", "files": files}
+    write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
+
+
 def _listed_in(marker):
     """Top-level file names an old marker (`{"files": [...]}`) says kgpt2 wrote."""
     try:
@@ -443,10 +466,7 @@ def writing_folder(target, legacy_marker=None, error=ForeignFilesError):
         staging.mkdir()
         make_ordinary(staging)
         yield staging
-        files = [name for name in folder_files(staging) if name != MANIFEST_FILE]
-        manifest = {"written_by": "kgpt2", "files": files}
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
-        os.chmod(staging / MANIFEST_FILE, ordinary_mode())
+        write_manifest(staging)
         replace_folder(staging, target, legacy_marker, error)
     except (WriteError, InputError):
         raise

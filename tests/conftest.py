@@ -49,6 +49,7 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 # instead of leaving one to run a two-minute file alone.
 LONGEST_FILES = (
     "test_docstring_examples.py",
+    "test_docs.py",
     "test_processes.py",
     "test_notebooks.py",
     "test_bench_backends.py",

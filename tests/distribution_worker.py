@@ -6,11 +6,14 @@ Run by tests/test_distribution.py in a subprocess, because XLA reads
 For each mode (single device, data_parallel, model_parallel) it loads the
 same model, trains it for a few steps on the same batches, once with plain
 `fit` under `kgpt2.training.distribution.distributed` and once with
-`kgpt2.finetune(distribution=mode)`,
-and reports the per-step losses, how the variables are laid out, and the
-bytes device 0 holds (to check `kgpt2.plan` against).
+`kgpt2.finetune(distribution=mode)` and its default run options (a sample
+at the last step), and reports the per-step losses, the samples, how the
+variables are laid out, and the bytes device 0 holds (to check
+`kgpt2.plan` against). Then it runs the `kgpt2 finetune` command with its
+default options and `--distribution data_parallel`, as a user would.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -119,13 +122,14 @@ def finetune(mode):
     with tempfile.TemporaryDirectory() as folder:
         outcome = kgpt2.finetune(
             lm, batches, steps=STEPS, learning_rate=1e-3, checkpoint_dir=folder,
-            save_every=0, print_every=0, sample_every=0, distribution=mode,
-            callbacks=[RecordLoss()])
+            distribution=mode, callbacks=[RecordLoss()])
         final = lm.get_weights()
         saved = kgpt2.load(str(outcome.run_dir)).get_weights()
+        samples = (outcome.run_dir / "samples.txt").read_text("utf-8")
     return {
         "losses": losses,
         "step": outcome.step,
+        "samples": samples,
         "caller_has_the_saved_weights": all(
             np.array_equal(a, b) for a, b in zip(final, saved)),
     }, final
@@ -147,6 +151,23 @@ def created_laid_out(mode):
     }
 
 
+def finetune_command():
+    """`kgpt2 finetune` with only what a user must pass, on both devices: its exit status and samples."""
+    from kgpt2.cli import main as kgpt2_command
+
+    with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+        with open("lines.txt", "w", encoding="utf-8") as file:
+            file.write("\n".join(texts()) + "\n")
+        status = kgpt2_command([
+            "finetune", "--preset", "gpt2_tiny_random", "--data", "text:lines.txt",
+            "--steps", str(STEPS), "--sequence-length", str(SEQUENCE_LENGTH),
+            "--batch-size", str(BATCH_SIZE), "--distribution", "data_parallel",
+        ])
+        samples = os.path.join("checkpoint", "run1", "samples.txt")
+        return {"status": status,
+                "samples": open(samples, encoding="utf-8").read() if os.path.exists(samples) else None}
+
+
 def main():
     import jax
 
@@ -166,6 +187,8 @@ def main():
     for mode in modes:
         if mode != "single":
             report["created_" + mode] = created_laid_out(mode)
+    if "data_parallel" in modes:
+        report["command_data_parallel"] = finetune_command()
     print("RESULT " + json.dumps(report))
 
 

@@ -4,15 +4,20 @@ Run twice (process 0 and 1) by tests/test_processes.py:
 
     python processes_worker.py PROCESS_ID NUM_PROCESSES COORDINATOR OUT_DIR MODE...
 
-Each process joins the group (JAX's distributed runtime, Gloo on CPU),
-then, for each MODE ("data_parallel", "model_parallel"), trains
-gpt2_tiny_random into the run `OUT_DIR/MODE`: it stops after `STOP_AT` of
-`STEPS` steps, then resumes to the end. The first part trains a model
-created laid out (`kgpt2.load(..., distribution=MODE)`), the second one
-loaded whole (which `kgpt2.finetune` rebuilds laid out). Process 0 writes
-the run; each process reports what it saw in `OUT_DIR/MODE-<process_id>.json`.
+First each process runs the `kgpt2 finetune` command as a user would, with
+its default options (samples and checkpoints included), data parallel, into
+the run `OUT_DIR/checkpoint/run1`; the command joins the group (JAX's distributed
+runtime, Gloo on CPU). Then, for each MODE ("data_parallel",
+"model_parallel"), it trains gpt2_tiny_random into the run `OUT_DIR/MODE`
+with `kgpt2.finetune`: it stops after `STOP_AT` of `STEPS` steps, then
+resumes to the end. The first part trains a model created laid out
+(`kgpt2.load(..., distribution=MODE)`), the second one loaded whole (which
+`kgpt2.finetune` rebuilds laid out). Process 0 writes the runs; each
+process reports what it saw in `OUT_DIR/MODE-<process_id>.json` and
+`OUT_DIR/cli-<process_id>.json`.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -35,11 +40,27 @@ def texts():
 
 
 def options(mode):
-    """The run's recipe options; constant learning rate, so every run is comparable."""
-    return dict(
-        steps=STEPS, learning_rate=3e-3, end_learning_rate=3e-3, distribution=mode,
-        save_every=0, print_every=1, sample_every=0,
-    )
+    """The run's recipe options; constant learning rate, so every run is comparable.
+
+    The run options (checkpoints, samples, progress lines) are the defaults.
+    """
+    return dict(steps=STEPS, learning_rate=3e-3, end_learning_rate=3e-3, distribution=mode)
+
+
+def finetune_command(process_id, num_processes, coordinator, out_dir):
+    """`kgpt2 finetune` in `out_dir`, with only what a user must pass; returns its exit status."""
+    from kgpt2.cli import main as kgpt2_command
+
+    with contextlib.chdir(out_dir):  # the run goes to ./checkpoint/run1, as a user's does
+        lines = f"lines-{process_id}.txt"
+        with open(lines, "w", encoding="utf-8") as file:
+            file.write("\n".join(texts()) + "\n")
+        return kgpt2_command([
+            "finetune", "--preset", "gpt2_tiny_random", "--data", f"text:{lines}",
+            "--steps", str(STEPS), "--sequence-length", str(SEQUENCE_LENGTH),
+            "--batch-size", str(BATCH_SIZE), "--distribution", "data_parallel",
+            "--num-processes", num_processes, "--process-id", process_id, "--coordinator", coordinator,
+        ])
 
 
 def batches(lm):
@@ -82,10 +103,14 @@ def held_fraction(lm):
 
 def main():
     process_id, num_processes, coordinator, out_dir, *modes = sys.argv[1:]
+    status = finetune_command(process_id, num_processes, coordinator, out_dir)
+    with open(os.path.join(out_dir, f"cli-{process_id}.json"), "w", encoding="utf-8") as file:
+        json.dump({"status": status}, file)
     import keras
 
     import kgpt2
 
+    # The command joined the group already: this checks it is the same one.
     kgpt2.connect_processes(int(num_processes), int(process_id), coordinator)
 
     class StopAt(keras.callbacks.Callback):

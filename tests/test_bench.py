@@ -1,5 +1,10 @@
 """`kgpt2 bench` / `kgpt2.bench.run`: runs, writes JSON and PNG, figures consistent.
 
+One run of `kgpt2 bench` with its default options (on the tiny preset) is the
+smoke test, and every check of the report (JSON, tables, PNG, FLOPs) reads
+that one run; report logic that needs other figures builds a `BenchReport`
+from data. Measurement sweeps are scripts in benchmarks/.
+
 Speeds are never asserted (a shared machine makes them meaningless in a
 test); what is asserted is that every figure is positive and that each
 tokens/s is the tokens divided by the seconds it reports.
@@ -20,11 +25,12 @@ TINY = ["--preset", "gpt2_tiny_random", "--new-tokens", "3", "--calls", "3"]
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-    """One `kgpt2 bench` run on the tiny preset, with JSON and PNG output."""
+    """The one `kgpt2 bench` run: default options on the tiny preset, plus
+    JSON and PNG output (batch sizes 1,8, all three samplers, 128 new tokens,
+    3 calls, training 8 x 128 for 7 steps)."""
     folder = tmp_path_factory.mktemp("bench")
     json_path, png_path = folder / "report.json", folder / "report.png"
-    argv = ["bench", *TINY, "--batch-sizes", "1,2", "--samplers", "greedy,top_k",
-            "--train", "2,8", "--train-steps", "3",
+    argv = ["bench", "--preset", "gpt2_tiny_random",
             "--json", str(json_path), "--plot", str(png_path)]
     terminal = io.StringIO()
     with contextlib.redirect_stdout(terminal):
@@ -65,14 +71,15 @@ def test_cli_writes_a_complete_json_report(cli_run):
     generation = [row for row in report["results"] if row["what"] == "generate"]
     training = [row for row in report["results"] if row["what"] == "train"]
     measured = sorted((row["impl"], row["sampler"], row["batch"]) for row in generation)
-    assert measured == [("kgpt2", sampler, batch) for sampler in ("greedy", "top_k")
-                        for batch in (1, 2)]
-    assert all(len(row["call_s"]) == 3 and row["prompt_length"] == 4 for row in generation)
+    assert measured == [("kgpt2", sampler, batch) for sampler in ("greedy", "top_k", "top_p")
+                        for batch in (1, 8)]
+    assert all(len(row["call_s"]) == 3 and row["prompt_length"] == 4
+               and row["new_tokens"] == 128 for row in generation)
     assert [(row["impl"], row["batch"], row["sequence_length"], len(row["step_s"]))
-            for row in training] == [("kgpt2", 2, 8, 3)]
+            for row in training] == [("kgpt2", 8, 128, 7)]
     # CPU seconds per step are kept beside wall-clock seconds.
     (train,) = training
-    assert len(train["cpu_step_s"]) == 3 and all(s > 0 for s in train["cpu_step_s"])
+    assert len(train["cpu_step_s"]) == 7 and all(s > 0 for s in train["cpu_step_s"])
     assert math.isclose(train["steady_tok_per_cpu_s"],
                         train["tokens"] / statistics.median(train["cpu_step_s"][2:]))
     model = report["backends"]["jax"]["model"]
@@ -83,7 +90,7 @@ def test_cli_writes_a_complete_json_report(cli_run):
 def test_every_figure_is_positive_and_consistent(cli_run):
     _, json_path, _, _ = cli_run
     report = json.loads(json_path.read_text("utf-8"))
-    assert len(report["results"]) == len(report["summary"]) == 5
+    assert len(report["results"]) == len(report["summary"]) == 7
     for row in report["results"] + report["summary"]:
         _check_consistent(row)
     # One round: the summary shows the same figures as the measurement.
@@ -100,13 +107,13 @@ def test_training_flops_and_mfu_follow_tokens_per_second_and_parameters(cli_run,
     assert model["layers"] == tiny_lm.backbone.num_layers
     assert peak["dtype"] == "float32" and peak["library"].startswith("XLA")
     assert peak["peak_gflop_s"] == max(rate["gflop_s"] for rate in peak["rates"]) > 0
-    # The step's forward products at 2 x 8 tokens: q/k/v first, logits last.
+    # The step's forward products at 8 x 128 tokens: q/k/v first, logits last.
     hidden, vocabulary = model["hidden_dim"], model["vocabulary_size"]
-    assert peak["rates"][0]["shape"] == [16, hidden, 3 * hidden]
-    assert peak["rates"][-1]["shape"] == [16, hidden, vocabulary]
+    assert peak["rates"][0]["shape"] == [1024, hidden, 3 * hidden]
+    assert peak["rates"][-1]["shape"] == [1024, hidden, vocabulary]
     (train,) = [row for row in report["summary"] if row["what"] == "train"]
     assert train["precision"] == "float32"
-    per_token = 6 * model["params"] + 12 * model["layers"] * hidden * 8
+    per_token = 6 * model["params"] + 12 * model["layers"] * hidden * 128
     assert train["flop_per_token"] == per_token
     assert math.isclose(train["model_gflop_s"], per_token * train["steady_tok_per_s"] / 1e9,
                         rel_tol=1e-12)

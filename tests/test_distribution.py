@@ -58,6 +58,21 @@ def test_finetune_distribution_matches_single_device(report, mode):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["single", "data_parallel", "model_parallel"])
+def test_finetune_samples_at_its_last_step_by_default_on_every_layout(report, mode):
+    # A sample is a batch of one prompt, fewer rows than data_parallel's devices.
+    samples = report[f"finetune_{mode}"]["samples"]
+    assert samples.startswith("======== step 4 ========\n") and samples.count("======== step") == 1
+
+
+@pytest.mark.slow
+def test_the_finetune_command_with_its_defaults_trains_and_samples_on_two_devices(report):
+    command = report["command_data_parallel"]
+    assert command["status"] == 0
+    assert command["samples"].startswith("======== step 4 ========\n")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["data_parallel", "model_parallel"])
 def test_prepare_keeps_the_weights_and_saving_gathers_them(report, mode):
     assert report[mode]["weights_preserved"]

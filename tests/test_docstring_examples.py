@@ -20,6 +20,13 @@ NOT_RUN = {
     "kgpt2/bench/backends.py::measure_in_subprocess":
         "starts a TensorFlow process (test_bench_backends.py runs that path)",
     "kgpt2/bench/hf.py::run_hf_peer": "needs a Python with torch and transformers",
+    # One example runs `kgpt2.bench.run` (benchmark.py::run); the report and
+    # plot examples build a `BenchReport` from data.
+    **{name: "a benchmark run (seconds of compiling); " + covered_by for name, covered_by in {
+        "kgpt2/bench/__init__.py::<module>": "the example of benchmark.py::run runs the same call",
+        "kgpt2/bench/measure.py::measure_backend":
+            "test_bench.py's `kgpt2 bench` smoke test runs it through kgpt2.bench.run",
+    }.items()},
     "kgpt2/bench/peak.py::torch_matmul_peak": "needs a Python with torch",
     "kgpt2/data/download.py::fetch_chinese_poetry": "downloads",
     "kgpt2/data/tfds_source.py::tfds_text": "downloads",

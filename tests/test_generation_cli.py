@@ -48,6 +48,14 @@ def test_generate_greedy_to_file(preset_folder, tmp_path, capsys, caplog):
 
 
 @pytest.mark.slow
+def test_generate_with_its_defaults_prints_one_sample(preset_folder, capsys):
+    # No prompt, top_k, 128 tokens: longer than the saved preset's 32.
+    assert main(["generate", "--preset", preset_folder]) == 0
+    texts, _ = samples(capsys.readouterr().out)
+    assert len(texts) == 1
+
+
+@pytest.mark.slow
 def test_sampler_flags_seed_prefix_and_truncate(preset_folder, capsys):
     argv = ["generate", "--preset", preset_folder, "--prompt", "Hello there",
             "--sampler", "top_k", "--top-k", "20", "--temperature", "0.8",

@@ -249,6 +249,10 @@ def test_export_never_replaces_what_it_did_not_write(tmp_path, tiny_lm):
 def test_kgpt2_export_command(tmp_path, capsys):
     from kgpt2.cli import main
 
+    # The default format: a transformers folder, which kgpt2 loads back.
+    assert main(["export", "gpt2_tiny_random", str(tmp_path / "hf")]) == 0
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
+    assert kgpt2.load(tmp_path / "hf").count_params() == kgpt2.load("gpt2_tiny_random").count_params()
     out = tmp_path / "preset"
     assert main(["export", "gpt2_tiny_random", str(out), "--format", "keras"]) == 0
     assert kgpt2.load(out).count_params() == kgpt2.load("gpt2_tiny_random").count_params()

@@ -250,6 +250,16 @@ def test_cli_prints_the_table(capsys):
     assert format_bytes(expected.total_bytes) in out
 
 
+def test_cli_with_only_the_required_flags_plans_full_fine_tuning_on_one_device(capsys):
+    from kgpt2.cli import main
+
+    assert main(["plan", "--preset", "gpt2_base_en", "--batch-size", "8", "--sequence-length", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 8 x 512 tokens per update; 1 device." in out
+    assert "* full fine-tuning" in out
+    assert format_bytes(kgpt2.plan("gpt2_base_en", 8, 512).total_bytes) in out
+
+
 def test_cli_prints_the_per_process_column(capsys):
     from kgpt2.cli import main
 

@@ -1,12 +1,11 @@
 """Training in two processes on JAX's distributed runtime equals training in one.
 
 Two worker processes (tests/processes_worker.py) join a group on
-127.0.0.1 once for the whole module and train a stopped-and-resumed run
-per distribution; this process trains the same global batches alone and
-compares.
+127.0.0.1 once for the whole module: they run `kgpt2 finetune` with its
+default options, then train a stopped-and-resumed run per distribution;
+this process trains the same global batches alone and compares.
 """
 
-import csv
 import functools
 import os
 import pathlib
@@ -22,6 +21,8 @@ from processes_worker import STEPS
 from processes_worker import STOP_AT
 from processes_worker import batches
 from processes_worker import options
+
+from kgpt2.training.callbacks.metrics_csv import read_metrics
 
 ROOT = pathlib.Path(__file__).parent.parent
 WORKER = pathlib.Path(__file__).parent / "processes_worker.py"
@@ -91,8 +92,7 @@ def alone(tmp_path_factory):
 
 
 def _losses(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as file:
-        return [float(row["loss"]) for row in csv.DictReader(file)]
+    return [row["loss"] for row in read_metrics(run_dir / "metrics.csv")]
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,6 +120,17 @@ def test_two_processes_train_like_one(group, alone, mode):
 
 
 @pytest.mark.slow
+def test_the_finetune_command_with_its_defaults_trains_and_samples_in_two_processes(group):
+    # The last step's sample once ended every data-parallel run in a crash.
+    assert [_report(group, "cli", process_id)["status"] for process_id in range(2)] == [0, 0]
+    run = group / "checkpoint" / "run1"
+    assert [row["step"] for row in read_metrics(run / "metrics.csv")] == list(range(1, STEPS + 1))
+    samples = (run / "samples.txt").read_text("utf-8")
+    assert samples.startswith(f"======== step {STEPS} ========\n") and samples.count("======== step") == 1
+    assert len(list(run.glob("ckpt-*"))) == 1
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_both_processes_see_the_run_process_0_wrote(group, mode):
     reports = [_report(group, mode, process_id) for process_id in range(2)]
@@ -130,6 +141,8 @@ def test_both_processes_see_the_run_process_0_wrote(group, mode):
     # Only process 0 records metrics.
     assert reports[0]["metrics"]["step"] == STEPS and reports[1]["metrics"] == {}
     assert len(list((group / mode).glob("ckpt-*"))) == 1
+    # Samples are on by default: one at the last step, by every process, written by process 0.
+    assert (group / mode / "samples.txt").read_text("utf-8").startswith(f"======== step {STEPS} ========\n")
 
 
 @pytest.mark.slow

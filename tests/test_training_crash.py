@@ -99,7 +99,8 @@ def test_ctrl_c_saves_the_current_step_before_exiting(tmp_path, tokens, jax_cach
         "train",
         dict(
             data=tokens, dataset=DATASET, jax_cache=jax_cache, pause_after_step=(2, 120),
-            finetune=dict(SETTINGS, save_every=0, checkpoint_dir=str(checkpoints)),
+            # save_every's default: no periodic checkpoint before the signal's.
+            finetune=dict(SHARED_SETTINGS, print_every=1, checkpoint_dir=str(checkpoints)),
         ),
         tmp_path,
     )

@@ -76,7 +76,7 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     lm = fresh_lm()
     settings = dict(
         steps=16, epochs=1, learning_rate=5e-2, lora_rank=4, mixed_precision=True,
-        gradient_accumulation_steps=2, checkpoint_dir=tmp_path, save_every=8, sample_every=0,
+        gradient_accumulation_steps=2, checkpoint_dir=tmp_path, save_every=8,
     )
     result = kgpt2.finetune(lm, tokenized_dataset(tokens), **settings)
     losses = [row["loss"] for row in read_metrics(tmp_path / "run1" / "metrics.csv")]
@@ -90,6 +90,8 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     assert int(lm.optimizer.iterations) == 8
     assert {v.path.rsplit("/", 1)[-1] for v in lm.trainable_variables} == {"lora_kernel_a", "lora_kernel_b", "bias"}
     assert lm.backbone.transformer_layers[0].compute_dtype == "bfloat16"
+    # The default sample at the last step, generated in bfloat16 through the adapters.
+    assert (tmp_path / "run1" / "samples.txt").read_text("utf-8").startswith("======== step 16 ========\n")
 
     trained = [v.numpy() for v in [*lm.variables, *lm.optimizer.variables]]
 

@@ -15,6 +15,10 @@ TANG = TESTS / "fixtures" / "tang" / "poet.tang.0.json"
 SEQUENCE_LENGTH = 32
 # The training settings most tests share: the same settings compile to the
 # same XLA program, which the JAX compilation cache then compiles only once.
+# The tests that share them are about crashes, resuming and NaN losses, not
+# samples: each would compile a sampler for nothing. Samples with their
+# default options are tested by test_training_finetune.py (one device),
+# test_distribution.py and test_processes.py (data and model parallel).
 SETTINGS = dict(steps=8, epochs=2, learning_rate=2e-3, warmup_steps=2, sample_every=0)
 
 

@@ -104,9 +104,9 @@ def run(
     ```python
     import kgpt2
 
+    # train=(batch_size, sequence_length) also measures training steps.
     report = kgpt2.bench.run("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
-                             new_tokens=4, train=(2, 16), train_steps=3,
-                             train_warmup_steps=1)
+                             new_tokens=4, train=None)
     row = report.results[0]
     print(row["tokens"] / row["steady_call_s"] == row["steady_tok_per_s"])  # True
     print(report.summary[0]["steady_tok_per_s"] == row["steady_tok_per_s"])  # True

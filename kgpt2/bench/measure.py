@@ -70,7 +70,7 @@ def measure_backend(settings):
         preset="gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
         impls=["kgpt2"], prompt_length=4, new_tokens=4, calls=2,
         train=None, train_steps=7, train_warmup_steps=2))
-    print(part["results"][0]["what"])  # generate
+    print(part["results"][0]["steady_tok_per_s"], "tokens/s")
     ```
     """
     settings = check_settings(settings)

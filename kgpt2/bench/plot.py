@@ -17,12 +17,18 @@ def plot_report(report, path):
 
     Example:
     ```python
-    import tempfile, kgpt2
+    import tempfile
     from kgpt2.bench.plot import plot_report
+    from kgpt2.bench.report import BenchReport
 
-    report = kgpt2.bench.run("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
-                             new_tokens=4, train=None)
-    plot_report(report, tempfile.mkdtemp() + "/bench.png")
+    # `kgpt2.bench.run` returns a report; a saved one reads back with
+    # `BenchReport(**json.load(file))`. Here, a report with one row:
+    row = {"what": "generate", "backend": "jax", "impl": "kgpt2", "sampler": "greedy",
+           "batch": 1, "steady_tok_per_s": 35.0}
+    report = BenchReport(
+        settings={"preset": "gpt2_tiny_random", "prompt_length": 4, "new_tokens": 8},
+        machine={"cpu": "a CPU", "usable_cores": 2}, backends={}, results=[row], summary=[row])
+    print(plot_report(report, tempfile.mkdtemp() + "/bench.png").endswith("bench.png"))  # True
     ```
     """
     rows = report.rows("generate")

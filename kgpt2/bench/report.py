@@ -47,11 +47,13 @@ class BenchReport:
     Example:
     ```python
     import json
-    import kgpt2
+    from kgpt2.bench.report import BenchReport
 
-    report = kgpt2.bench.run("gpt2_tiny_random", batch_sizes=[1], samplers=["greedy"],
-                             new_tokens=4, train=None)
-    print(json.loads(json.dumps(report.to_dict()))["settings"]["preset"])  # gpt2_tiny_random
+    # `kgpt2.bench.run` returns one; here, an empty report built from data.
+    report = BenchReport(settings={"preset": "gpt2_tiny_random"}, machine={}, backends={},
+                         results=[], summary=[])
+    saved = json.dumps(report.to_dict())
+    print(BenchReport(**json.loads(saved)) == report)  # True
     ```
     """
 

@@ -36,6 +36,37 @@ def laid_out(lm, distribution):
     return True
 
 
+@contextlib.contextmanager
+def outside_distribution():
+    """Context manager: no `keras.distribution` within the block, the current one again after it.
+
+    Inside a distribution's scope Keras splits every batch's rows over the
+    devices, which a batch smaller than the device count can't be: a single
+    prompt, say. Outside, the computation takes the layout of its inputs, a
+    model's variables laid out as they are, so every device computes the
+    whole batch.
+
+    Example:
+    ```python
+    import keras
+    from kgpt2.training.distribution import outside_distribution
+
+    with keras.distribution.DataParallel().scope():
+        with outside_distribution():
+            print(keras.distribution.distribution())  # None
+        print(type(keras.distribution.distribution()).__name__)  # DataParallel
+    ```
+    """
+    import keras
+
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
+
+
 def prepare(lm, distribution):
     """Rebuild `lm` with its variables laid out by `distribution`.
 

@@ -429,7 +429,7 @@ def finetune(lm, train_ds, val_ds=None, *, recipe=None, run=None, sampler=None, 
     lm = kgpt2.load("gpt2_tiny_random", sequence_length=32)
     poems = tf.data.Dataset.from_tensor_slices(["床前明月光", "疑是地上霜"] * 8).batch(4)
     recipe = kgpt2.Recipe(steps=8, learning_rate=1e-3)
-    run = kgpt2.RunOptions(checkpoint_dir=tempfile.mkdtemp(), sample_every=0)
+    run = kgpt2.RunOptions(checkpoint_dir=tempfile.mkdtemp())
     result = kgpt2.finetune(lm, poems, recipe=recipe, run=run)
     print(result.step, result.stop_reason)
     print(kgpt2.load(result.run_dir).count_params())

@@ -28,7 +28,7 @@ besides those buffers, measured by `benchmarks/plan_memory.py` (JAX, CPU):
   (`PROCESS_GROUP_BYTES`, once per process).
 
 The total is then at or above the measured peak of a whole process (at
-most 20% above, on the README's configurations). On a GPU the framework
+most 20% above, on the configurations of docs/benchmarks.md). On a GPU the framework
 part is host memory, and the CUDA context and XLA's allocator reserve take
 its place on the device.
 """

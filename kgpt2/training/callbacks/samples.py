@@ -6,6 +6,7 @@ import pathlib
 from kgpt2.checks import check_integer
 from kgpt2.presets.tokenizer import decode_tokens
 from kgpt2.training.callbacks.step import StepCallback
+from kgpt2.training.distribution import outside_distribution
 from kgpt2.training.preprocessing import attached_preprocessor
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,11 @@ class SampleEvery(StepCallback):
 
         `model.generate` decodes a cut-off last character to U+FFFD; the
         ids go through `decode_tokens` instead.
+
+        Training runs inside its distribution's scope, where `generate`
+        would split the prompt's batch of 1 over the devices like a
+        training batch: it runs outside, each device generating the whole
+        sample with the weights laid out as they are.
         """
         import numpy as np
 
@@ -77,7 +83,8 @@ class SampleEvery(StepCallback):
         )
         model.preprocessor = None  # generate() then returns token ids
         try:
-            outputs = model.generate(inputs, stop_token_ids=[preprocessor.tokenizer.end_token_id])
+            with outside_distribution():
+                outputs = model.generate(inputs, stop_token_ids=[preprocessor.tokenizer.end_token_id])
         finally:
             model.preprocessor = preprocessor
         tokenizer = preprocessor.tokenizer
