@@ -14,12 +14,12 @@ import logging
 import math
 import pathlib
 import re
-import shutil
 import time
 
 import kgpt2
+from kgpt2.atomic import write_manifest
+from kgpt2.atomic import writing_folder
 from kgpt2.data.tang_sample import sample_poems_path
-from kgpt2.errors import InputError
 from kgpt2.presets.catalog import RANDOM_PRESETS
 from kgpt2.training.recipe import default_learning_rate
 
@@ -34,10 +34,30 @@ DEMO_MARKER = ".kgpt2-demo"
 # the demo's 60 steps reach 79 at 5e-3 (80 steps: 73, for about 5 s more CPU time).
 DEMO_FROM_SCRATCH_LEARNING_RATE = 5e-3
 # New tokens every sample has before it may end. The tiny model, briefly
-# trained, picks <|endoftext|> after a character or two; a CJK character is
-# at most three byte-level tokens, so 30 tokens hold at least 10 characters.
-DEMO_MIN_NEW_TOKENS = 30
+# trained, picks <|endoftext|> after a character or two. A CJK character is
+# at most three byte-level tokens and the model writes punctuation between
+# them, so 48 tokens hold well over 10 characters.
+DEMO_MIN_NEW_TOKENS = 48
 DEMO_SAMPLES = 2
+
+
+def is_ideograph(char):
+    """Whether `char` is a CJK ideograph (a Chinese character, not punctuation).
+
+    Example:
+    ```python
+    from kgpt2.demo import is_ideograph
+
+    print([is_ideograph(c) for c in "春，a。"])  # [True, False, False, False]
+    ```
+    """
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF  # CJK Unified Ideographs
+        or 0x3400 <= code <= 0x4DBF  # Extension A
+        or 0x20000 <= code <= 0x2FA1F  # Extensions B-F, compatibility
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+    )
 
 
 def is_cjk(char):
@@ -52,10 +72,7 @@ def is_cjk(char):
     """
     code = ord(char)
     return (
-        0x4E00 <= code <= 0x9FFF  # CJK Unified Ideographs
-        or 0x3400 <= code <= 0x4DBF  # Extension A
-        or 0x20000 <= code <= 0x2FA1F  # Extensions B-F, compatibility
-        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        is_ideograph(char)
         or 0x3000 <= code <= 0x303F  # CJK punctuation: 。、「」
         or 0xFF00 <= code <= 0xFFEF  # full-width forms: ，！？：；
     )
@@ -115,11 +132,13 @@ def poem_form_share(texts, lengths=(5, 7)):
 def prepare_run_dir(run_dir):
     """Make `run_dir` an empty demo run folder and return it as a Path.
 
-    A folder left by an earlier demo (it holds the `.kgpt2-demo` marker) is
-    replaced; any other existing, non-empty path is left alone and refused.
+    A folder an earlier demo wrote is replaced when it holds nothing but the
+    files that demo listed in its manifest (`kgpt2.atomic.write_manifest`,
+    written as the demo ends); a file added to it at any depth, or any other
+    non-empty path, is left alone and refused.
 
     Raises:
-        InputError: `run_dir` exists and is not a previous demo run.
+        ForeignFilesError: `run_dir` holds files no demo wrote.
 
     Example:
     ```python
@@ -127,25 +146,14 @@ def prepare_run_dir(run_dir):
     from kgpt2.demo import prepare_run_dir
 
     folder = prepare_run_dir(pathlib.Path(tempfile.mkdtemp()) / "demo")
-    print(sorted(p.name for p in folder.iterdir()))  # ['.kgpt2-demo']
+    print(sorted(p.name for p in folder.iterdir()))  # ['.kgpt2-demo', '.kgpt2-manifest.json']
     ```
     """
     run_dir = pathlib.Path(run_dir)
-    if run_dir.exists():
-        is_demo = run_dir.is_dir() and (run_dir / DEMO_MARKER).is_file()
-        if is_demo:
-            shutil.rmtree(run_dir)
-        elif run_dir.is_dir() and not any(run_dir.iterdir()):
-            pass
-        else:
-            raise InputError(
-                f"'{run_dir}' exists and is not a previous demo run; the demo "
-                "replaces only its own folder. Pass another --run-dir."
-            )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / DEMO_MARKER).write_text(
-        "Written by `kgpt2 demo`: the next demo replaces this folder.\n", "utf-8"
-    )
+    with writing_folder(run_dir) as staging:
+        (staging / DEMO_MARKER).write_text(
+            "Written by `kgpt2 demo`: the next demo replaces this folder.\n", "utf-8"
+        )
     return run_dir
 
 
@@ -232,7 +240,7 @@ def run(
     sequence_length=48,
     learning_rate=None,
     prompt="春眠不觉晓",
-    max_length=48,
+    max_length=64,
     run_dir=DEFAULT_RUN_DIR,
     mixed_precision=None,
     printer=print,
@@ -272,17 +280,31 @@ def run(
     """
     # Importing Keras and its backend takes 5-10 s on a 2-core CPU: say so first.
     logger.info("Starting the demo: importing Keras, KerasHub and TensorFlow")
+    if learning_rate is None and preset in RANDOM_PRESETS:
+        learning_rate = DEMO_FROM_SCRATCH_LEARNING_RATE
+    elif learning_rate is None:
+        learning_rate = default_learning_rate(preset)
+    run_dir = prepare_run_dir(run_dir)
+    try:
+        return _fine_tune_and_sample(
+            run_dir, preset, steps, batch_size, sequence_length, learning_rate,
+            prompt, max_length, mixed_precision, printer,
+        )
+    finally:
+        # Everything in the folder now is this demo's: the next demo
+        # replaces exactly these files, and refuses if any other appears.
+        write_manifest(run_dir)
+
+
+def _fine_tune_and_sample(run_dir, preset, steps, batch_size, sequence_length,
+                          learning_rate, prompt, max_length, mixed_precision, printer):
+    """The demo's body, in the folder `prepare_run_dir` made."""
     # Local: `kgpt2 --help` imports this module and must not load Keras.
     import keras
 
     from kgpt2.training.compiling import accumulates_in_float32
     from kgpt2.training.compiling import set_precision
 
-    if learning_rate is None and preset in RANDOM_PRESETS:
-        learning_rate = DEMO_FROM_SCRATCH_LEARNING_RATE
-    elif learning_rate is None:
-        learning_rate = default_learning_rate(preset)
-    run_dir = prepare_run_dir(run_dir)
     logger.info(f"Loading {preset} (Keras backend: {keras.config.backend()})")
     lm = kgpt2.load(preset, sequence_length=sequence_length)
     # Tokenizing the poems and the first perplexity pass take about 10 s.
@@ -321,6 +343,8 @@ def run(
     )
     # A CPU generates faster in float32 (see `set_precision`).
     set_precision(lm, "float32")
+    # Samples may be longer than the training windows (the model has the positions).
+    lm.preprocessor.sequence_length = max(max_length, sequence_length)
     after = held_out_perplexity(lm, held_out, loss_function)
     printer(f"Held-out perplexity: {before:,.0f} before fine-tuning, {after:,.1f} after.")
 

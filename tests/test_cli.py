@@ -56,9 +56,38 @@ def test_demo_leaves_a_folder_it_did_not_write_alone(tmp_path):
     from kgpt2.demo import prepare_run_dir
 
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(kgpt2.Error, match="not a previous demo run"):
+    with pytest.raises(kgpt2.Error, match="kgpt2 did not write it"):
         prepare_run_dir(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_demo_replaces_only_the_files_an_earlier_demo_wrote(tmp_path):
+    import kgpt2
+    from kgpt2.atomic import write_manifest
+    from kgpt2.demo import DEMO_MARKER
+    from kgpt2.demo import prepare_run_dir
+
+    run_dir = prepare_run_dir(tmp_path / "demo")
+    (run_dir / "run").mkdir()
+    (run_dir / "run" / "samples.txt").write_text("the demo's")
+    write_manifest(run_dir)  # as the demo does when it ends
+    (run_dir / "run" / "NOTES.md").write_text("mine")
+    with pytest.raises(kgpt2.Error, match=r"1 file\(s\) kgpt2 did not write \(run/NOTES.md\)"):
+        prepare_run_dir(run_dir)
+    assert (run_dir / "run" / "NOTES.md").read_text() == "mine"
+    assert (run_dir / "run" / "samples.txt").read_text() == "the demo's"
+    (run_dir / "run" / "NOTES.md").unlink()
+    prepare_run_dir(run_dir)
+    assert not (run_dir / "run").exists()
+    assert (run_dir / DEMO_MARKER).is_file()
+    # A folder from before manifests, a marker among other files, is not proof.
+    old = tmp_path / "old_demo"
+    old.mkdir()
+    (old / DEMO_MARKER).write_text("")
+    (old / "mine.txt").write_text("mine")
+    with pytest.raises(kgpt2.Error, match="kgpt2 did not write it"):
+        prepare_run_dir(old)
+    assert (old / "mine.txt").read_text() == "mine"
 
 
 def test_poem_form_share_counts_complete_lines_of_five_or_seven():

@@ -9,7 +9,7 @@ import pytest
 
 from kgpt2.cli import main
 from kgpt2.demo import cjk_share
-from kgpt2.demo import is_cjk
+from kgpt2.demo import is_ideograph
 
 # TensorFlow/absl/XLA lines seen on stderr before the CLI hid them.
 NOISE = re.compile(
@@ -116,11 +116,11 @@ def test_finetune_prints_no_library_lines(tmp_path):
 @pytest.mark.slow
 def test_demo_output_is_clean_and_takes_the_poems_form(tmp_path):
     # The one demo run of the suite: it also checks the Python API's result.
-    from kgpt2.demo import DEMO_MARKER
+    from kgpt2.atomic import write_manifest
+    from kgpt2.demo import prepare_run_dir
 
-    (tmp_path / "demo").mkdir()
-    (tmp_path / "demo" / DEMO_MARKER).write_text("")
-    (tmp_path / "demo" / "old").write_text("from an earlier demo")
+    (prepare_run_dir(tmp_path / "demo") / "old").write_text("from an earlier demo")
+    write_manifest(tmp_path / "demo")
     result = kgpt2_command("demo", "--run-dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "demo" / "old").exists()  # an earlier demo run is replaced
@@ -140,7 +140,7 @@ def test_demo_output_is_clean_and_takes_the_poems_form(tmp_path):
         assert sample.startswith("春眠不觉晓")
         assert "\ufffd" not in sample
         # Text, not the one character the model wrote before min_new_tokens.
-        assert sum(map(is_cjk, sample[len("春眠不觉晓"):])) >= 10, sample
+        assert sum(map(is_ideograph, sample[len("春眠不觉晓"):])) >= 10, sample
         assert cjk_share(sample) >= 0.9, sample
         assert "，" in sample or "。" in sample, sample
     assert (tmp_path / "demo" / ".kgpt2-demo").is_file()
