@@ -200,7 +200,7 @@ class TensorFiles:
     def _file(self, name):
         if name not in self._opened:
             path = self.folder / name
-            self._opened[name] = _read_safetensors(path) if name.endswith(".safetensors") else _read_pytorch(path)
+            self._opened[name] = _SafetensorsFile(path) if name.endswith(".safetensors") else _read_pytorch(path)
         return self._opened[name]
 
     def get_tensor(self, name):
@@ -217,6 +217,8 @@ class TensorFiles:
 
     def port_weight(self, keras_variable, hf_weight_key, hook_fn=None):
         """Assign tensor `hf_weight_key` (through `hook_fn`) to `keras_variable`."""
+        import keras
+
         tensor = self.get_tensor(hf_weight_key)
         if hook_fn:
             tensor = hook_fn(tensor, list(keras_variable.shape))
@@ -225,7 +227,14 @@ class TensorFiles:
                 f"Tensor '{hf_weight_key}' in '{self.folder}' has shape "
                 f"{tuple(tensor.shape)}, but the config asks for {tuple(keras_variable.shape)}."
             )
-        keras_variable.assign(tensor.astype(keras_variable.dtype))
+        value = tensor.astype(keras_variable.dtype)
+        if keras_variable._value is None:
+            # Created deferred (see `load_transformers_folder`): this is its
+            # first value.
+            keras_variable._initialize(keras.ops.convert_to_tensor(value))
+            keras_variable._initializer = None
+        else:
+            keras_variable.assign(value)
 
 
 def _short(name):
@@ -264,20 +273,43 @@ def weight_sizes(shapes):
     return sizes
 
 
-def _read_safetensors(path):
-    import numpy as np
-    from safetensors import safe_open
+class _SafetensorsFile:
+    """One safetensors file's tensors, each read from disk when asked for.
 
-    tensors = {}
-    try:
-        # The "flax" reader (JAX, always installed with kgpt2) also reads
-        # bfloat16, which numpy alone can't.
-        with safe_open(str(path), framework="flax") as file:
-            for key in file.keys():
-                tensors[_short(key)] = np.asarray(file.get_tensor(key)).astype(np.float32)
-    except Exception as error:  # safetensors raises its own error types.
-        raise PresetError(f"Cannot read '{path}': {type(error).__name__}: {error}") from error
-    return tensors
+    Reading tensor by tensor, as `port_weight` assigns them, keeps at most
+    one tensor beside the model's weights: the whole file read at once
+    would double the memory a checkpoint takes to load.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        with self._open() as file:
+            self._keys = {_short(key): key for key in file.keys()}  # noqa: SIM118
+
+    def _open(self):
+        from safetensors import safe_open
+
+        try:
+            # The "flax" reader (JAX, always installed with kgpt2) also reads
+            # bfloat16, which numpy alone can't.
+            return safe_open(str(self.path), framework="flax")
+        except Exception as error:  # safetensors raises its own error types.
+            raise PresetError(f"Cannot read '{self.path}': {type(error).__name__}: {error}") from error
+
+    def __contains__(self, name):
+        return name in self._keys
+
+    def __getitem__(self, name):
+        import numpy as np
+
+        with self._open() as file:
+            try:
+                tensor = file.get_tensor(self._keys[name])
+            except Exception as error:  # safetensors raises its own error types.
+                raise PresetError(
+                    f"Cannot read tensor '{name}' of '{self.path}': {type(error).__name__}: {error}"
+                ) from error
+        return np.asarray(tensor, dtype=np.float32)
 
 
 def _read_pytorch(path):

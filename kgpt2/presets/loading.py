@@ -31,6 +31,7 @@ from kgpt2.presets.hf_folder import read_gpt2_tokenizer_files
 from kgpt2.presets.hf_folder import weight_sizes
 from kgpt2.presets.sequence_length import MAX_SEQUENCE_LENGTH
 from kgpt2.presets.sequence_length import check_sequence_length
+from kgpt2.presets.sharded_variables import forget_deferred
 from kgpt2.presets.sharded_variables import initialize_laid_out
 from kgpt2.presets.tokenizer import gpt2_tokenizer
 
@@ -263,6 +264,7 @@ def load_transformers_folder(folder, sequence_length=None, dtype=None, **unsuppo
     # lm = kgpt2.load("path/to/hf/gpt2", sequence_length=128)
     ```
     """
+    import keras
     import keras_hub
     from keras_hub.src.utils.transformers import convert_gpt2
 
@@ -294,8 +296,20 @@ def load_transformers_folder(folder, sequence_length=None, dtype=None, **unsuppo
             f"model's embedding only {config['vocab_size']}."
         )
 
-    backbone = keras_hub.models.GPT2Backbone(**keras_config, dtype=dtype)
+    # The variables wait for the checkpoint's values: drawing 124M random
+    # numbers only to overwrite them took seconds and a second copy of the
+    # weights at the peak.
+    with keras.StatelessScope(initialize_variables=False):
+        backbone = keras_hub.models.GPT2Backbone(**keras_config, dtype=dtype)
     convert_gpt2.convert_weights(backbone, tensors, config)
+    unset = [variable.path for variable in backbone.trainable_variables
+             if variable._value is None]
+    if unset:
+        raise PresetError(f"'{folder}' gave no value for {', '.join(unset)}.")
+    for variable in backbone.variables:
+        if variable._value is None:  # the dropout layers' seed states
+            variable._deferred_initialize()
+    forget_deferred()
     if config.get("tie_word_embeddings") is False:
         _check_tied_head(tensors, folder)
 

@@ -187,8 +187,6 @@ def initialize_laid_out(variables, distribution):
     print(backbone.token_embedding.embeddings.value.sharding)
     ```
     """
-    from keras.src.backend.common import global_state
-
     for variable in variables:
         if variable._value is not None:
             continue
@@ -200,8 +198,34 @@ def initialize_laid_out(variables, distribution):
             # Keras keeps a value already laid out as its layout says.
             variable._initialize(value)
             variable._initializer = None
-    # Keras initializes the variables it deferred when a later stateless
-    # scope ends: drop the ones initialized here.
+    forget_deferred()
+
+
+def forget_deferred():
+    """Drop the deferred variables that have a value now from Keras' pending list.
+
+    Keras initializes the variables it deferred (created in
+    `keras.StatelessScope(initialize_variables=False)`) when a later
+    stateless scope ends, and fails on one that already has a value.
+
+    Example:
+    ```python
+    import keras
+    from kgpt2.presets.sharded_variables import forget_deferred
+
+    with keras.StatelessScope(initialize_variables=False):
+        layer = keras.layers.Dense(2)
+        layer.build((None, 3))
+    for variable in layer.variables:
+        variable.assign(keras.ops.zeros(variable.shape))
+    forget_deferred()
+    with keras.StatelessScope():
+        pass  # nothing left to initialize
+    print(float(layer.kernel.numpy().sum()))  # 0.0
+    ```
+    """
+    from keras.src.backend.common import global_state
+
     pending = global_state.get_global_attribute("uninitialized_variables") or []
     global_state.set_global_attribute(
         "uninitialized_variables", [v for v in pending if v._value is None])
