@@ -1,107 +1,69 @@
-"""Load test of `kgpt2 serve`: concurrent streaming clients on loopback.
+"""`kgpt2 serve` against `transformers serve` under the same load, side by side.
 
-Usage (from the repository root):
+Usage (from the repository root, after `kgpt2 export gpt2_base_random DIR
+--format transformers`, with the peer installed as the developers' guide
+says: `python3 -m venv /tmp/hfpeer && /tmp/hfpeer/bin/pip install
+torch==2.13.0 "transformers[serving]==5.24.0"`):
 
-    PYTHONPATH=$PWD python benchmarks/serve_load.py [--preset gpt2_base_random] \
-        [--clients 1,8,32] [--requests-per-client 2] [--max-tokens 64] \
-        [--max-batch-size 8] [--max-queue 64] [--temperature 0] [--json FILE]
+    .venv/bin/python benchmarks/serve_load.py --model DIR \
+        [--servers kgpt2,hf,hf-cb] [--clients 1,8,16] [--requests-per-client 2] \
+        [--max-tokens 64] [--hf-bin /tmp/hfpeer/bin/transformers] \
+        [--hf-threads 1] [--bench] [--json FILE]
 
-Starts one `kgpt2 serve` process on a free 127.0.0.1 port, warms it up (the
-first requests compile), then for each client count runs that many threads,
-each sending `--requests-per-client` streamed completions of `--max-tokens`
-tokens one after the other (prompt "The quick brown fox"). Per level it
-reports: aggregate tokens/s (completion tokens of all requests / wall time of
-the level), p50/p95 time to first token and request latency, errors by kind
-(HTTP status or exception), the mean rows per decode step the engine reports
-(`/health`), and the server's peak resident memory (sampled every 0.1 s with
-psutil). Compare the aggregate with `kgpt2 bench --batch-sizes 1,8
---samplers greedy --new-tokens 64 --train none` run in the same session.
+Each server runs in turn, alone, from the same exported weights:
+- `kgpt2`: `kgpt2 serve --preset DIR --no-prepend-bos` (the prompt's own
+  tokens, as transformers conditions on them), every other flag default;
+- `hf`: `transformers serve DIR`; `hf-cb`: with `--continuous-batching`;
+  both with `OMP_NUM_THREADS=--hf-threads` (1 is PyTorch's best here).
+
+For each it measures the seconds from launch until `/health` answers, the
+first request's latency right after that, then for each client count that
+many threads, each sending `--requests-per-client` streamed greedy
+completions of `--max-tokens` tokens one after the other with the official
+`openai` client ("The quick brown fox"). It reports the total completion
+tokens/s, the time to first token and the request latency (p50 / p95), and
+the server's peak resident memory over the whole run (sampled every 0.1 s,
+its child processes included). `--bench` also runs `kgpt2 bench`'s batch-1
+greedy measurement of the same model, the bar a single client is held to.
 """
 
 import argparse
 import collections
-import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 PROMPT = "The quick brown fox"
 
 
-def start_server(args):
-    command = [
-        sys.executable, "-m", "kgpt2", "serve", "--preset", args.preset, "--port", "0",
-        "--max-batch-size", str(args.max_batch_size), "--max-queue", str(args.max_queue),
-        "--context-length", str(args.context_length),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 600
-    for line in process.stdout:
-        if "serving on http://" in line:
-            port = int(line.split("http://")[1].split("/")[0].rsplit(":", 1)[1])
-            return process, port
-        if time.monotonic() > deadline:
-            break
-    process.kill()
-    raise RuntimeError("kgpt2 serve did not start")
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-def get_json(port, path):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request("GET", path)
-        return json.loads(connection.getresponse().read())
-    finally:
-        connection.close()
-
-
-def one_request(port, args):
-    """Stream one completion; return a dict of timings, tokens and error kind."""
-    body = {"model": args.model, "prompt": PROMPT, "max_tokens": args.max_tokens,
-            "temperature": args.temperature, "stream": True,
-            "stream_options": {"include_usage": True}}
-    started = time.perf_counter()
-    first = None
-    tokens = 0
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    try:
-        connection.request("POST", "/v1/completions", body=json.dumps(body),
-                           headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        if response.status != 200:
-            response.read()
-            return {"error": f"HTTP {response.status}"}
-        for raw in response:
-            line = raw.decode("utf-8").strip()
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if "error" in chunk:
-                return {"error": chunk["error"].get("type", "stream error")}
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-            elif first is None and chunk["choices"]:
-                first = time.perf_counter() - started
-        return {"ttft": first, "latency": time.perf_counter() - started, "tokens": tokens}
-    except Exception as error:  # Counted by kind, not fatal to the run.
-        return {"error": type(error).__name__}
-    finally:
-        connection.close()
-
-
-def percentile(values, q):
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+def command_for(server, args, port):
+    """The command line and environment that start `server` on `port`."""
+    if server == "kgpt2":
+        command = [sys.executable, "-m", "kgpt2", "serve", "--preset", args.model,
+                   "--port", str(port), "--no-prepend-bos"]
+        return command, dict(os.environ)
+    command = [args.hf_bin, "serve", args.model, "--host", "127.0.0.1", "--port", str(port),
+               "--device", "cpu", "--dtype", "float32"]
+    if server == "hf-cb":
+        command.append("--continuous-batching")
+    environment = {**os.environ, "OMP_NUM_THREADS": str(args.hf_threads),
+                   "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return command, environment
 
 
 class PeakMemory:
-    """Sample a process's resident memory until stopped; keep the peak."""
+    """Sample a process tree's resident memory until stopped; keep the peak."""
 
     def __init__(self, pid):
         import psutil
@@ -115,8 +77,9 @@ class PeakMemory:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, self._process.memory_info().rss)
-            except Exception:
+                tree = [self._process, *self._process.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree))
+            except Exception:  # The process ended.
                 return
             time.sleep(0.1)
 
@@ -126,99 +89,183 @@ class PeakMemory:
         return self.peak
 
 
-def run_level(port, clients, args):
-    before = get_json(port, "/health")["engine"]
+def wait_until_healthy(port, process, seconds=600):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not become healthy")
+
+
+def one_request(client, model, max_tokens):
+    """Stream one greedy completion; return its timings and token count, or its error."""
+    started = time.perf_counter()
+    first = None
+    pieces = 0
+    usage = None
+    try:
+        stream = client.completions.create(
+            model=model, prompt=PROMPT, max_tokens=max_tokens, temperature=0.0,
+            stream=True, stream_options={"include_usage": True},
+        )
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage.completion_tokens
+            if chunk.choices and chunk.choices[0].text:
+                pieces += 1
+                if first is None:
+                    first = time.perf_counter() - started
+    except Exception as error:  # Counted by kind, not fatal to the run.
+        return {"error": type(error).__name__}
+    return {"ttft": first, "latency": time.perf_counter() - started,
+            "tokens": usage if usage is not None else pieces}
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def run_level(client, model, clients, args):
     results = []
     lock = threading.Lock()
 
-    def client():
+    def one_client():
         for _ in range(args.requests_per_client):
-            result = one_request(port, args)
+            result = one_request(client, model, args.max_tokens)
             with lock:
                 results.append(result)
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=one_client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    after = get_json(port, "/health")["engine"]
     good = [r for r in results if "error" not in r]
-    steps = after["steps"] - before["steps"]
+    ttfts = [r["ttft"] for r in good if r["ttft"] is not None]
     return {
         "clients": clients,
         "requests": len(results),
         "tokens": sum(r["tokens"] for r in good),
         "seconds": wall,
         "tokens_per_second": sum(r["tokens"] for r in good) / wall,
-        "ttft_p50": percentile([r["ttft"] for r in good if r["ttft"] is not None], 50),
-        "ttft_p95": percentile([r["ttft"] for r in good if r["ttft"] is not None], 95),
+        "ttft_p50": percentile(ttfts, 50),
+        "ttft_p95": percentile(ttfts, 95),
         "latency_p50": percentile([r["latency"] for r in good], 50),
         "latency_p95": percentile([r["latency"] for r in good], 95),
         "errors": dict(collections.Counter(r["error"] for r in results if "error" in r)),
-        "rows_per_step": (after["tokens"] - before["tokens"]) / steps if steps else 0.0,
     }
 
 
-def print_table(levels, peak_bytes):
+def measure_server(server, args):
+    import openai
+
+    port = free_port()
+    command, environment = command_for(server, args, port)
+    launched = time.perf_counter()
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    memory = PeakMemory(process.pid)
+    try:
+        wait_until_healthy(port, process)
+        ready = time.perf_counter() - launched
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
+                               max_retries=0, timeout=600)
+        model = client.models.list().data[0].id
+        first = one_request(client, model, args.max_tokens)
+        levels = [run_level(client, model, int(c), args) for c in args.clients.split(",")]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        peak = memory.stop()
+    return {"server": server, "ready_seconds": ready, "first_request": first,
+            "levels": levels, "peak_rss_bytes": peak, "command": command}
+
+
+def bench_batch_one(args):
+    """`kgpt2 bench`'s steady greedy tokens/s at batch size 1 on the same model."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        report = os.path.join(folder, "bench.json")
+        subprocess.run([sys.executable, "-m", "kgpt2", "bench", "--preset", args.model,
+                        "--batch-sizes", "1", "--samplers", "greedy", "--new-tokens",
+                        str(args.max_tokens), "--train", "none", "--quiet", "--json", report],
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(report, encoding="utf-8") as file:
+            data = json.load(file)
+    return data["summary"][0]["steady_tok_per_s"]
+
+
+def print_table(results, bench, max_tokens):
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="kgpt2 serve load test (streamed completions, loopback)")
-    for column in ("clients", "requests", "tokens/s", "TTFT p50 / p95 (s)",
-                   "latency p50 / p95 (s)", "rows/step", "errors"):
+    table = Table(title=f"Streamed greedy completions of up to {max_tokens} tokens, "
+                  "openai client, loopback")
+    table.add_column("server")
+    table.add_column("clients", justify="right")
+    for column in ("tokens/s", "TTFT p50 / p95 (s)", "latency p50 / p95 (s)", "errors"):
         table.add_column(column, justify="right")
-    for level in levels:
-        table.add_row(
-            str(level["clients"]), str(level["requests"]), f"{level['tokens_per_second']:.1f}",
-            f"{level['ttft_p50']:.2f} / {level['ttft_p95']:.2f}",
-            f"{level['latency_p50']:.2f} / {level['latency_p95']:.2f}",
-            f"{level['rows_per_step']:.2f}",
-            ", ".join(f"{kind}: {count}" for kind, count in level["errors"].items()) or "none",
-        )
+    for result in results:
+        for level in result["levels"]:
+            table.add_row(
+                result["server"], str(level["clients"]), f"{level['tokens_per_second']:.1f}",
+                f"{level['ttft_p50']:.2f} / {level['ttft_p95']:.2f}",
+                f"{level['latency_p50']:.2f} / {level['latency_p95']:.2f}",
+                ", ".join(f"{k}: {v}" for k, v in level["errors"].items()) or "none",
+            )
     console = Console()
     console.print(table)
-    console.print(f"server peak RSS: {peak_bytes / 2**20:.0f} MiB")
+    start = Table(title="Start-up and memory")
+    for column in ("server", "launch until /health (s)", "first request: TTFT / latency (s)",
+                   "peak RSS (GiB)"):
+        start.add_column(column, justify="right")
+    for result in results:
+        first = result["first_request"]
+        start.add_row(result["server"], f"{result['ready_seconds']:.1f}",
+                      f"{first.get('ttft') or float('nan'):.2f} / "
+                      f"{first.get('latency', float('nan')):.2f}",
+                      f"{result['peak_rss_bytes'] / 2**30:.2f}")
+    console.print(start)
+    if bench:
+        console.print(f"kgpt2 bench, batch 1, greedy, steady: {bench:.1f} tokens/s")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="gpt2_base_random")
-    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--model", required=True, help="a transformers GPT-2 folder")
+    parser.add_argument("--servers", default="kgpt2,hf,hf-cb")
+    parser.add_argument("--clients", default="1,8,16")
     parser.add_argument("--requests-per-client", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--max-batch-size", type=int, default=8)
-    parser.add_argument("--max-queue", type=int, default=64)
-    parser.add_argument("--context-length", type=int, default=256)
-    parser.add_argument("--temperature", type=float, default=0.0,
-                        help="0 (greedy, default) or a sampling temperature")
+    parser.add_argument("--hf-bin", default="/tmp/hfpeer/bin/transformers")
+    parser.add_argument("--hf-threads", type=int, default=1)
+    parser.add_argument("--bench", action="store_true",
+                        help="also measure kgpt2 bench's batch-1 greedy tokens/s")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
-    from kgpt2.serving.server import model_name
-
-    args.model = model_name(args.preset)
-    process, port = start_server(args)
-    memory = PeakMemory(process.pid)
-    try:
-        # The decode step always has max_batch_size rows, so one request
-        # compiles every program the levels use.
-        run_level(port, 1, argparse.Namespace(**{**vars(args), "requests_per_client": 1}))
-        levels = [run_level(port, int(c), args) for c in args.clients.split(",")]
-    finally:
-        peak = memory.stop()
-        process.terminate()
-        process.wait(timeout=120)
-    print_table(levels, peak)
+    results = [measure_server(server, args) for server in args.servers.split(",")]
+    bench = bench_batch_one(args) if args.bench else None
+    print_table(results, bench, args.max_tokens)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
-            json.dump({"levels": levels, "server_peak_rss_bytes": peak,
+            json.dump({"results": results, "bench_batch_1_tokens_per_second": bench,
                        "settings": vars(args)}, file, indent=2)
-    if len(levels) > 1 and levels[0]["tokens_per_second"]:
-        for level in levels[1:]:
-            ratio = level["tokens_per_second"] / levels[0]["tokens_per_second"]
-            print(f"{level['clients']} clients: {ratio:.2f}x the single-client tokens/s")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def register(subparsers):
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000,
                         help="port (default: 8000; 0 picks a free one)")
-    parser.add_argument("--max-batch-size", type=int, default=8,
-                        help="rows decoded together (default: 8)")
+    parser.add_argument("--max-batch-size", type=int, default=16,
+                        help="the most rows decoded together; each step runs only as "
+                        "many as the busy requests need (default: 16)")
     parser.add_argument("--max-queue", type=int, default=64,
                         help="requests that may wait; more get HTTP 429 (default: 64)")
     parser.add_argument("--api-key", default=None,

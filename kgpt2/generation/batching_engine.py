@@ -1,17 +1,22 @@
 """Continuous batching: many requests share one compiled decode step.
 
-A `BatchingEngine` owns a model, a key/value cache of `max_batch_size` rows
-and a thread that loops: admit waiting requests into free rows, then run one
-decode step for every busy row. A request that arrives while others decode
-joins at the next step (its prompt is run through the model on its own and
-copied into its rows), and a row that finishes frees at once. Each row is at
-its own position (`cached_forward.forward_rows`) and has its own sampling
-settings (`row_sampling`), so requests with different settings share a step.
+A `BatchingEngine` owns a model, a key/value cache and a thread that loops:
+admit waiting requests into free rows, then run one decode step for every
+busy row. A request that arrives while others decode joins at the next
+step, and a row that finishes frees at once. Each row is at its own
+position (`cached_forward.forward_rows`) and has its own sampling settings
+(`row_sampling`), so requests with different settings share a step.
 
-The cache is as long as the longest busy request needs (prompt plus
-`max_new_tokens`, rounded up to a bucket), so the compiled shapes stay few.
-Greedy rows pick the same tokens as `kgpt2.generate` with
-`sampler="greedy"`.
+The step runs as many rows as the load needs: the cache has a row count
+from `row_counts(max_batch_size)` (1, 2, 4, ...), the smallest that holds
+the busy rows, which are kept packed at its front. One client decodes at
+batch-1 speed; sixteen share a 16-row step. A short prompt is fed through
+the decode steps one token at a time, so it joins without stalling the
+rows already decoding; a longer one is run through the model on its own
+first. The cache is as long as the longest busy request needs (prompt plus
+`max_new_tokens`, rounded up), so the compiled shapes stay few, and
+`warm_up` compiles the common ones before the first request. Greedy rows
+pick the same tokens as `kgpt2.generate` with `sampler="greedy"`.
 
 Example:
 ```python
@@ -56,17 +61,54 @@ from kgpt2.generation.row_sampling import token_logprobs
 from kgpt2.generation.stop_text import StopText
 from kgpt2.generation.token_ids import model_max_length
 
+# Rows a step may run: steps run only as many as the busy rows need, so a
+# larger limit costs nothing while the load is light.
+DEFAULT_MAX_BATCH_SIZE = 16
+# Prompts of at most this many tokens (before their last) are fed through
+# the decode steps: a 16-row step costs about what running one short prompt
+# alone does, and the rows already decoding don't wait for it.
+STEP_FED_PROMPT_TOKENS = 8
+# Steps a smaller row count must suffice for before the cache shrinks to it
+# (each change copies the cache).
+SHRINK_AFTER_STEPS = 8
+# The shortest cache. Attention over 128 slots costs little beside the
+# weights a step reads, and one length for every request of up to 128
+# tokens means one compiled program per row count (each one holds ~20 MiB).
+MIN_CACHE_LENGTH = 128
+# The cache lengths and samplings `warm_up` compiles by default: requests of
+# up to 128 tokens, greedy and sampled.
+WARM_UP_LENGTHS = (MIN_CACHE_LENGTH,)
+WARM_UP_TEMPERATURES = (0.0, 1.0)
+
 
 def cache_length(needed, context_length):
-    """The cache length for `needed` slots: a power of two, at least 64.
+    """The cache length for `needed` slots: a power of two, at least `MIN_CACHE_LENGTH`.
 
     Few lengths mean few compiled programs; attention reads at most twice
     the slots it needs.
     """
-    length = 64
+    length = MIN_CACHE_LENGTH
     while length < needed:
         length *= 2
     return min(length, max(bucket_length(context_length), needed))
+
+
+def row_counts(max_batch_size):
+    """The row counts a decode step runs at: powers of two, then `max_batch_size`.
+
+    Example:
+    ```python
+    from kgpt2.generation.batching_engine import row_counts
+
+    print(row_counts(16), row_counts(6))  # (1, 2, 4, 8, 16) (1, 2, 4, 6)
+    ```
+    """
+    counts = [1]
+    while counts[-1] * 2 < max_batch_size:
+        counts.append(counts[-1] * 2)
+    if counts[-1] != max_batch_size:
+        counts.append(max_batch_size)
+    return tuple(counts)
 
 
 def _row_logprobs(outputs, slot, row):
@@ -183,6 +225,8 @@ class _Row:
         entropy = None if seed is None else [seed, index]
         self.random = np.random.default_rng(entropy)
         self.generated = 0
+        # Prompt tokens still to feed through the decode steps.
+        self.prompt = collections.deque()
 
 
 def _compiler(lm_ref):
@@ -303,14 +347,15 @@ class BatchingEngine:
 
     Args:
         lm: a `GPT2CausalLM` with its preprocessor (for the tokenizer).
-        max_batch_size: rows decoded per step.
+        max_batch_size: the most rows decoded per step; a step runs only
+            as many as the busy rows need (see `row_counts`).
         max_queue: requests that may wait for free rows; `submit` raises
             `QueueFullError` beyond it.
         context_length: the most tokens (prompt plus new) per row; default
             the preprocessor's `sequence_length`, at most the model's.
     """
 
-    def __init__(self, lm, max_batch_size=8, max_queue=64, context_length=None):
+    def __init__(self, lm, max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_queue=64, context_length=None):
         check_integer("BatchingEngine", "max_batch_size", max_batch_size, minimum=1)
         check_integer("BatchingEngine", "max_queue", max_queue, minimum=0)
         limit = model_max_length(lm)
@@ -321,22 +366,29 @@ class BatchingEngine:
         self.tokenizer = lm.preprocessor.tokenizer if lm.preprocessor else None
         self.max_batch_size = int(max_batch_size)
         self.max_queue = int(max_queue)
+        self.row_counts = row_counts(self.max_batch_size)
         self._programs = programs_for(lm)
-        self._rows = [None] * self.max_batch_size
         self._waiting = collections.deque()
         self._condition = threading.Condition()
         self._closing = False
         self._cutting = False
         self._thread = None
         self._cache = None
-        self._token_ids = np.zeros(self.max_batch_size, "int32")
-        self._positions = np.zeros(self.max_batch_size, "int32")
-        self._history = np.zeros((self.max_batch_size, 0), "int32")
-        self._starts = np.zeros(self.max_batch_size, "int32")
+        self._set_rows(self.row_counts[0], length=0)
+        self._smaller_steps = 0
         self._rows_per_step = collections.Counter()
+        self._step_rows = collections.Counter()
         self._steps = 0
         self._tokens = 0
         self._recent_rows = collections.deque(maxlen=256)
+
+    def _set_rows(self, count, length):
+        """Empty host-side row state for `count` rows of `length` slots."""
+        self._rows = [None] * count
+        self._token_ids = np.zeros(count, "int32")
+        self._positions = np.zeros(count, "int32")
+        self._history = np.zeros((count, length), "int32")
+        self._starts = np.zeros(count, "int32")
 
     # ---- public API -----------------------------------------------------
 
@@ -409,8 +461,51 @@ class BatchingEngine:
             for i in range(len(prompt_ids) - 1)
         ]
 
+    def warm_up(self, lengths=WARM_UP_LENGTHS, temperatures=WARM_UP_TEMPERATURES):
+        """Compile the decode step for every row count, cache length and sampling.
+
+        Call it before taking requests (`kgpt2 serve` does), so none waits
+        for a compile; with JAX's compilation cache, a later start reads
+        the programs back. `lengths` are request lengths (prompt plus new
+        tokens), each compiled at the cache length it needs.
+
+        Returns:
+            The seconds it took.
+
+        Example:
+        ```python
+        import kgpt2
+        from kgpt2.generation.batching_engine import BatchingEngine
+
+        engine = BatchingEngine(kgpt2.load("gpt2_tiny_random", sequence_length=64),
+                                max_batch_size=2)
+        print(engine.warm_up(lengths=(64,)) > 0)  # True
+        engine.close()
+        ```
+        """
+        started = time.perf_counter()
+        stop_ids = (self.tokenizer.end_token_id,) if self.tokenizer is not None else ()
+        context = self.context_length
+        for length in sorted({cache_length(min(n, context), context) for n in lengths}):
+            for count in self.row_counts:
+                cache = empty_cache(self.lm.backbone, count, length)
+                for temperature in temperatures:
+                    options = [SamplingOptions(temperature=temperature)] * count
+                    stacked = SamplingOptions.stack(options)
+                    stacked["start"] = np.ones(count, "int32")
+                    outputs, cache = self._programs.step(
+                        cache, np.zeros(count, "int32"), np.zeros(count, "int32"),
+                        np.zeros((count, length), "int32"), stacked,
+                        np.zeros(count, "float32"), needed_features(options, stop_ids),
+                    )
+                if count > 1:
+                    cache = self._programs.copy_row(cache, np.int32(1), np.int32(0))
+                np.asarray(cache[0][0][0, 0, 0, 0])  # wait for the last program
+        return time.perf_counter() - started
+
     def stats(self):
-        """Counters: steps, tokens, busy rows, rows per step (a histogram)."""
+        """Counters: steps, tokens, busy rows, and two histograms per step: the
+        busy rows (`rows_per_step`) and the rows computed (`step_rows`)."""
         with self._condition:
             return {
                 "steps": self._steps,
@@ -418,7 +513,9 @@ class BatchingEngine:
                 "busy_rows": sum(row is not None for row in self._rows),
                 "waiting": len(self._waiting),
                 "max_batch_size": self.max_batch_size,
+                "cache_rows": len(self._rows),
                 "rows_per_step": dict(sorted(self._rows_per_step.items())),
+                "step_rows": dict(sorted(self._step_rows.items())),
                 "max_rows_per_step": max(self._rows_per_step, default=0),
                 "recent_rows_per_step": list(self._recent_rows),
             }
@@ -456,8 +553,11 @@ class BatchingEngine:
                 )
                 self._thread.start()
 
+    def _busy_count(self):
+        return sum(row is not None for row in self._rows)
+
     def _free_rows(self):
-        return sum(row is None for row in self._rows)
+        return self.max_batch_size - self._busy_count()
 
     def _busy(self):
         return any(row is not None for row in self._rows)
@@ -474,6 +574,10 @@ class BatchingEngine:
                 self._release_cancelled()
                 if self._cutting:
                     self._cut_rows()
+                if admitted:
+                    # Grow the cache once for all of them.
+                    self._fit_cache(extra_rows=sum(job.n for job in admitted),
+                                    extra_jobs=admitted)
                 for job in admitted:
                     self._admit(job)
                 if self._busy():
@@ -500,8 +604,8 @@ class BatchingEngine:
 
     def _fail_all(self, message):
         jobs = {id(row.job): row.job for row in self._rows if row is not None}
-        self._rows = [None] * self.max_batch_size
         self._cache = None
+        self._set_rows(self.row_counts[0], length=0)
         for job in jobs.values():
             self._fail(job, message)
 
@@ -528,37 +632,77 @@ class BatchingEngine:
         ]
         return cache_length(max(lengths), self.context_length)
 
-    def _resize_cache(self, length):
-        """Make the cache `length` slots long (new slots are zeros)."""
-        current = self._history.shape[1]
-        if self._cache is None or not self._busy():
-            self._cache = empty_cache(self.lm.backbone, self.max_batch_size, length)
-        elif length > current:
-            pad = [(0, 0), (0, 0), (0, 0), (0, length - current)]
-            self._cache = tuple(
-                (ops.pad(key, pad), ops.pad(value, pad)) for key, value in self._cache
-            )
-        else:
-            self._cache = tuple(
-                (key[..., :length], value[..., :length]) for key, value in self._cache
-            )
-        history = np.zeros((self.max_batch_size, length), "int32")
-        keep = min(length, current)
-        history[:, :keep] = self._history[:, :keep]
-        self._history = history
+    def _pack(self):
+        """Move busy rows into the free slots before them, so they fill the front."""
+        slots = len(self._rows)
+        while True:
+            free = next((slot for slot in range(slots) if self._rows[slot] is None), None)
+            last = max((slot for slot in range(slots) if self._rows[slot] is not None),
+                       default=None)
+            if free is None or last is None or last < free:
+                return
+            self._cache = self._programs.copy_row(self._cache, np.int32(last), np.int32(free))
+            for array in (self._token_ids, self._positions, self._starts, self._history):
+                array[free] = array[last]
+            self._rows[free], self._rows[last] = self._rows[last], None
 
-    def _fit_cache(self, extra_jobs=()):
-        length = self._needed_length(extra_jobs)
+    def _fit_cache(self, extra_rows=0, extra_jobs=()):
+        """Give the cache the rows and slots the busy rows (and `extra_jobs`) need.
+
+        It grows at once; it shrinks to fewer rows once `SHRINK_AFTER_STEPS`
+        steps in a row needed fewer (at once when no row is busy), and to
+        fewer slots when half of them would do.
+        """
+        busy = self._busy_count()
+        needed = busy + extra_rows
+        rows = next(count for count in self.row_counts if count >= needed)
+        current_rows = len(self._rows)
+        if rows < current_rows and busy:
+            self._smaller_steps += 1
+            if self._smaller_steps < SHRINK_AFTER_STEPS:
+                rows = current_rows
+        if rows >= current_rows:
+            self._smaller_steps = 0
+        length = self._needed_length(extra_jobs) if needed else self._history.shape[1]
         current = self._history.shape[1]
-        if self._cache is None or length > current or length * 2 <= current:
-            self._resize_cache(length)
+        if not (length > current or length * 2 <= current):
+            length = current
+        if self._cache is None or rows != current_rows or length != current:
+            self._reshape_cache(rows, length)
+
+    def _reshape_cache(self, rows, length):
+        """Make the cache `rows` x `length` slots, keeping the busy rows (packed first)."""
+        self._pack()
+        state = (self._rows, self._token_ids, self._positions, self._history, self._starts)
+        old_rows, old_length = self._history.shape
+        self._set_rows(rows, length)
+        keep, kept_length = min(rows, old_rows), min(length, old_length)
+        self._rows[:keep] = state[0][:keep]
+        for new, old in zip((self._token_ids, self._positions, self._starts),
+                            (state[1], state[2], state[4])):
+            new[:keep] = old[:keep]
+        self._history[:keep, :kept_length] = state[3][:keep, :kept_length]
+        if self._cache is None or not any(self._rows):
+            self._cache = empty_cache(self.lm.backbone, rows, length)
+            return
+        pad = [(0, max(rows - old_rows, 0)), (0, 0), (0, 0), (0, max(length - old_length, 0))]
+        self._cache = tuple(
+            tuple(ops.pad(tensor[:keep, ..., :kept_length], pad) for tensor in pair)
+            for pair in self._cache
+        )
 
     def _admit(self, job):
-        """Run the prompt (all but its last token) once and copy it into free rows."""
+        """Give `job` free rows; run a long prompt (all but its last token) at once.
+
+        A prompt of up to `STEP_FED_PROMPT_TOKENS` tokens before its last is
+        fed through the decode steps instead, one token per step.
+        """
+        self._fit_cache(extra_rows=job.n, extra_jobs=[job])
+        self._pack()
         slots = [slot for slot, row in enumerate(self._rows) if row is None][: job.n]
-        self._fit_cache([job])
         prompt = job.prompt_ids
-        if len(prompt) > 1:
+        step_fed = len(prompt) - 1 <= STEP_FED_PROMPT_TOKENS
+        if not step_fed:
             width = bucket_length(len(prompt) - 1)
             token_ids = np.zeros((1, width), "int32")
             token_ids[0, : len(prompt) - 1] = prompt[:-1]
@@ -568,9 +712,12 @@ class BatchingEngine:
                     self._cache, np.int32(slots[0]), np.int32(slot)
                 )
         for index, slot in enumerate(slots):
-            self._rows[slot] = _Row(job, index, self.tokenizer)
-            self._token_ids[slot] = prompt[-1]
-            self._positions[slot] = len(prompt) - 1
+            row = _Row(job, index, self.tokenizer)
+            first = 0 if step_fed else len(prompt) - 1
+            row.prompt.extend(prompt[first + 1:])
+            self._rows[slot] = row
+            self._token_ids[slot] = prompt[first]
+            self._positions[slot] = first
             self._history[slot, :] = 0
             self._history[slot, : len(prompt)] = prompt
             self._starts[slot] = len(prompt)
@@ -580,7 +727,8 @@ class BatchingEngine:
         busy = [slot for slot, row in enumerate(self._rows) if row is not None]
         options = [row.job.options if row else None for row in self._rows]
         uniforms = np.array(
-            [row.random.random() if row else 0.0 for row in self._rows], "float32"
+            [row.random.random() if row and not row.prompt else 0.0 for row in self._rows],
+            "float32",
         )
         positions = np.where([row is not None for row in self._rows], self._positions, 0)
         stacked = SamplingOptions.stack(options)
@@ -598,12 +746,17 @@ class BatchingEngine:
         tokens, *logprobs = (np.asarray(output) for output in outputs)
         with self._condition:
             self._steps += 1
-            self._tokens += len(busy)
+            self._tokens += sum(not self._rows[slot].prompt for slot in busy)
             self._rows_per_step[len(busy)] += 1
+            self._step_rows[len(self._rows)] += 1
             self._recent_rows.append(len(busy))
         for slot in busy:
-            self._advance(slot, int(tokens[slot]), _row_logprobs(logprobs, slot,
-                                                                 self._rows[slot]))
+            row = self._rows[slot]
+            if row.prompt:  # still reading its prompt: feed the next token
+                self._token_ids[slot] = row.prompt.popleft()
+                self._positions[slot] += 1
+                continue
+            self._advance(slot, int(tokens[slot]), _row_logprobs(logprobs, slot, row))
 
     def _advance(self, slot, token, logprobs=()):
         """Record `token` for the row in `slot`; emit its text; free it when done."""
@@ -631,4 +784,3 @@ class BatchingEngine:
         self._token_ids[slot] = token
         self._positions[slot] = position
         self._history[slot, position] = token
-

@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
+from kgpt2.generation.batching_engine import DEFAULT_MAX_BATCH_SIZE
 from kgpt2.generation.batching_engine import BatchingEngine
 from kgpt2.serving.api_errors import ApiError
 from kgpt2.serving.api_errors import validation_error
@@ -94,7 +95,7 @@ def _add_error_handlers(app):
         return ApiError(error.status_code, str(error.detail)).response()
 
 
-def create_app(lm, model_name, max_batch_size=8, max_queue=64, api_key=None,
+def create_app(lm, model_name, max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_queue=64, api_key=None,
                max_body_bytes=DEFAULT_MAX_BODY_BYTES, context_length=None,
                drain_seconds=5.0, engine=None, prepend_bos=None, chat_template=None):
     """Return the ASGI app serving `lm` as `model_name`.
@@ -102,7 +103,8 @@ def create_app(lm, model_name, max_batch_size=8, max_queue=64, api_key=None,
     Args:
         lm: a `GPT2CausalLM` with its preprocessor.
         model_name: what `/v1/models` lists and requests name.
-        max_batch_size: rows decoded together (continuous batching).
+        max_batch_size: the most rows decoded together (continuous batching;
+            each step runs only as many as the busy requests need).
         max_queue: requests that may wait for rows; beyond it, HTTP 429.
         api_key: if set, `/v1/` routes need `Authorization: Bearer <key>`.
         max_body_bytes: larger request bodies get HTTP 413.
