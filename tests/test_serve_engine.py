@@ -6,6 +6,7 @@ import pytest
 
 import kgpt2
 from kgpt2.generation import stream_text
+from kgpt2.generation.batching_engine import SHRINK_AFTER_STEPS
 from kgpt2.generation.batching_engine import BatchingEngine
 from kgpt2.generation.batching_engine import QueueFullError
 from kgpt2.generation.detokenize import IncrementalDecoder
@@ -86,6 +87,49 @@ def test_full_queue_refuses_and_cancel_frees_rows(tiny_lm, engine):
         events = list(job.events(timeout=TIMEOUT))
         assert events[-1].finish_reason in ("error", "length")
     assert engine.stats()["busy_rows"] == 0
+
+
+@pytest.mark.slow
+def test_steps_run_only_the_rows_the_load_needs_and_moved_rows_keep_their_text(tiny_lm):
+    engine = BatchingEngine(tiny_lm, max_batch_size=4)
+    try:
+        engine.submit(_ids(tiny_lm, "Hi"), 8, GREEDY).result(timeout=TIMEOUT)
+        assert set(engine.stats()["step_rows"]) == {1}  # one request, one row
+        # Three at once: the first two finish early, and the last row moves
+        # into a freed slot, then decodes alone once the cache shrinks.
+        lengths = [4, 12, 40]
+        jobs = [engine.submit(_ids(tiny_lm, p), n, GREEDY, stop_token_ids=())
+                for p, n in zip(PROMPTS, lengths)]
+        texts = [job.result(timeout=TIMEOUT)[0]["text"] for job in jobs]
+        stats = engine.stats()
+    finally:
+        engine.close()
+    expected = [
+        kgpt2.generate(tiny_lm, p, sampler="greedy", include_prefix=False, stop_token_ids=None,
+                       max_length=len(_ids(tiny_lm, p)) + n)[0]
+        for p, n in zip(PROMPTS, lengths)
+    ]
+    assert texts == expected
+    assert stats["step_rows"].get(4, 0) >= 4  # three busy rows ran as four
+    # ... and the last one alone went back to one row after SHRINK_AFTER_STEPS.
+    assert stats["step_rows"][1] >= 8 + (40 - 12 - SHRINK_AFTER_STEPS) // 2
+
+
+def test_warm_up_compiles_every_step_that_short_requests_use(tiny_lm):
+    engine = BatchingEngine(tiny_lm, max_batch_size=2, context_length=64)
+    try:
+        engine.warm_up()
+        compiled = engine.stats()["step_programs"]
+        engine.submit(_ids(tiny_lm, "Hi"), 8, GREEDY).result(timeout=TIMEOUT)
+        both = [engine.submit(_ids(tiny_lm, "Hi"), 30, options)
+                for options in (GREEDY, SamplingOptions(seed=1))]
+        for job in both:
+            job.result(timeout=TIMEOUT)
+        stats = engine.stats()
+    finally:
+        engine.close()
+    assert stats["step_rows"].get(2, 0) > 0
+    assert stats["step_programs"] == compiled
 
 
 def _wait_for(condition, seconds=30):

@@ -61,6 +61,14 @@ def test_models_and_api_key(server, client):
     assert status == 401
 
 
+def test_the_server_process_never_loads_tensorflow(server, client):
+    client.completions.create(model=MODEL, prompt="Hi", max_tokens=2)
+    with open(f"/proc/{server.process.pid}/maps", encoding="utf-8") as maps:
+        libraries = {line.split()[-1] for line in maps if "/" in line}
+    assert any("jaxlib" in library for library in libraries)
+    assert not any("tensorflow" in library for library in libraries)
+
+
 def test_plain_completion_is_greedy_generate(client, tiny_lm):
     answer = client.completions.create(model=MODEL, prompt="The quick brown fox",
                                        max_tokens=12, temperature=0)

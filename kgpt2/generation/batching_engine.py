@@ -264,6 +264,7 @@ def _compiler(lm_ref):
             variables = model.trainable_variables + model.non_trainable_variables
             return compiled([v.value for v in variables], *args)
 
+        run.programs_compiled = compiled._cache_size
         return run
 
     return compile_function
@@ -504,8 +505,9 @@ class BatchingEngine:
         return time.perf_counter() - started
 
     def stats(self):
-        """Counters: steps, tokens, busy rows, and two histograms per step: the
-        busy rows (`rows_per_step`) and the rows computed (`step_rows`)."""
+        """Counters: steps, tokens, busy rows, two histograms per step (the
+        busy rows, `rows_per_step`, and the rows computed, `step_rows`), and
+        how many shapes of the decode step are compiled (`step_programs`)."""
         with self._condition:
             return {
                 "steps": self._steps,
@@ -516,6 +518,7 @@ class BatchingEngine:
                 "cache_rows": len(self._rows),
                 "rows_per_step": dict(sorted(self._rows_per_step.items())),
                 "step_rows": dict(sorted(self._step_rows.items())),
+                "step_programs": getattr(self._programs.step, "programs_compiled", int)(),
                 "max_rows_per_step": max(self._rows_per_step, default=0),
                 "recent_rows_per_step": list(self._recent_rows),
             }
@@ -661,7 +664,9 @@ class BatchingEngine:
             self._smaller_steps += 1
             if self._smaller_steps < SHRINK_AFTER_STEPS:
                 rows = current_rows
-        if rows >= current_rows:
+        else:
+            self._smaller_steps = 0
+        if rows != current_rows:
             self._smaller_steps = 0
         length = self._needed_length(extra_jobs) if needed else self._history.shape[1]
         current = self._history.shape[1]
