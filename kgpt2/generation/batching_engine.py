@@ -10,10 +10,10 @@ position (`cached_forward.forward_rows`) and has its own sampling settings
 The step runs as many rows as the load needs: the cache has a row count
 from `row_counts(max_batch_size)` (1, 2, 4, ...), the smallest that holds
 the busy rows, which are kept packed at its front. One client decodes at
-batch-1 speed; sixteen share a 16-row step. A short prompt is fed through
-the decode steps one token at a time, so it joins without stalling the
-rows already decoding; a longer one is run through the model on its own
-first. The cache is as long as the longest busy request needs (prompt plus
+batch-1 speed; sixteen share a 16-row step. A short prompt that joins
+busy rows is fed through the decode steps one token at a time, so it
+joins without stalling them; a longer one, or one alone, is run through
+the model on its own first. The cache is as long as the longest busy request needs (prompt plus
 `max_new_tokens`, rounded up), so the compiled shapes stay few, and
 `warm_up` compiles the common ones before the first request. Greedy rows
 pick the same tokens as `kgpt2.generate` with `sampler="greedy"`.
@@ -501,6 +501,10 @@ class BatchingEngine:
                     )
                 if count > 1:
                     cache = self._programs.copy_row(cache, np.int32(1), np.int32(0))
+                else:  # a short prompt alone in the engine (see `_admit`)
+                    width = bucket_length(STEP_FED_PROMPT_TOKENS)
+                    cache = self._programs.admit(cache, np.zeros((1, width), "int32"),
+                                                 np.int32(0))
                 np.asarray(cache[0][0][0, 0, 0, 0])  # wait for the last program
         return time.perf_counter() - started
 
@@ -577,12 +581,15 @@ class BatchingEngine:
                 self._release_cancelled()
                 if self._cutting:
                     self._cut_rows()
+                # A request alone in the engine runs its prompt at once: no
+                # row waits for it.
+                alone = len(admitted) == 1 and not self._busy()
                 if admitted:
                     # Grow the cache once for all of them.
                     self._fit_cache(extra_rows=sum(job.n for job in admitted),
                                     extra_jobs=admitted)
                 for job in admitted:
-                    self._admit(job)
+                    self._admit(job, step_fed=not alone)
                 if self._busy():
                     self._step()
             except Exception as error:  # Fail the rows, keep serving others.
@@ -696,17 +703,19 @@ class BatchingEngine:
             for pair in self._cache
         )
 
-    def _admit(self, job):
-        """Give `job` free rows; run a long prompt (all but its last token) at once.
+    def _admit(self, job, step_fed=True):
+        """Give `job` free rows; run its prompt (all but its last token) at once.
 
-        A prompt of up to `STEP_FED_PROMPT_TOKENS` tokens before its last is
-        fed through the decode steps instead, one token per step.
+        With `step_fed`, a prompt of up to `STEP_FED_PROMPT_TOKENS` tokens
+        before its last is fed through the decode steps instead, one token
+        per step, so the rows already decoding don't wait for it.
         """
         self._fit_cache(extra_rows=job.n, extra_jobs=[job])
         self._pack()
         slots = [slot for slot, row in enumerate(self._rows) if row is None][: job.n]
         prompt = job.prompt_ids
-        step_fed = len(prompt) - 1 <= STEP_FED_PROMPT_TOKENS
+        step_fed = step_fed and len(prompt) - 1 <= STEP_FED_PROMPT_TOKENS
+        step_fed = step_fed or len(prompt) == 1
         if not step_fed:
             width = bucket_length(len(prompt) - 1)
             token_ids = np.zeros((1, width), "int32")
