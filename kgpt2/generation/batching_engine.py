@@ -234,7 +234,9 @@ def _compiler(lm_ref):
 
     On JAX the function is jitted with the model's weights as arguments (as
     `compiled.py` does), so training or reloading weights needs no
-    recompile; elsewhere it runs eagerly.
+    recompile; elsewhere it runs eagerly. The list of variables is taken
+    once (walking the model's layers for it cost about 1 ms a step): a model
+    whose variables change (e.g. `enable_lora`) needs a new engine model.
     """
     lm = lm_ref()
     if keras.config.backend() != "jax" or lm.run_eagerly:
@@ -243,13 +245,12 @@ def _compiler(lm_ref):
     import jax
 
     enable_compilation_cache()
+    variables = lm.trainable_variables + lm.non_trainable_variables
 
     def compile_function(fn, static_argnums=(), donate_argnums=()):
         """Argument numbers count from `fn`'s first argument."""
 
         def with_weights(weights, *args):
-            model = lm_ref()
-            variables = model.trainable_variables + model.non_trainable_variables
             with keras.StatelessScope(state_mapping=zip(variables, weights)):
                 return fn(*args)
 
@@ -260,9 +261,7 @@ def _compiler(lm_ref):
         )
 
         def run(*args):
-            model = lm_ref()
-            variables = model.trainable_variables + model.non_trainable_variables
-            return compiled([v.value for v in variables], *args)
+            return compiled([variable.value for variable in variables], *args)
 
         run.programs_compiled = compiled._cache_size
         return run
