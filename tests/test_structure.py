@@ -22,10 +22,10 @@ PACKAGE = ROOT / "kgpt2"
 LAYERS = (
     # What every layer may use, needing no model: errors, argument checks,
     # atomic writes, the network guard, lazy imports, the backend choice, the
-    # compilation cache, and the run folder's layout (`kgpt2.load` reads a
-    # run's latest checkpoint, training writes it).
+    # compilation cache, returning freed memory, and the run folder's layout
+    # (`kgpt2.load` reads a run's latest checkpoint, training writes it).
     ("kgpt2.errors", "kgpt2.checks", "kgpt2.atomic", "kgpt2.network", "kgpt2.lazy",
-     "kgpt2.keras_backend", "kgpt2.compilation_cache", "kgpt2.runs"),
+     "kgpt2.keras_backend", "kgpt2.compilation_cache", "kgpt2.heap", "kgpt2.runs"),
     ("kgpt2.presets",),
     ("kgpt2.data",),
     # KerasHub samplers and logits rules: generation builds on them.

@@ -145,7 +145,6 @@ def serve(preset, host="127.0.0.1", port=8000, max_batch_size=DEFAULT_MAX_BATCH_
         # Before listening: no request should wait for a compile.
         seconds = app.state.engine.warm_up()
         logger.info("kgpt2 serve: decode steps compiled in %.1f s", seconds)
-        _return_freed_memory()
         config = uvicorn.Config(
             app, host=host, port=port, log_level=log_level,
             timeout_graceful_shutdown=int(drain_seconds) + SHUTDOWN_MARGIN_SECONDS,
@@ -163,21 +162,6 @@ def serve(preset, host="127.0.0.1", port=8000, max_batch_size=DEFAULT_MAX_BATCH_
         _run_until_stopped(server, sock)
     finally:
         sock.close()
-
-
-def _return_freed_memory():
-    """Give the memory that loading and compiling freed back to the system.
-
-    glibc keeps freed blocks in its heaps for reuse; after the one-off peaks
-    of reading the checkpoint and compiling (hundreds of MiB) that only
-    inflates the server's resident memory. Elsewhere this does nothing.
-    """
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 def _end_streams_first(server, engine, drain_seconds):
