@@ -114,6 +114,7 @@ def test_steps_run_only_the_rows_the_load_needs_and_moved_rows_keep_their_text(t
     assert stats["step_rows"][1] > 8
 
 
+@pytest.mark.slow  # about 6 s: compiles every step shape of a 2-row engine
 def test_warm_up_compiles_every_step_that_short_requests_use(tiny_lm):
     engine = BatchingEngine(tiny_lm, max_batch_size=2, context_length=64)
     try:
