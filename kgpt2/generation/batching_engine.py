@@ -777,13 +777,12 @@ class BatchingEngine:
     def _steps_per_call(self):
         """`STEPS_PER_CALL_ALONE` for a lone row that has that many tokens
         left and asks no logprobs, while nobody waits; else 1."""
-        steps = STEPS_PER_CALL_ALONE
         row = self._rows[0] if len(self._rows) == 1 else None
         if row is None or row.prompt or self._waiting or row.job.options.logprobs is not None:
             return 1
         left = min(row.job.max_new_tokens - row.generated,
                    self.context_length - 1 - int(self._positions[0]))
-        return steps if left >= steps else 1
+        return STEPS_PER_CALL_ALONE if left >= STEPS_PER_CALL_ALONE else 1
 
     def _step(self):
         self._fit_cache()
@@ -806,12 +805,7 @@ class BatchingEngine:
             uniforms,
         )
         tokens, *logprobs = (np.asarray(output) for output in outputs)
-        with self._condition:
-            self._steps += 1
-            self._tokens += sum(not self._rows[slot].prompt for slot in busy)
-            self._rows_per_step[len(busy)] += 1
-            self._step_rows[len(self._rows)] += 1
-            self._recent_rows.append(len(busy))
+        self._count_steps(1, len(busy), sum(not self._rows[slot].prompt for slot in busy))
         for slot in busy:
             row = self._rows[slot]
             if row.prompt:  # still reading its prompt: feed the next token
@@ -830,16 +824,20 @@ class BatchingEngine:
             *self._step_settings(options), uniforms,
         )
         tokens = np.asarray(tokens)
-        with self._condition:
-            self._steps += count
-            self._tokens += count
-            self._rows_per_step[1] += count
-            self._step_rows[1] += count
-            self._recent_rows.extend([1] * count)
+        self._count_steps(count, 1, count)
         for step in range(count):
             if self._rows[0] is not row:  # it finished: drop the tokens after
                 return
             self._advance(0, int(tokens[step, 0]))
+
+    def _count_steps(self, steps, busy, tokens):
+        """Add `steps` steps of `busy` rows (in the cache's rows) that made `tokens`."""
+        with self._condition:
+            self._steps += steps
+            self._tokens += tokens
+            self._rows_per_step[busy] += steps
+            self._step_rows[len(self._rows)] += steps
+            self._recent_rows.extend([busy] * steps)
 
     def _step_settings(self, options):
         """The rows' stacked settings (on the device) and the step's features.
