@@ -5,7 +5,7 @@ def return_freed_memory():
     """Ask glibc to hand its freed heap memory back to the system.
 
     glibc keeps freed blocks in its heaps for reuse, so the one-off peaks of
-    reading a checkpoint or compiling a program (hundreds of MiB) would
+    reading a checkpoint or compiling a program would
     stay in the process's resident memory. Returns whether it could ask:
     False where the C library is not glibc.
 

@@ -163,7 +163,7 @@ def keep_tensorflow_out():
 
     For processes that never run TensorFlow, such as `kgpt2 serve`: KerasHub
     imports TensorFlow whenever it is installed (for `tf.data`
-    preprocessing), which costs about 600 MiB of resident memory and
+    preprocessing), which costs a large share of the server's resident memory and
     seconds of start-up. Outside `tf.data`, KerasHub's tokenizers run
     without it (on the `tokenizers` package). Does nothing when Keras runs
     on TensorFlow, or when TensorFlow or KerasHub is already imported.

@@ -50,7 +50,7 @@ def register(subparsers):
 def run(args):
     from kgpt2.keras_backend import keep_tensorflow_out
 
-    # The server never runs TensorFlow: loading it would cost 600 MiB.
+    # The server never runs TensorFlow: loading it would only cost memory.
     keep_tensorflow_out()
     # Local: kgpt2.serving loads Keras and FastAPI, which `kgpt2 --help` must not.
     from kgpt2.serving import serve

@@ -70,14 +70,15 @@ DEFAULT_MAX_BATCH_SIZE = 16
 # alone does, and the rows already decoding don't wait for it.
 STEP_FED_PROMPT_TOKENS = 8
 # A row decoding alone runs this many steps per call: the host's part of a
-# call (~1 ms of a 21 ms batch-1 step) is paid once for all of them.
+# call (argument transfer and dispatch) is paid once for all of them
+# (docs/benchmarks.md, "Serving under load").
 STEPS_PER_CALL_ALONE = 4
 # Steps a smaller row count must suffice for before the cache shrinks to it
 # (each change copies the cache).
 SHRINK_AFTER_STEPS = 8
 # The shortest cache. Attention over 128 slots costs little beside the
 # weights a step reads, and one length for every request of up to 128
-# tokens means one compiled program per row count (each one holds ~20 MiB).
+# tokens means one compiled program per row count (each one holds memory).
 MIN_CACHE_LENGTH = 128
 # The cache lengths and samplings `warm_up` compiles by default: requests of
 # up to 128 tokens, greedy and sampled.
@@ -248,7 +249,8 @@ def _compiler(lm_ref):
     On JAX the function is jitted with the model's weights as arguments (as
     `compiled.py` does), so training or reloading weights needs no
     recompile; elsewhere it runs eagerly. The list of variables is taken
-    once (walking the model's layers for it cost about 1 ms a step): a model
+    once (walking the model's layers for it every step was a measurable
+    part of a batch-1 step): a model
     whose variables change (e.g. `enable_lora`) needs a new engine model.
     """
     lm = lm_ref()
@@ -842,9 +844,8 @@ class BatchingEngine:
     def _step_settings(self, options):
         """The rows' stacked settings (on the device) and the step's features.
 
-        Kept while the rows and their settings stay the same: sending a
-        dozen small arrays to the device every step cost ~0.3 ms of a 21 ms
-        batch-1 step.
+        Kept while the rows and their settings stay the same, so a step
+        does not send a dozen small arrays to the device again.
         """
         # By value: a finished request's settings may be freed and a new
         # request's take their address.
