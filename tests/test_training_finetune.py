@@ -20,6 +20,7 @@ from training_helpers import tokenized_dataset
 import kgpt2
 from kgpt2.training.callbacks.metrics_csv import read_metrics
 from kgpt2.training.checkpoints import RunDirectory
+from kgpt2.training.schedule import checkpointed_variables
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,23 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 
 
 @pytest.mark.slow
+def test_runs_that_differ_in_steps_and_rates_share_one_compiled_step(tmp_path, tokens, caplog):
+    # The schedule's settings are optimizer variables, not constants of the
+    # program: the second run reads the first one's step from JAX's cache.
+    # (Samples are off: this is about the training step.)
+    runs = [dict(steps=2, learning_rate=1e-3),
+            dict(steps=3, learning_rate=4e-3, warmup_steps=1, end_learning_rate=1e-4)]
+    for index, options in enumerate(runs):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="jax._src.compiler"):
+            result = kgpt2.finetune(fresh_lm(), tokenized_dataset(tokens), checkpoint_dir=tmp_path,
+                                    run_name=f"run{index}", sample_every=0, **options)
+        assert result.step == options["steps"]
+    compiles = [record.getMessage() for record in caplog.records if "'jit_train_step'" in record.getMessage()]
+    assert compiles and all("cache hit" in message for message in compiles), compiles
+
+
+@pytest.mark.slow
 def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, tokens):
     lm = fresh_lm()
     settings = dict(
@@ -93,7 +111,7 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
     # The default sample at the last step, generated in bfloat16 through the adapters.
     assert (tmp_path / "run1" / "samples.txt").read_text("utf-8").startswith("======== step 16 ========\n")
 
-    trained = [v.numpy() for v in [*lm.variables, *lm.optimizer.variables]]
+    trained = [v.numpy() for v in [*lm.variables, *checkpointed_variables(lm.optimizer)]]
 
     # The run loads as a plain float32 GPT-2 holding the merged weights.
     loaded = kgpt2.load(result.run_dir)
@@ -107,13 +125,14 @@ def test_lora_mixed_precision_and_accumulation_train_save_and_resume(tmp_path, t
         atol=1e-5,
     )
 
-    # Resuming restores the unmerged LoRA weights and the optimizer exactly.
+    # Resuming restores the unmerged LoRA weights and the optimizer's state
+    # exactly (its schedule's settings come from the recipe it resumes with).
     resumed = fresh_lm()
     kgpt2.compile_lm(resumed, steps=16, lora_rank=4, mixed_precision=True, gradient_accumulation_steps=2)
     with RunDirectory.open(tmp_path, "run1") as run:
         state = run.restore(resumed, run.latest())
     assert state["step"] == 16 and state["lora_rank"] == 4
-    restored = [v.numpy() for v in [*resumed.variables, *resumed.optimizer.variables]]
+    restored = [v.numpy() for v in [*resumed.variables, *checkpointed_variables(resumed.optimizer)]]
     assert len(trained) == len(restored)
     assert all(np.array_equal(a, b) for a, b in zip(trained, restored))
 

@@ -20,6 +20,7 @@ from kgpt2.runs import Checkpoint  # noqa: F401  (what `latest` returns)
 from kgpt2.runs import RunError
 from kgpt2.training import processes
 from kgpt2.training.preprocessing import attached_preprocessor
+from kgpt2.training.schedule import checkpointed_variables
 
 FORMAT_VERSION = 1
 
@@ -284,14 +285,14 @@ class RunDirectory:
             state,
             format=FORMAT_VERSION,
             step=step,
-            optimizer_variables=[v.path for v in lm.optimizer.variables],
+            optimizer_variables=[v.path for v in checkpointed_variables(lm.optimizer)],
             model_state_variables=[v.path for v in extras],
         )
         try:
             staging.mkdir()
             with attached_preprocessor(lm, preprocessor):
                 _save_preset(lm, staging / runs.MODEL_FOLDER)
-            _save_arrays(staging / "optimizer.npz", lm.optimizer.variables)
+            _save_arrays(staging / "optimizer.npz", checkpointed_variables(lm.optimizer))
             _save_arrays(staging / "model_state.npz", extras)
             (staging / runs.STATE_FILE).write_text(json.dumps(state, indent=2), "utf-8")
             _fsync_tree(staging)
@@ -337,5 +338,6 @@ class RunDirectory:
         _load_arrays(checkpoint.path / "model_state.npz", model_state_variables(lm), "model state", checkpoint.path)
         if not lm.optimizer.built:
             lm.optimizer.build(lm.trainable_variables)
-        _load_arrays(checkpoint.path / "optimizer.npz", lm.optimizer.variables, "optimizer", checkpoint.path)
+        _load_arrays(checkpoint.path / "optimizer.npz", checkpointed_variables(lm.optimizer),
+                     "optimizer", checkpoint.path)
         return checkpoint.state

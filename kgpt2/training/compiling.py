@@ -216,8 +216,11 @@ def _optimizer(recipe, total_steps):
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay, **options)
         # GPT-2's layer norms are `gamma`/`beta`: like biases, not decayed.
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        return optimizer
-    return keras.optimizers.Adam(schedule, **options)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, **options)
+    # Runs that differ only in steps or rates then share one compiled step.
+    schedule.keep_settings_in(optimizer)
+    return optimizer
 
 
 def compile_lm(lm, recipe=None, *, sampler=None, dataset=None, **options):

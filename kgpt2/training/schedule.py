@@ -4,6 +4,30 @@ import keras
 
 from kgpt2.errors import InputError
 
+# The names of the optimizer variables that hold a schedule's settings.
+SETTING_PREFIX = "kgpt2_schedule_"
+
+
+def checkpointed_variables(optimizer):
+    """`optimizer`'s variables that a checkpoint holds: all but a schedule's settings.
+
+    The settings come from the recipe a run is started or resumed with, so
+    checkpoints keep the variables they held before the settings were
+    variables, and a resumed run's schedule is its recipe's.
+
+    Example:
+    ```python
+    import keras
+    from kgpt2.training.schedule import WarmupPolynomialDecay, checkpointed_variables
+
+    schedule = WarmupPolynomialDecay(1e-3, decay_steps=100)
+    optimizer = keras.optimizers.Adam(schedule)
+    schedule.keep_settings_in(optimizer)
+    print(len(optimizer.variables), len(checkpointed_variables(optimizer)))  # 5 1
+    ```
+    """
+    return [v for v in optimizer.variables if not v.name.startswith(SETTING_PREFIX)]
+
 
 @keras.saving.register_keras_serializable(package="kgpt2")
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -71,24 +95,60 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.end_learning_rate = float(end_learning_rate)
         self.power = float(power)
         self.name = name
-        # PolynomialDecay needs at least one step; with all steps spent on
-        # warmup, the decay phase is just the end rate.
-        self._decay = keras.optimizers.schedules.PolynomialDecay(
-            self.peak_learning_rate,
-            decay_steps=max(1, decay_steps - warmup_steps),
-            end_learning_rate=self.end_learning_rate,
-            power=self.power,
-        )
+        self._variables = None
+
+    def keep_settings_in(self, optimizer):
+        """Hold the rates and step counts in variables of `optimizer`.
+
+        The training step then reads them as state instead of baking them
+        into the compiled program, so runs that differ only in steps or
+        rates share one program (and JAX's compilation cache). Returns the
+        variables; a checkpoint need not save them, since they come from
+        the recipe (see `checkpointed_variables`).
+
+        Example:
+        ```python
+        import keras
+        from kgpt2.training import WarmupPolynomialDecay
+
+        schedule = WarmupPolynomialDecay(1e-3, decay_steps=100, warmup_steps=10)
+        optimizer = keras.optimizers.Adam(schedule)
+        print(len(schedule.keep_settings_in(optimizer)))  # 4
+        print(round(float(optimizer.learning_rate), 6))  # 0.0
+        ```
+        """
+        if self._variables is None:
+            values = {"peak_learning_rate": self.peak_learning_rate,
+                      "decay_steps": self.decay_steps, "warmup_steps": self.warmup_steps,
+                      "end_learning_rate": self.end_learning_rate}
+            self._variables = {
+                key: optimizer.add_variable(
+                    (), initializer=keras.initializers.Constant(value), dtype="float32",
+                    name=SETTING_PREFIX + key)
+                for key, value in values.items()
+            }
+        return list(self._variables.values())
+
+    def _settings(self):
+        if self._variables is not None:
+            return self._variables
+        return {"peak_learning_rate": self.peak_learning_rate, "decay_steps": float(self.decay_steps),
+                "warmup_steps": float(self.warmup_steps), "end_learning_rate": self.end_learning_rate}
 
     def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        warmup = float(self.warmup_steps)
-        warming_up = self.peak_learning_rate * step / max(warmup, 1.0)
-        if self.warmup_steps == self.decay_steps:
-            decaying = keras.ops.full_like(step, self.end_learning_rate)
-        else:
-            decaying = self._decay(keras.ops.maximum(step - warmup, 0.0))
-        return keras.ops.where(step < warmup, warming_up, decaying)
+        ops = keras.ops
+        settings = {key: ops.convert_to_tensor(value) for key, value in self._settings().items()}
+        peak, end = settings["peak_learning_rate"], settings["end_learning_rate"]
+        decay_steps, warmup = settings["decay_steps"], settings["warmup_steps"]
+        step = ops.cast(step, "float32")
+        warming_up = peak * step / ops.maximum(warmup, 1.0)
+        # Keras's PolynomialDecay over the steps after warmup (at least one).
+        span = ops.maximum(decay_steps - warmup, 1.0)
+        progress = ops.minimum(ops.maximum(step - warmup, 0.0), span) / span
+        decaying = (peak - end) * ops.power(1.0 - progress, self.power) + end
+        # With every step spent on warmup, the decay phase is just the end rate.
+        decaying = ops.where(warmup >= decay_steps, end, decaying)
+        return ops.where(step < warmup, warming_up, decaying)
 
     def get_config(self):
         return {
