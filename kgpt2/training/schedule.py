@@ -11,9 +11,9 @@ SETTING_PREFIX = "kgpt2_schedule_"
 def checkpointed_variables(optimizer):
     """`optimizer`'s variables that a checkpoint holds: all but a schedule's settings.
 
-    The settings come from the recipe a run is started or resumed with, so
-    checkpoints keep the variables they held before the settings were
-    variables, and a resumed run's schedule is its recipe's.
+    The settings come from the recipe a run is started or resumed with: a
+    resumed run's schedule is its recipe's, and a checkpoint holds only the
+    optimizer's state (iteration count and moments).
 
     Example:
     ```python
@@ -118,22 +118,21 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         ```
         """
         if self._variables is None:
-            values = {"peak_learning_rate": self.peak_learning_rate,
-                      "decay_steps": self.decay_steps, "warmup_steps": self.warmup_steps,
-                      "end_learning_rate": self.end_learning_rate}
             self._variables = {
                 key: optimizer.add_variable(
                     (), initializer=keras.initializers.Constant(value), dtype="float32",
                     name=SETTING_PREFIX + key)
-                for key, value in values.items()
+                for key, value in self._values().items()
             }
         return list(self._variables.values())
 
-    def _settings(self):
-        if self._variables is not None:
-            return self._variables
+    def _values(self):
         return {"peak_learning_rate": self.peak_learning_rate, "decay_steps": float(self.decay_steps),
                 "warmup_steps": float(self.warmup_steps), "end_learning_rate": self.end_learning_rate}
+
+    def _settings(self):
+        """The settings as the step reads them: the variables once kept, else the values."""
+        return self._variables if self._variables is not None else self._values()
 
     def __call__(self, step):
         ops = keras.ops
